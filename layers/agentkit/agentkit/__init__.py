@@ -1,0 +1,1 @@
+"""agentkit: the shared Lambda layer for Opspawn (models, store, LLM clients, tools, steps)."""

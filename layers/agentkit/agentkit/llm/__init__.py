@@ -1,0 +1,23 @@
+"""LLM clients behind one interface. Provider SDKs are imported lazily by `get_client`."""
+
+from agentkit.llm.base import (
+    BaseLLMClient,
+    LLMRequest,
+    LLMResponse,
+    ModelError,
+    ModelRequestError,
+    RetryableModelError,
+    get_client,
+    parse_model,
+)
+
+__all__ = [
+    "BaseLLMClient",
+    "LLMRequest",
+    "LLMResponse",
+    "ModelError",
+    "ModelRequestError",
+    "RetryableModelError",
+    "get_client",
+    "parse_model",
+]

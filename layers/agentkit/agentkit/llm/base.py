@@ -1,0 +1,98 @@
+"""The provider-neutral request/response and the client interface.
+
+Error classes double as Step Functions error names: the state machine retries
+`RetryableModelError` with backoff and sends `ModelRequestError` straight to the
+failure path (a bad request or bad credentials never gets better by retrying).
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+from agentkit.models import FinishReason, Message, ToolSpec, Usage
+
+if TYPE_CHECKING:
+    from agentkit.models import Task
+
+
+class ModelError(Exception):
+    """A model call failed. Messages must never contain credentials."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status_code: int | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
+
+
+class RetryableModelError(ModelError):
+    """Throttling, 5xx, timeouts, connection failures: worth another try later."""
+
+    retryable = True
+
+
+class ModelRequestError(ModelError):
+    """Bad request, auth, context too long, unknown model: retrying cannot help."""
+
+
+class LLMRequest(BaseModel):
+    model: str = Field(description="The provider's model name (without the `provider:` prefix).")
+    messages: list[Message]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class LLMResponse(BaseModel):
+    message: Message  # role="assistant", content and/or tool_calls
+    finish_reason: FinishReason
+    usage: Usage
+
+
+class BaseLLMClient(ABC):
+    """One provider. Implementations live in their own module and import their SDK lazily."""
+
+    provider: str
+
+    @abstractmethod
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        """One model call. Raises RetryableModelError or ModelRequestError."""
+
+
+def parse_model(model: str) -> tuple[str, str]:
+    """`openai:gpt-4o-mini` → (`openai`, `gpt-4o-mini`); `scripted` → (`scripted`, `scripted`)."""
+    provider, sep, name = model.partition(":")
+    if not sep:
+        return provider, provider
+    return provider, name
+
+
+# provider → "module:Class"; modules are imported only when a task uses them.
+_PROVIDERS = {
+    "openai": "agentkit.llm.openai_client:OpenAIClient",
+}
+
+
+def get_client(task: Task, *, scripted_enabled: bool) -> BaseLLMClient:
+    """The client a task asked for. The scripted client is never a silent fallback."""
+    provider, _ = parse_model(task.model)
+    if provider == "scripted":
+        if not scripted_enabled:
+            raise ModelRequestError("model 'scripted' is disabled in this deployment")
+        from agentkit.llm.scripted import ScriptedClient
+
+        return ScriptedClient(task.scripted_turns or [])
+    target = _PROVIDERS.get(provider)
+    if target is None:
+        known = ", ".join(sorted([*_PROVIDERS, "scripted"]))
+        raise ModelRequestError(f"unknown model provider '{provider}' (known: {known})")
+    module_name, _, class_name = target.partition(":")
+    client_class = getattr(importlib.import_module(module_name), class_name)
+    client: BaseLLMClient = client_class.from_env()
+    return client

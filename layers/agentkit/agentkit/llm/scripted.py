@@ -1,0 +1,52 @@
+"""A client that plays a given list of replies: deterministic runs for tests and the demo.
+
+Turn N of the conversation (counted by assistant messages already present) gets
+scripted reply N. Chosen only when a task's model is `scripted` explicitly.
+"""
+
+from __future__ import annotations
+
+from agentkit.llm.base import (
+    BaseLLMClient,
+    LLMRequest,
+    LLMResponse,
+    ModelRequestError,
+    RetryableModelError,
+)
+from agentkit.models import Message, ScriptedTurn, ToolCall, Usage
+
+
+class ScriptedClient(BaseLLMClient):
+    provider = "scripted"
+
+    def __init__(self, turns: list[ScriptedTurn]) -> None:
+        self._turns = turns
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        index = sum(1 for message in request.messages if message.role == "assistant")
+        if index >= len(self._turns):
+            raise ModelRequestError(
+                f"scripted model has {len(self._turns)} turn(s); turn {index + 1} was requested"
+            )
+        turn = self._turns[index]
+        if turn.error is not None:
+            error_class = RetryableModelError if turn.error.kind == "retryable" else ModelRequestError
+            raise error_class(f"scripted error: {turn.error.message}")
+        tool_calls = [
+            ToolCall(id=f"call_{index + 1}_{position}", name=call.name, arguments=call.arguments)
+            for position, call in enumerate(turn.tool_calls)
+        ]
+        usage = turn.usage or _estimate_usage(request, turn)
+        return LLMResponse(
+            message=Message(role="assistant", content=turn.content, tool_calls=tool_calls),
+            finish_reason="tool_calls" if tool_calls else "stop",
+            usage=usage.model_copy(update={"model_calls": 1}),
+        )
+
+
+def _estimate_usage(request: LLMRequest, turn: ScriptedTurn) -> Usage:
+    """Roughly four characters a token, so offline runs show plausible, non-zero usage."""
+    prompt_chars = sum(len(m.content or "") + len(str(m.tool_calls)) for m in request.messages)
+    prompt_chars += sum(len(spec.model_dump_json()) for spec in request.tools)
+    reply_chars = len(turn.content or "") + sum(len(str(c.arguments)) + len(c.name) for c in turn.tool_calls)
+    return Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=max(1, reply_chars // 4))

@@ -1,0 +1,271 @@
+"""Domain models shared by every function and by the user-side client.
+
+One normalized shape for messages, tool calls and usage, whatever the provider.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with milliseconds; sorts lexically."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    WAITING_APPROVAL = "WAITING_APPROVAL"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.BUDGET_EXCEEDED}
+)
+ACTIVE_STATUSES = frozenset(set(TaskStatus) - TERMINAL_STATUSES)
+
+
+class Usage(BaseModel):
+    """Tokens and money spent; additive across model calls."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cached_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    model_calls: int = Field(default=0, ge=0)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 10),
+            model_calls=self.model_calls + other.model_calls,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class ToolCall(BaseModel):
+    """A model's request to run one tool. `arguments` is what the model sent, unvalidated."""
+
+    id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResult(BaseModel):
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+    duration_ms: int = 0
+
+    def to_message(self) -> Message:
+        return Message(
+            role="tool",
+            content=self.content,
+            tool_call_id=self.call_id,
+            name=self.name,
+            is_error=self.is_error,
+        )
+
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Message(BaseModel):
+    """One conversation entry in the provider-neutral shape."""
+
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    # Set on role="tool": which call this answers, and the tool's name.
+    tool_call_id: str | None = None
+    name: str | None = None
+    is_error: bool = False
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> Message:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs tool_call_id")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        return self
+
+
+class ToolSpec(BaseModel):
+    """A tool as the model sees it: name, description, JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+FinishReason = Literal["stop", "tool_calls", "length", "content_filter", "other"]
+
+
+class ScriptedToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScriptedError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["retryable", "fatal"] = "fatal"
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class ScriptedTurn(BaseModel):
+    """One model reply played by the scripted client (tests and the offline demo)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str | None = None
+    tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
+    usage: Usage | None = None
+    error: ScriptedError | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScriptedTurn:
+        if self.error is None and self.content is None and not self.tool_calls:
+            raise ValueError("a scripted turn needs content, tool_calls or error")
+        return self
+
+
+MODEL_PATTERN = re.compile(r"^(scripted|[a-z][a-z0-9-]*:[A-Za-z0-9][\w.:/@+-]*)$")
+TOOL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+MAX_GOAL_CHARS = 16_000
+
+
+class SubmitTaskRequest(BaseModel):
+    """Body of POST /tasks."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    goal: str = Field(min_length=1, max_length=MAX_GOAL_CHARS, description="What the agent should do.")
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="`provider:model`, e.g. `openai:gpt-4o-mini`; `scripted` plays scripted_turns.",
+    )
+    tools: list[Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]] | None = Field(
+        default=None, max_length=64, description="Tools the task may use; default: all built-ins."
+    )
+    max_turns: int | None = Field(default=None, ge=1, le=50, description="Model calls at most.")
+    scripted_turns: list[ScriptedTurn] | None = Field(
+        default=None,
+        max_length=50,
+        description="Replies for model `scripted` (only where the deployment enables it).",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_format(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_PATTERN.match(value):
+            raise ValueError("must look like 'provider:model' (e.g. 'openai:gpt-4o-mini') or 'scripted'")
+        return value
+
+    @model_validator(mode="after")
+    def _script_matches_model(self) -> SubmitTaskRequest:
+        if self.model == "scripted" and not self.scripted_turns:
+            raise ValueError("model 'scripted' needs scripted_turns")
+        if self.scripted_turns and self.model != "scripted":
+            raise ValueError("scripted_turns are only accepted with model 'scripted'")
+        return self
+
+
+class Task(BaseModel):
+    """The task record (DynamoDB item `TASK#<id>` / `META`)."""
+
+    task_id: str
+    tenant_id: str = "default"
+    goal: str
+    status: TaskStatus = TaskStatus.QUEUED
+    model: str
+    tools: list[str] = Field(default_factory=list)
+    max_turns: int
+    turn: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    answer: str | None = None
+    error: str | None = None
+    execution_arn: str | None = None
+    scripted_turns: list[ScriptedTurn] | None = None
+    created_at: str = Field(default_factory=utc_now)
+    updated_at: str = Field(default_factory=utc_now)
+
+
+class TaskSummary(BaseModel):
+    """What POST /tasks answers and what lists show."""
+
+    task_id: str
+    status: TaskStatus
+    goal: str
+    model: str
+    turn: int
+    usage: Usage
+    answer: str | None = None
+    error: str | None = None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, task: Task) -> TaskSummary:
+        return cls.model_validate(task.model_dump(include=set(cls.model_fields)))
+
+
+class TaskView(TaskSummary):
+    """GET /tasks/{id}: the task with its conversation."""
+
+    tools: list[str]
+    max_turns: int
+    messages: list[Message]
+
+
+# --- Small payloads passed between Step Functions states (ids and small values only).
+
+
+class TaskRef(BaseModel):
+    task_id: str = Field(min_length=1, max_length=64)
+
+
+class TurnRef(TaskRef):
+    turn: int = Field(ge=0)
+
+
+class ToolCallRef(TurnRef):
+    """One Map iteration: which stored tool call to run. Arguments stay in DynamoDB."""
+
+    call_id: str = Field(min_length=1, max_length=128)
+    index: int = Field(ge=0)
+
+
+StepAction = Literal["tool_calls", "final", "stop"]
+
+
+class ModelStepOutput(BaseModel):
+    """What CallModel hands the state machine."""
+
+    task_id: str
+    turn: int  # the turn just completed
+    action: StepAction
+    tool_calls: list[ToolCallRef] = Field(default_factory=list)

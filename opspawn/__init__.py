@@ -1,0 +1,1 @@
+"""Opspawn: the user-side client, CLI and offline stack."""
