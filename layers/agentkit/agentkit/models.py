@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 def utc_now() -> str:
@@ -162,7 +169,9 @@ class SubmitTaskRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    goal: str = Field(min_length=1, max_length=MAX_GOAL_CHARS, description="What the agent should do.")
+    goal: str = Field(
+        min_length=1, max_length=MAX_GOAL_CHARS, description="What the agent should do."
+    )
     model: str | None = Field(
         default=None,
         max_length=200,
@@ -175,6 +184,7 @@ class SubmitTaskRequest(BaseModel):
     scripted_turns: list[ScriptedTurn] | None = Field(
         default=None,
         max_length=50,
+        validate_default=True,
         description="Replies for model `scripted` (only where the deployment enables it).",
     )
 
@@ -182,16 +192,23 @@ class SubmitTaskRequest(BaseModel):
     @classmethod
     def _model_format(cls, value: str | None) -> str | None:
         if value is not None and not MODEL_PATTERN.match(value):
-            raise ValueError("must look like 'provider:model' (e.g. 'openai:gpt-4o-mini') or 'scripted'")
+            raise ValueError(
+                "must look like 'provider:model' (e.g. 'openai:gpt-4o-mini') or 'scripted'"
+            )
         return value
 
-    @model_validator(mode="after")
-    def _script_matches_model(self) -> SubmitTaskRequest:
-        if self.model == "scripted" and not self.scripted_turns:
+    # A field validator (not a model validator) so the error names `scripted_turns`.
+    @field_validator("scripted_turns")
+    @classmethod
+    def _script_matches_model(
+        cls, value: list[ScriptedTurn] | None, info: ValidationInfo
+    ) -> list[ScriptedTurn] | None:
+        model = info.data.get("model")
+        if model == "scripted" and not value:
             raise ValueError("model 'scripted' needs scripted_turns")
-        if self.scripted_turns and self.model != "scripted":
+        if value and model != "scripted":
             raise ValueError("scripted_turns are only accepted with model 'scripted'")
-        return self
+        return value
 
 
 class Task(BaseModel):

@@ -24,8 +24,9 @@ class ModelError(Exception):
 
     retryable = False
 
-    def __init__(self, message: str, *, status_code: int | None = None,
-                 retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.retry_after_s = retry_after_s

@@ -30,7 +30,9 @@ class ScriptedClient(BaseLLMClient):
             )
         turn = self._turns[index]
         if turn.error is not None:
-            error_class = RetryableModelError if turn.error.kind == "retryable" else ModelRequestError
+            error_class = (
+                RetryableModelError if turn.error.kind == "retryable" else ModelRequestError
+            )
             raise error_class(f"scripted error: {turn.error.message}")
         tool_calls = [
             ToolCall(id=f"call_{index + 1}_{position}", name=call.name, arguments=call.arguments)
@@ -48,5 +50,7 @@ def _estimate_usage(request: LLMRequest, turn: ScriptedTurn) -> Usage:
     """Roughly four characters a token, so offline runs show plausible, non-zero usage."""
     prompt_chars = sum(len(m.content or "") + len(str(m.tool_calls)) for m in request.messages)
     prompt_chars += sum(len(spec.model_dump_json()) for spec in request.tools)
-    reply_chars = len(turn.content or "") + sum(len(str(c.arguments)) + len(c.name) for c in turn.tool_calls)
+    reply_chars = len(turn.content or "") + sum(
+        len(str(c.arguments)) + len(c.name) for c in turn.tool_calls
+    )
     return Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=max(1, reply_chars // 4))

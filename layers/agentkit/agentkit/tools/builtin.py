@@ -42,8 +42,10 @@ def _evaluate(node: ast.AST) -> Any:
     # Walk the AST ourselves: eval() on model output would be remote code execution.
     if isinstance(node, ast.Expression):
         return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(
-        node.value, bool
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
     ):
         return node.value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
@@ -77,7 +79,9 @@ def calculator(args: CalculatorArgs) -> str:
 
 
 class CurrentTimeArgs(BaseModel):
-    timezone: str = Field(default="UTC", max_length=64, description="IANA zone, e.g. 'Europe/Paris'.")
+    timezone: str = Field(
+        default="UTC", max_length=64, description="IANA zone, e.g. 'Europe/Paris'."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -91,8 +95,11 @@ class CurrentTimeArgs(BaseModel):
 
 def current_time(args: CurrentTimeArgs) -> dict[str, str]:
     now = datetime.now(ZoneInfo(args.timezone))
-    return {"timezone": args.timezone, "iso": now.isoformat(timespec="seconds"),
-            "weekday": now.strftime("%A")}
+    return {
+        "timezone": args.timezone,
+        "iso": now.isoformat(timespec="seconds"),
+        "weekday": now.strftime("%A"),
+    }
 
 
 BUILTIN_TOOLS = [

@@ -1,0 +1,39 @@
+"""CallModel state: one model turn of a task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentkit.config import settings
+from agentkit.llm import get_client
+from agentkit.models import Task, TurnRef
+from agentkit.steps.call_model import call_model
+from agentkit.store import TaskStore
+from agentkit.tools import default_registry
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+metrics = Metrics()
+_config = settings()
+_store = TaskStore(_config.table_name)
+_registry = default_registry()
+
+
+def _client_for(task: Task):  # type: ignore[no-untyped-def]
+    return get_client(task, scripted_enabled=_config.scripted_model_enabled)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@event_parser(model=TurnRef)
+def lambda_handler(event: TurnRef, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(task_id=event.task_id, turn=event.turn + 1)
+    output = call_model(event, store=_store, registry=_registry, client_for=_client_for)
+    logger.info(
+        "model turn done", extra={"action": output.action, "tool_calls": len(output.tool_calls)}
+    )
+    metrics.add_metric(name="ModelTurns", unit=MetricUnit.Count, value=1)
+    return output.model_dump()

@@ -1,0 +1,25 @@
+"""Plan state: open the conversation for a task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentkit.config import settings
+from agentkit.models import TaskRef
+from agentkit.steps.plan import plan_task
+from agentkit.store import TaskStore
+from agentkit.tools import default_registry
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+_store = TaskStore(settings().table_name)
+_registry = default_registry()
+
+
+@logger.inject_lambda_context
+@event_parser(model=TaskRef)
+def lambda_handler(event: TaskRef, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(task_id=event.task_id)
+    return plan_task(event, store=_store, registry=_registry).model_dump()

@@ -1,0 +1,38 @@
+"""Deployment settings, read once from the environment the template sets."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Settings(BaseModel):
+    table_name: str = Field(min_length=1)
+    state_machine_arn: str | None = None
+    default_model: str = "openai:gpt-4o-mini"
+    scripted_model_enabled: bool = False
+    default_max_turns: int = Field(default=10, ge=1, le=50)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        table = os.environ.get("TABLE_NAME", "")
+        if not table:
+            raise RuntimeError("TABLE_NAME is not set: the function is missing its configuration")
+        return cls(
+            table_name=table,
+            state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
+            default_model=os.environ.get("DEFAULT_MODEL") or "openai:gpt-4o-mini",
+            scripted_model_enabled=_flag(os.environ.get("SCRIPTED_MODEL_ENABLED")),
+            default_max_turns=int(os.environ.get("DEFAULT_MAX_TURNS") or 10),
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,5 @@
+"""The logic behind each state of the agent loop and each API route.
+
+Pure functions over (store, registry, clients, input): no Lambda event in sight,
+so they are tested without Lambda and called by thin handlers.
+"""

@@ -1,0 +1,108 @@
+"""CallModel: one model turn. Reads the conversation, calls the model, stores the reply."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agentkit.llm.base import BaseLLMClient, LLMRequest, parse_model
+from agentkit.models import (
+    Message,
+    ModelStepOutput,
+    Task,
+    TaskStatus,
+    ToolCallRef,
+    ToolResult,
+    TurnRef,
+)
+from agentkit.store import ConflictError, TaskStore
+from agentkit.tools import ToolRegistry
+
+ClientFactory = Callable[[Task], BaseLLMClient]
+
+MISSING_RESULT = "error: the tool call did not complete (it timed out or could not run)"
+
+
+def call_model(
+    ref: TurnRef,
+    *,
+    store: TaskStore,
+    registry: ToolRegistry,
+    client_for: ClientFactory,
+) -> ModelStepOutput:
+    task = store.require_task(ref.task_id)
+    turn = ref.turn + 1
+    stop = ModelStepOutput(task_id=task.task_id, turn=ref.turn, action="stop")
+    if task.status != TaskStatus.RUNNING:
+        return stop  # cancelled or ended elsewhere: nothing more to do
+    if task.turn >= turn:
+        # A retry after the reply was already stored: answer from the record, call no model.
+        stored = store.get_message(task.task_id, turn, 0)
+        if stored is not None:
+            return _output(task.task_id, turn, stored)
+
+    _fill_missing_tool_results(store, task.task_id, ref.turn)
+
+    if turn > task.max_turns:
+        store.finish_task(
+            task.task_id,
+            TaskStatus.BUDGET_EXCEEDED,
+            error=f"max_turns ({task.max_turns}) reached before a final answer",
+        )
+        return stop
+
+    request = LLMRequest(
+        model=parse_model(task.model)[1],
+        messages=store.list_messages(task.task_id),
+        tools=registry.specs(task.tools),
+    )
+    response = client_for(task).complete(request)
+    reply = _unique_call_ids(response.message, turn)
+    try:
+        store.commit_model_turn(task.task_id, turn, reply, task.usage + response.usage)
+    except ConflictError:
+        current = store.require_task(task.task_id)
+        if current.status != TaskStatus.RUNNING:
+            return stop
+        raise
+    return _output(task.task_id, turn, reply)
+
+
+def _output(task_id: str, turn: int, reply: Message) -> ModelStepOutput:
+    if not reply.tool_calls:
+        return ModelStepOutput(task_id=task_id, turn=turn, action="final")
+    return ModelStepOutput(
+        task_id=task_id,
+        turn=turn,
+        action="tool_calls",
+        tool_calls=[
+            ToolCallRef(task_id=task_id, turn=turn, call_id=call.id, index=index)
+            for index, call in enumerate(reply.tool_calls)
+        ],
+    )
+
+
+def _unique_call_ids(message: Message, turn: int) -> Message:
+    """Providers' call ids are opaque; make sure they are present and distinct within a turn."""
+    seen: set[str] = set()
+    calls = []
+    for index, call in enumerate(message.tool_calls):
+        call_id = call.id if call.id and call.id not in seen else f"call_{turn}_{index}"
+        seen.add(call_id)
+        calls.append(call.model_copy(update={"id": call_id}))
+    return message.model_copy(update={"tool_calls": calls})
+
+
+def _fill_missing_tool_results(store: TaskStore, task_id: str, turn: int) -> None:
+    """Every tool call of the previous turn gets a result, an error one if it never came."""
+    if turn < 1:
+        return
+    assistant = store.get_message(task_id, turn, 0)
+    if assistant is None or not assistant.tool_calls:
+        return
+    present = {m.tool_call_id for m in store.list_messages(task_id, turn) if m.role == "tool"}
+    for index, call in enumerate(assistant.tool_calls):
+        if call.id not in present:
+            missing = ToolResult(
+                call_id=call.id, name=call.name, content=MISSING_RESULT, is_error=True
+            )
+            store.put_message(task_id, turn, index + 1, missing.to_message())

@@ -1,0 +1,51 @@
+"""Finalize / MarkFailed: the terminal writes of the agent loop."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentkit.models import Task, TaskStatus
+from agentkit.store import TaskStore
+
+MAX_REASON_CHARS = 2000
+
+
+class StepError(BaseModel):
+    """What a Step Functions Catch puts at ResultPath: `{"Error": ..., "Cause": ...}`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    error: str = Field(default="States.Unknown", alias="Error")
+    cause: str | None = Field(default=None, alias="Cause")
+
+
+def readable_reason(step_error: StepError) -> str:
+    """`ModelRequestError: invalid api key` from a Lambda error, else `Error: Cause`."""
+    cause = step_error.cause or ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("errorMessage"):
+        reason = f"{parsed.get('errorType') or step_error.error}: {parsed['errorMessage']}"
+    elif cause:
+        reason = f"{step_error.error}: {cause}"
+    else:
+        reason = step_error.error
+    return reason[:MAX_REASON_CHARS]
+
+
+def finalize_task(task_id: str, *, store: TaskStore) -> Task:
+    """Record the last assistant message as the answer and mark SUCCEEDED."""
+    messages = store.list_messages(task_id)
+    answer = next((m.content for m in reversed(messages) if m.role == "assistant"), None)
+    # Conditional: a task cancelled meanwhile stays CANCELLED.
+    store.finish_task(task_id, TaskStatus.SUCCEEDED, answer=answer or "")
+    return store.require_task(task_id)
+
+
+def fail_task(task_id: str, step_error: StepError, *, store: TaskStore) -> Task:
+    store.finish_task(task_id, TaskStatus.FAILED, error=readable_reason(step_error))
+    return store.require_task(task_id)

@@ -1,0 +1,23 @@
+"""Plan: open the conversation (system framing + the user's goal) and mark the task RUNNING."""
+
+from __future__ import annotations
+
+from agentkit.models import Message, TaskRef, TaskStatus, TurnRef
+from agentkit.planner import build_system_prompt
+from agentkit.store import TaskStore
+from agentkit.tools import ToolRegistry
+
+
+def plan_task(ref: TaskRef, *, store: TaskStore, registry: ToolRegistry) -> TurnRef:
+    task = store.require_task(ref.task_id)
+    if task.status == TaskStatus.QUEUED:
+        store.update_task(
+            task.task_id,
+            changes={"status": TaskStatus.RUNNING.value},
+            allowed_statuses=[TaskStatus.QUEUED],
+        )
+    system = build_system_prompt(task, registry.specs(task.tools))
+    # Both writes are write-once: a retried Plan leaves the conversation unchanged.
+    store.put_message(task.task_id, 0, 0, Message(role="system", content=system))
+    store.put_message(task.task_id, 0, 1, Message(role="user", content=task.goal))
+    return TurnRef(task_id=task.task_id, turn=0)

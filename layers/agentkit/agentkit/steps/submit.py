@@ -1,0 +1,83 @@
+"""POST /tasks: validate against the deployment, store the task, start its execution."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from agentkit.config import Settings
+from agentkit.errors import InputError
+from agentkit.ids import new_task_id
+from agentkit.llm.base import parse_model
+from agentkit.models import SubmitTaskRequest, Task, TaskStatus
+from agentkit.store import TaskStore
+from agentkit.tools import ToolRegistry
+
+
+class ExecutionStarter(Protocol):
+    def __call__(self, task_id: str) -> str:
+        """Start the agent loop for a task; return the execution ARN."""
+        ...
+
+
+def step_functions_starter(client: Any, state_machine_arn: str) -> ExecutionStarter:
+    """Starts one execution per task, named after the task so a repeated start is a no-op."""
+
+    def start(task_id: str) -> str:
+        try:
+            response = client.start_execution(
+                stateMachineArn=state_machine_arn,
+                name=task_id,
+                input=json.dumps({"task_id": task_id}),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                raise
+            execution_arn = state_machine_arn.replace(":stateMachine:", ":execution:")
+            return f"{execution_arn}:{task_id}"
+        return str(response["executionArn"])
+
+    return start
+
+
+def submit_task(
+    request: SubmitTaskRequest,
+    *,
+    store: TaskStore,
+    registry: ToolRegistry,
+    settings: Settings,
+    start_execution: ExecutionStarter,
+    tenant_id: str = "default",
+) -> Task:
+    model = request.model or settings.default_model
+    if parse_model(model)[0] == "scripted" and not settings.scripted_model_enabled:
+        raise InputError("model", "model 'scripted' is disabled in this deployment")
+    tools = registry.names if request.tools is None else list(dict.fromkeys(request.tools))
+    unknown = registry.unknown(tools)
+    if unknown:
+        raise InputError(
+            "tools",
+            f"unknown tool(s): {', '.join(unknown)}; available: {', '.join(registry.names)}",
+        )
+
+    task = Task(
+        task_id=new_task_id(),
+        tenant_id=tenant_id,
+        goal=request.goal,
+        model=model,
+        tools=tools,
+        max_turns=request.max_turns or settings.default_max_turns,
+        scripted_turns=request.scripted_turns,
+    )
+    store.create_task(task)
+    try:
+        execution_arn = start_execution(task.task_id)
+    except Exception as error:
+        # The task is kept, marked FAILED with the reason, so the caller can see what happened.
+        reason = f"could not start the agent loop: {type(error).__name__}: {error}"
+        store.finish_task(task.task_id, TaskStatus.FAILED, error=reason[:2000])
+        raise
+    store.update_task(task.task_id, changes={"execution_arn": execution_arn})
+    return task.model_copy(update={"execution_arn": execution_arn})

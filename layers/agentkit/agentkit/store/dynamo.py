@@ -1,0 +1,334 @@
+"""The task repository on one DynamoDB table.
+
+Item layout (pk / sk):
+  TASK#<id> / META                 the task record (status, turn, usage, answer, ...)
+  TASK#<id> / MSG#<turn>#<seq>     one conversation message, JSON in `body`
+                                   turn 0: system + user; turn N: the assistant message
+                                   at seq 0, then its tool results at seq 1..n
+The META item also carries gsi1pk/gsi1sk (tenant, created time) for listing.
+
+Every write that can race is conditional: a message is written once
+(attribute_not_exists), the task advances one turn at a time (turn = expected)
+and only while active, so a late step can never overwrite a CANCELLED or
+finished task, and a retried step can never double-count usage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from agentkit.models import (
+    ACTIVE_STATUSES,
+    Message,
+    Task,
+    TaskStatus,
+    Usage,
+    utc_now,
+)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+META = "META"
+
+
+class TaskNotFoundError(LookupError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task '{task_id}' not found")
+        self.task_id = task_id
+
+
+class ConflictError(RuntimeError):
+    """A conditional write lost: the task moved on (finished, cancelled, another turn)."""
+
+
+def task_pk(task_id: str) -> str:
+    return f"TASK#{task_id}"
+
+
+def message_sk(turn: int, seq: int) -> str:
+    return f"MSG#{turn:04d}#{seq:03d}"
+
+
+def _to_attr(value: Any) -> dict[str, Any]:
+    return _serializer.serialize(_decimalize(value))
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: _to_attr(value) for key, value in values.items() if value is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def _decimalize(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _decimalize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimalize(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+_ACTIVE = [status.value for status in ACTIVE_STATUSES]
+
+
+class TaskStore:
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name = table_name
+        # Region/endpoint come from the environment (AWS_ENDPOINT_URL offline).
+        self._client = client or boto3.client("dynamodb")
+
+    # --- tasks
+
+    def create_task(self, task: Task) -> None:
+        record = task.model_dump(mode="json", exclude={"scripted_turns"})
+        if task.scripted_turns is not None:
+            record["scripted_turns"] = json.dumps(
+                [turn.model_dump(mode="json", exclude_none=True) for turn in task.scripted_turns]
+            )
+        item = _to_item(
+            {
+                "pk": task_pk(task.task_id),
+                "sk": META,
+                "gsi1pk": f"TENANT#{task.tenant_id}",
+                "gsi1sk": f"{task.created_at}#{task.task_id}",
+                **record,
+            }
+        )
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                raise ConflictError(f"task '{task.task_id}' already exists") from None
+            raise
+
+    def get_task(self, task_id: str) -> Task | None:
+        response = self._client.get_item(
+            TableName=self.table_name,
+            Key=_to_item({"pk": task_pk(task_id), "sk": META}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        values = _from_item(item)
+        if isinstance(values.get("scripted_turns"), str):
+            values["scripted_turns"] = json.loads(values["scripted_turns"])
+        return Task.model_validate(values)
+
+    def require_task(self, task_id: str) -> Task:
+        task = self.get_task(task_id)
+        if task is None:
+            raise TaskNotFoundError(task_id)
+        return task
+
+    def update_task(
+        self,
+        task_id: str,
+        *,
+        changes: dict[str, Any],
+        allowed_statuses: Iterable[TaskStatus] | None = None,
+        expected_turn: int | None = None,
+    ) -> bool:
+        """SET the given attributes; False when the condition did not hold."""
+        statuses = None if allowed_statuses is None else list(allowed_statuses)
+        names, values, assignments = self._update_parts(
+            {**changes, "updated_at": utc_now()}, statuses, expected_turn
+        )
+        condition = self._condition(statuses, expected_turn)
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"pk": task_pk(task_id), "sk": META}),
+                UpdateExpression="SET " + ", ".join(assignments),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def finish_task(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        *,
+        answer: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move an active task to a terminal status; False if it already ended."""
+        if not status.is_terminal:
+            raise ValueError(f"{status} is not a terminal status")
+        changes: dict[str, Any] = {"status": status.value}
+        if answer is not None:
+            changes["answer"] = answer
+        if error is not None:
+            changes["error"] = error
+        return self.update_task(task_id, changes=changes, allowed_statuses=ACTIVE_STATUSES)
+
+    # --- conversation
+
+    def put_message(self, task_id: str, turn: int, seq: int, message: Message) -> bool:
+        """Write a message once. False if that slot is already taken (a retried step)."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=self._message_item(task_id, turn, seq, message),
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def get_message(self, task_id: str, turn: int, seq: int) -> Message | None:
+        response = self._client.get_item(
+            TableName=self.table_name,
+            Key=_to_item({"pk": task_pk(task_id), "sk": message_sk(turn, seq)}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else Message.model_validate_json(_from_item(item)["body"])
+
+    def list_messages(self, task_id: str, turn: int | None = None) -> list[Message]:
+        """The conversation in order; one turn's messages when `turn` is given."""
+        prefix = "MSG#" if turn is None else f"MSG#{turn:04d}#"
+        messages: list[Message] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": _to_item({":pk": task_pk(task_id), ":prefix": prefix}),
+            "ProjectionExpression": "body",
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            messages.extend(
+                Message.model_validate_json(_from_item(item)["body"])
+                for item in response.get("Items", [])
+            )
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key:
+                return messages
+            kwargs["ExclusiveStartKey"] = last_key
+
+    def commit_model_turn(self, task_id: str, turn: int, message: Message, usage: Usage) -> None:
+        """Store the assistant message of `turn` and advance the task to it, atomically.
+
+        Fails with ConflictError when the task is no longer RUNNING (cancelled,
+        finished) or is not at turn-1 (a duplicate step) — nothing is written then.
+        """
+        names, values, assignments = self._update_parts(
+            {"turn": turn, "usage": usage.model_dump(mode="json"), "updated_at": utc_now()},
+            [TaskStatus.RUNNING],
+            turn - 1,
+        )
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": self._message_item(task_id, turn, 0, message),
+                            "ConditionExpression": "attribute_not_exists(sk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": _to_item({"pk": task_pk(task_id), "sk": META}),
+                            "UpdateExpression": "SET " + ", ".join(assignments),
+                            "ConditionExpression": self._condition([TaskStatus.RUNNING], turn - 1),
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                raise ConflictError(
+                    f"task '{task_id}' could not advance to turn {turn}: it is no longer running "
+                    "at the expected turn"
+                ) from None
+            raise
+
+    # --- helpers
+
+    def _message_item(self, task_id: str, turn: int, seq: int, message: Message) -> dict[str, Any]:
+        return _to_item(
+            {
+                "pk": task_pk(task_id),
+                "sk": message_sk(turn, seq),
+                "turn": turn,
+                "seq": seq,
+                "role": message.role,
+                "body": message.model_dump_json(exclude_defaults=True),
+                "created_at": utc_now(),
+            }
+        )
+
+    @staticmethod
+    def _update_parts(
+        changes: dict[str, Any],
+        allowed_statuses: list[TaskStatus] | None,
+        expected_turn: int | None,
+    ) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        assignments = []
+        for index, (key, value) in enumerate(changes.items()):
+            names[f"#f{index}"] = key
+            values[f":v{index}"] = _to_attr(value)
+            assignments.append(f"#f{index} = :v{index}")
+        if allowed_statuses is not None:
+            names["#status"] = "status"
+            for index, status in enumerate(allowed_statuses):
+                values[f":s{index}"] = _to_attr(status.value)
+        if expected_turn is not None:
+            names["#turn"] = "turn"
+            values[":expected_turn"] = _to_attr(expected_turn)
+        return names, values, assignments
+
+    @staticmethod
+    def _condition(allowed_statuses: list[TaskStatus] | None, expected_turn: int | None) -> str:
+        clauses = ["attribute_exists(pk)"]
+        if allowed_statuses is not None:
+            placeholders = ", ".join(f":s{i}" for i, _ in enumerate(allowed_statuses))
+            clauses.append(f"#status IN ({placeholders})")
+        if expected_turn is not None:
+            clauses.append("#turn = :expected_turn")
+        return " AND ".join(clauses)

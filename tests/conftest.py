@@ -1,0 +1,53 @@
+"""Fixtures for the fast tier: moto in-process, the table as template.yaml defines it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.support import create_table_from_template
+
+TABLE = "opspawn-test-tasks"
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("TABLE_NAME", TABLE)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "opspawn-test")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "OpspawnTest")
+    monkeypatch.setenv("SCRIPTED_MODEL_ENABLED", "true")
+    from agentkit.config import settings
+
+    settings.cache_clear()
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[None]:
+    with mock_aws():
+        create_table_from_template(boto3.client("dynamodb"), TABLE)
+        yield
+
+
+@pytest.fixture
+def store(aws: None) -> Any:
+    from agentkit.store import TaskStore
+
+    return TaskStore(TABLE)
+
+
+@pytest.fixture
+def registry() -> Any:
+    from agentkit.tools import default_registry
+
+    return default_registry()

@@ -1,0 +1,210 @@
+"""The loop's logic driven in-process on moto, state by state, as the state machine would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentkit.config import Settings
+from agentkit.errors import InputError
+from agentkit.llm import ModelRequestError, RetryableModelError, get_client
+from agentkit.models import ModelStepOutput, SubmitTaskRequest, TaskRef, TaskStatus, TurnRef
+from agentkit.steps.call_model import MISSING_RESULT, call_model
+from agentkit.steps.finalize import StepError, fail_task, finalize_task, readable_reason
+from agentkit.steps.plan import plan_task
+from agentkit.steps.run_tool import run_tool_call
+from agentkit.steps.submit import submit_task
+from agentkit.steps.view import get_task_view
+from agentkit.store import TaskStore
+from agentkit.tools import ToolRegistry
+
+SETTINGS = Settings(table_name="t", scripted_model_enabled=True, default_max_turns=6)
+
+
+def _client_for(task: Any) -> Any:
+    return get_client(task, scripted_enabled=True)
+
+
+def _submit(store: TaskStore, registry: ToolRegistry, turns: list[dict[str, Any]],
+            **extra: Any) -> str:
+    started: list[str] = []
+    request = SubmitTaskRequest.model_validate(
+        {"goal": "What is 17 * 23, and what time is it?", "model": "scripted",
+         "scripted_turns": turns, **extra}
+    )
+    task = submit_task(request, store=store, registry=registry, settings=SETTINGS,
+                       start_execution=lambda task_id: started.append(task_id) or f"arn:{task_id}")
+    assert started == [task.task_id]
+    return task.task_id
+
+
+def _drive(store: TaskStore, registry: ToolRegistry, task_id: str,
+           skip_tools: frozenset[int] = frozenset()) -> ModelStepOutput:
+    """Plan → (CallModel → RunTools)* → CallModel, returning the last CallModel output."""
+    step = plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
+    while True:
+        output = call_model(TurnRef(task_id=task_id, turn=step.turn), store=store,
+                            registry=registry, client_for=_client_for)
+        if output.action != "tool_calls":
+            return output
+        for ref in output.tool_calls:
+            if ref.index not in skip_tools:
+                run_tool_call(ref, store=store, registry=registry)
+        step = TurnRef(task_id=task_id, turn=output.turn)
+
+
+TWO_TOOLS_THEN_ANSWER = [
+    {"tool_calls": [{"name": "calculator", "arguments": {"expression": "17 * 23"}},
+                    {"name": "current_time", "arguments": {"timezone": "UTC"}}],
+     "usage": {"input_tokens": 100, "output_tokens": 20}},
+    {"content": "17 * 23 = 391.", "usage": {"input_tokens": 150, "output_tokens": 10,
+                                            "cached_tokens": 80}},
+]
+
+
+def test_two_tool_calls_then_a_final_answer(store: TaskStore, registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, TWO_TOOLS_THEN_ANSWER)
+    assert store.require_task(task_id).status == TaskStatus.QUEUED
+    output = _drive(store, registry, task_id)
+    assert output.action == "final" and output.turn == 2
+    finalize_task(task_id, store=store)
+
+    view = get_task_view(task_id, store=store)
+    assert view.status == TaskStatus.SUCCEEDED
+    assert view.answer == "17 * 23 = 391."
+    assert [m.role for m in view.messages] == ["system", "user", "assistant", "tool", "tool",
+                                               "assistant"]
+    assert view.messages[3].content == "391" and not view.messages[3].is_error
+    assert view.messages[4].name == "current_time"
+    assert view.usage.input_tokens == 250 and view.usage.output_tokens == 30
+    assert view.usage.cached_tokens == 80 and view.usage.model_calls == 2
+    assert view.turn == 2
+
+
+def test_a_failing_tool_becomes_an_error_result(store: TaskStore, registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, [
+        {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1 / 0"}}]},
+        {"content": "Division by zero is undefined."},
+    ])
+    assert _drive(store, registry, task_id).action == "final"
+    finalize_task(task_id, store=store)
+    view = get_task_view(task_id, store=store)
+    tool_message = view.messages[3]
+    assert tool_message.is_error and "ZeroDivisionError" in (tool_message.content or "")
+    assert view.status == TaskStatus.SUCCEEDED
+
+
+def test_a_lost_tool_call_gets_an_error_result(store: TaskStore, registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, TWO_TOOLS_THEN_ANSWER)
+    _drive(store, registry, task_id, skip_tools=frozenset({1}))
+    messages = store.list_messages(task_id)
+    assert messages[4].role == "tool" and messages[4].content == MISSING_RESULT
+    assert messages[4].is_error
+
+
+def test_a_fatal_model_error_propagates_and_marks_failed(store: TaskStore,
+                                                         registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, [{"error": {"kind": "fatal", "message": "bad request"}}])
+    with pytest.raises(ModelRequestError):
+        _drive(store, registry, task_id)
+    cause = '{"errorMessage": "scripted error: bad request", "errorType": "ModelRequestError"}'
+    task = fail_task(task_id, StepError(Error="ModelRequestError", Cause=cause), store=store)
+    assert task.status == TaskStatus.FAILED
+    assert task.error == "ModelRequestError: scripted error: bad request"
+    assert len(store.list_messages(task_id)) == 2  # the conversation so far is kept
+
+
+def test_a_retryable_error_leaves_the_turn_retryable(store: TaskStore,
+                                                     registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, [{"error": {"kind": "retryable", "message": "429"}}])
+    with pytest.raises(RetryableModelError):
+        _drive(store, registry, task_id)
+    task = store.require_task(task_id)
+    assert task.status == TaskStatus.RUNNING and task.turn == 0
+
+
+def test_max_turns_ends_the_task_as_budget_exceeded(store: TaskStore,
+                                                    registry: ToolRegistry) -> None:
+    loop = {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1+1"}}]}
+    task_id = _submit(store, registry, [loop] * 5, max_turns=2)
+    output = _drive(store, registry, task_id)
+    assert output.action == "stop"
+    task = store.require_task(task_id)
+    assert task.status == TaskStatus.BUDGET_EXCEEDED and task.turn == 2
+    assert "max_turns (2)" in (task.error or "")
+
+
+def test_retried_steps_do_not_repeat_work(store: TaskStore, registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, TWO_TOOLS_THEN_ANSWER)
+    plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
+    plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
+    ref = TurnRef(task_id=task_id, turn=0)
+    first = call_model(ref, store=store, registry=registry, client_for=_client_for)
+    again = call_model(ref, store=store, registry=registry, client_for=_client_for)
+    assert again == first
+    assert store.require_task(task_id).usage.model_calls == 1
+    result = run_tool_call(first.tool_calls[0], store=store, registry=registry)
+    assert run_tool_call(first.tool_calls[0], store=store, registry=registry) == result
+    assert len(store.list_messages(task_id)) == 4
+
+
+def test_a_cancelled_task_stops_at_the_next_step(store: TaskStore,
+                                                 registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, TWO_TOOLS_THEN_ANSWER)
+    plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
+    first = call_model(TurnRef(task_id=task_id, turn=0), store=store, registry=registry,
+                       client_for=_client_for)
+    store.finish_task(task_id, TaskStatus.CANCELLED, error="cancelled")
+    result = run_tool_call(first.tool_calls[0], store=store, registry=registry)
+    assert result.is_error and "CANCELLED" in result.content
+    after = call_model(TurnRef(task_id=task_id, turn=1), store=store, registry=registry,
+                       client_for=_client_for)
+    assert after.action == "stop"
+    finalize_task(task_id, store=store)
+    assert store.require_task(task_id).status == TaskStatus.CANCELLED
+
+
+def test_submit_rejects_what_the_deployment_does_not_offer(store: TaskStore,
+                                                           registry: ToolRegistry) -> None:
+    request = SubmitTaskRequest(goal="g", tools=["calculator", "shell"])
+    with pytest.raises(InputError) as caught:
+        submit_task(request, store=store, registry=registry, settings=SETTINGS,
+                    start_execution=lambda _: "arn")
+    assert caught.value.field == "tools" and "shell" in caught.value.problem
+    scripted = SubmitTaskRequest(goal="g", model="scripted", scripted_turns=[{"content": "x"}])
+    with pytest.raises(InputError) as caught:
+        submit_task(scripted, store=store, registry=registry,
+                    settings=SETTINGS.model_copy(update={"scripted_model_enabled": False}),
+                    start_execution=lambda _: "arn")
+    assert caught.value.field == "model"
+
+
+def test_a_failed_start_keeps_the_task_with_the_reason(store: TaskStore,
+                                                       registry: ToolRegistry) -> None:
+    def broken(_: str) -> str:
+        raise RuntimeError("state machine unreachable")
+
+    request = SubmitTaskRequest(goal="keep me")
+    with pytest.raises(RuntimeError):
+        submit_task(request, store=store, registry=registry, settings=SETTINGS,
+                    start_execution=broken)
+    [item] = store._client.scan(TableName=store.table_name)["Items"]
+    task = store.require_task(item["task_id"]["S"])
+    assert task.goal == "keep me" and task.status == TaskStatus.FAILED
+    assert "state machine unreachable" in (task.error or "")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (StepError(Error="States.Timeout"), "States.Timeout"),
+        (StepError(Error="MaxTurnsExceeded", Cause="turn limit 50"),
+         "MaxTurnsExceeded: turn limit 50"),
+        (StepError(Error="Lambda.Unknown", Cause='{"errorMessage": "Task timed out after 3.00 '
+                                                 'seconds", "errorType": "Sandbox.Timedout"}'),
+         "Sandbox.Timedout: Task timed out after 3.00 seconds"),
+    ],
+)
+def test_readable_reason(error: StepError, expected: str) -> None:
+    assert readable_reason(error) == expected

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from agentkit.ids import new_task_id
+from agentkit.models import Message, SubmitTaskRequest, TaskStatus, ToolCall, Usage
+
+
+def _fields(error: ValidationError) -> set[str]:
+    return {".".join(str(p) for p in item["loc"]) for item in error.errors()}
+
+
+def test_usage_adds_up() -> None:
+    total = Usage(input_tokens=10, output_tokens=2, cost_usd=0.1, model_calls=1) + Usage(
+        input_tokens=5, output_tokens=3, cached_tokens=4, cost_usd=0.2, model_calls=1
+    )
+    assert total == Usage(
+        input_tokens=15, output_tokens=5, cached_tokens=4, cost_usd=0.3, model_calls=2
+    )
+    assert total.total_tokens == 20
+
+
+def test_terminal_statuses() -> None:
+    assert TaskStatus.SUCCEEDED.is_terminal and TaskStatus.CANCELLED.is_terminal
+    assert not TaskStatus.RUNNING.is_terminal and not TaskStatus.WAITING_APPROVAL.is_terminal
+
+
+def test_message_shape_rules() -> None:
+    with pytest.raises(ValidationError, match="tool_call_id"):
+        Message(role="tool", content="x")
+    with pytest.raises(ValidationError, match="only assistant"):
+        Message(role="user", content="x", tool_calls=[ToolCall(id="1", name="calculator")])
+
+
+def test_submit_request_accepts_a_plain_goal() -> None:
+    request = SubmitTaskRequest.model_validate({"goal": "  add two numbers  "})
+    assert request.goal == "add two numbers"
+    assert request.model is None and request.tools is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "goal"),
+        ({"goal": ""}, "goal"),
+        ({"goal": 42}, "goal"),
+        ({"goal": "x" * 16_001}, "goal"),
+        ({"goal": "x", "max_turns": 0}, "max_turns"),
+        ({"goal": "x", "max_turns": "many"}, "max_turns"),
+        ({"goal": "x", "model": "gpt 4"}, "model"),
+        ({"goal": "x", "tools": ["rm -rf"]}, "tools.0"),
+        ({"goal": "x", "colour": "blue"}, "colour"),
+        ({"goal": "x", "model": "scripted"}, "scripted_turns"),
+        ({"goal": "x", "scripted_turns": [{"content": "hi"}]}, "scripted_turns"),
+        ({"goal": "x", "model": "scripted", "scripted_turns": [{}]}, "scripted_turns.0"),
+    ],
+)
+def test_submit_request_names_the_bad_field(body: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SubmitTaskRequest.model_validate(body)
+    assert field in _fields(caught.value)
+
+
+def test_task_ids_are_unique_and_time_ordered() -> None:
+    ids = [new_task_id() for _ in range(200)]
+    assert len(set(ids)) == 200
+    assert all(i.startswith("tsk_") and len(i) == 30 for i in ids)
+    assert ids[0][:14] <= ids[-1][:14]  # the time prefix never goes backwards

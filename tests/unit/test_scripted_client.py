@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from agentkit.llm import LLMRequest, ModelRequestError, RetryableModelError, get_client
+from agentkit.llm.scripted import ScriptedClient
+from agentkit.models import Message, ScriptedTurn, Task, ToolCall, Usage
+
+
+def _turns(*raw: dict[str, object]) -> list[ScriptedTurn]:
+    return [ScriptedTurn.model_validate(item) for item in raw]
+
+
+def _request(assistant_turns: int) -> LLMRequest:
+    messages = [Message(role="system", content="s"), Message(role="user", content="goal")]
+    for index in range(assistant_turns):
+        messages.append(
+            Message(role="assistant", tool_calls=[ToolCall(id=f"c{index}", name="calculator")])
+        )
+        messages.append(Message(role="tool", content="1", tool_call_id=f"c{index}"))
+    return LLMRequest(model="scripted", messages=messages)
+
+
+def test_plays_turns_in_conversation_order() -> None:
+    client = ScriptedClient(
+        _turns(
+            {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1+1"}},
+                            {"name": "current_time"}]},
+            {"content": "done", "usage": {"input_tokens": 7, "output_tokens": 3}},
+        )
+    )
+    first = client.complete(_request(0))
+    assert first.finish_reason == "tool_calls"
+    assert [c.name for c in first.message.tool_calls] == ["calculator", "current_time"]
+    assert len({c.id for c in first.message.tool_calls}) == 2
+    assert first.usage.input_tokens > 0 and first.usage.model_calls == 1
+    second = client.complete(_request(1))
+    assert second.finish_reason == "stop"
+    assert second.message.content == "done"
+    assert second.usage == Usage(input_tokens=7, output_tokens=3, model_calls=1)
+
+
+def test_running_out_of_turns_is_a_clear_error() -> None:
+    client = ScriptedClient(_turns({"content": "only one"}))
+    with pytest.raises(ModelRequestError, match="has 1 turn"):
+        client.complete(_request(1))
+
+
+@pytest.mark.parametrize(("kind", "error"), [("fatal", ModelRequestError),
+                                             ("retryable", RetryableModelError)])
+def test_scripted_errors(kind: str, error: type[Exception]) -> None:
+    client = ScriptedClient(_turns({"error": {"kind": kind, "message": "boom"}}))
+    with pytest.raises(error, match="boom"):
+        client.complete(_request(0))
+
+
+def test_scripted_is_chosen_only_explicitly_and_when_enabled() -> None:
+    task = Task(task_id="t", goal="g", model="scripted", max_turns=3,
+                scripted_turns=_turns({"content": "x"}))
+    assert isinstance(get_client(task, scripted_enabled=True), ScriptedClient)
+    with pytest.raises(ModelRequestError, match="disabled"):
+        get_client(task, scripted_enabled=False)
+    unknown = task.model_copy(update={"model": "acme:big-model"})
+    with pytest.raises(ModelRequestError, match="unknown model provider 'acme'"):
+        get_client(unknown, scripted_enabled=True)

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from pydantic import BaseModel
+
+from agentkit.models import ToolCall
+from agentkit.tools import Tool, ToolRegistry, default_registry
+
+
+def _call(name: str, **arguments: object) -> ToolCall:
+    return ToolCall(id="c1", name=name, arguments=arguments)
+
+
+def test_specs_come_from_the_argument_models() -> None:
+    specs = {spec.name: spec for spec in default_registry().specs()}
+    assert set(specs) == {"calculator", "current_time"}
+    calc = specs["calculator"].parameters
+    assert calc["type"] == "object"
+    assert calc["required"] == ["expression"]
+    assert calc["properties"]["expression"]["type"] == "string"
+    assert "title" not in calc
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [("17 * 23", "391"), ("2 ** 10 + 1", "1025"), ("sqrt(16) / 2", "2"), ("-(3 - 5) % 3", "2"),
+     ("round(pi, 3)", "3.142"), ("max(1, 7, 3)", "7")],
+)
+def test_calculator(expression: str, expected: str) -> None:
+    result = default_registry().run(_call("calculator", expression=expression))
+    assert not result.is_error
+    assert result.content == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("__import__('os').system('id')", "unsupported expression"),
+        ("1 / 0", "ZeroDivisionError"),
+        ("9 ** 99999", "too large"),
+        ("1 +", "not an arithmetic expression"),
+    ],
+)
+def test_calculator_refuses_or_reports(expression: str, message: str) -> None:
+    result = default_registry().run(_call("calculator", expression=expression))
+    assert result.is_error
+    assert result.content.startswith("error:")
+    assert message in result.content
+
+
+def test_current_time_validates_zone() -> None:
+    registry = default_registry()
+    ok = registry.run(_call("current_time", timezone="Asia/Tokyo"))
+    assert not ok.is_error
+    assert json.loads(ok.content)["timezone"] == "Asia/Tokyo"
+    bad = registry.run(_call("current_time", timezone="Mars/Olympus"))
+    assert bad.is_error
+    assert "field 'timezone'" in bad.content and "Mars/Olympus" in bad.content
+
+
+def test_invalid_arguments_name_the_field() -> None:
+    result = default_registry().run(_call("calculator", expresion="1+1"))
+    assert result.is_error
+    assert "field 'expression': Field required" in result.content
+
+
+def test_unknown_and_disallowed_tools_never_run() -> None:
+    ran: list[str] = []
+
+    class Args(BaseModel):
+        pass
+
+    registry = ToolRegistry([Tool("probe", "records calls", Args, lambda _: ran.append("x"))])
+    assert registry.run(_call("nope")).content == "error: unknown tool 'nope'"
+    denied = registry.run(_call("probe"), allowed=["calculator"])
+    assert denied.is_error and "not allowed" in denied.content
+    assert ran == []
+
+
+def test_a_hung_tool_times_out() -> None:
+    class Args(BaseModel):
+        pass
+
+    registry = ToolRegistry([Tool("sleepy", "sleeps", Args, lambda _: time.sleep(5), timeout_s=0.2)])
+    started = time.monotonic()
+    result = registry.run(_call("sleepy"))
+    assert result.is_error and "timed out after 0.2 s" in result.content
+    assert time.monotonic() - started < 2
+
+
+def test_duplicate_registration_is_refused() -> None:
+    registry = default_registry()
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(registry.get("calculator"))  # type: ignore[arg-type]
+
+
+def test_large_output_is_truncated_with_a_note() -> None:
+    class Args(BaseModel):
+        pass
+
+    registry = ToolRegistry([Tool("big", "big", Args, lambda _: "a" * 150_000)])
+    result = registry.run(_call("big"))
+    assert len(result.content) < 101_000
+    assert result.content.endswith("[truncated: 50000 more characters]")
