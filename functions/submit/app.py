@@ -6,7 +6,7 @@ from http import HTTPStatus
 from typing import Any
 
 import boto3
-from agentkit.api import create_resolver
+from agentkit.api import create_resolver, resolve
 from agentkit.config import settings
 from agentkit.models import SubmitTaskRequest, TaskSummary
 from agentkit.steps.submit import step_functions_starter, submit_task
@@ -45,4 +45,4 @@ def post_task(request: SubmitTaskRequest) -> Response[dict[str, Any]]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return resolve(app, event, context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from agentkit.api import create_resolver
+from agentkit.api import create_resolver, resolve
 from agentkit.config import settings
 from agentkit.models import TaskView
 from agentkit.steps.view import get_task_view
@@ -25,4 +25,4 @@ def get_task(task_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Task
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return resolve(app, event, context)

@@ -24,7 +24,9 @@ from botocore.exceptions import ClientError
 from pydantic import Field
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed record (even a whole failed batch) as an item failure: SQS redrives
+# them one by one to the DLQ instead of the invocation erroring as a whole.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _store = TaskStore(settings().table_name)
 _registry = default_registry()
 _sfn = boto3.client("stepfunctions")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from agentkit.config import Settings
 from agentkit.errors import InputError
 from agentkit.llm import ModelRequestError, RetryableModelError, get_client
@@ -26,26 +25,41 @@ def _client_for(task: Any) -> Any:
     return get_client(task, scripted_enabled=True)
 
 
-def _submit(store: TaskStore, registry: ToolRegistry, turns: list[dict[str, Any]],
-            **extra: Any) -> str:
+def _submit(
+    store: TaskStore, registry: ToolRegistry, turns: list[dict[str, Any]], **extra: Any
+) -> str:
     started: list[str] = []
     request = SubmitTaskRequest.model_validate(
-        {"goal": "What is 17 * 23, and what time is it?", "model": "scripted",
-         "scripted_turns": turns, **extra}
+        {
+            "goal": "What is 17 * 23, and what time is it?",
+            "model": "scripted",
+            "scripted_turns": turns,
+            **extra,
+        }
     )
-    task = submit_task(request, store=store, registry=registry, settings=SETTINGS,
-                       start_execution=lambda task_id: started.append(task_id) or f"arn:{task_id}")
+    task = submit_task(
+        request,
+        store=store,
+        registry=registry,
+        settings=SETTINGS,
+        start_execution=lambda task_id: started.append(task_id) or f"arn:{task_id}",
+    )
     assert started == [task.task_id]
     return task.task_id
 
 
-def _drive(store: TaskStore, registry: ToolRegistry, task_id: str,
-           skip_tools: frozenset[int] = frozenset()) -> ModelStepOutput:
+def _drive(
+    store: TaskStore, registry: ToolRegistry, task_id: str, skip_tools: frozenset[int] = frozenset()
+) -> ModelStepOutput:
     """Plan → (CallModel → RunTools)* → CallModel, returning the last CallModel output."""
     step = plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
     while True:
-        output = call_model(TurnRef(task_id=task_id, turn=step.turn), store=store,
-                            registry=registry, client_for=_client_for)
+        output = call_model(
+            TurnRef(task_id=task_id, turn=step.turn),
+            store=store,
+            registry=registry,
+            client_for=_client_for,
+        )
         if output.action != "tool_calls":
             return output
         for ref in output.tool_calls:
@@ -55,11 +69,17 @@ def _drive(store: TaskStore, registry: ToolRegistry, task_id: str,
 
 
 TWO_TOOLS_THEN_ANSWER = [
-    {"tool_calls": [{"name": "calculator", "arguments": {"expression": "17 * 23"}},
-                    {"name": "current_time", "arguments": {"timezone": "UTC"}}],
-     "usage": {"input_tokens": 100, "output_tokens": 20}},
-    {"content": "17 * 23 = 391.", "usage": {"input_tokens": 150, "output_tokens": 10,
-                                            "cached_tokens": 80}},
+    {
+        "tool_calls": [
+            {"name": "calculator", "arguments": {"expression": "17 * 23"}},
+            {"name": "current_time", "arguments": {"timezone": "UTC"}},
+        ],
+        "usage": {"input_tokens": 100, "output_tokens": 20},
+    },
+    {
+        "content": "17 * 23 = 391.",
+        "usage": {"input_tokens": 150, "output_tokens": 10, "cached_tokens": 80},
+    },
 ]
 
 
@@ -73,8 +93,14 @@ def test_two_tool_calls_then_a_final_answer(store: TaskStore, registry: ToolRegi
     view = get_task_view(task_id, store=store)
     assert view.status == TaskStatus.SUCCEEDED
     assert view.answer == "17 * 23 = 391."
-    assert [m.role for m in view.messages] == ["system", "user", "assistant", "tool", "tool",
-                                               "assistant"]
+    assert [m.role for m in view.messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+        "assistant",
+    ]
     assert view.messages[3].content == "391" and not view.messages[3].is_error
     assert view.messages[4].name == "current_time"
     assert view.usage.input_tokens == 250 and view.usage.output_tokens == 30
@@ -83,10 +109,14 @@ def test_two_tool_calls_then_a_final_answer(store: TaskStore, registry: ToolRegi
 
 
 def test_a_failing_tool_becomes_an_error_result(store: TaskStore, registry: ToolRegistry) -> None:
-    task_id = _submit(store, registry, [
-        {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1 / 0"}}]},
-        {"content": "Division by zero is undefined."},
-    ])
+    task_id = _submit(
+        store,
+        registry,
+        [
+            {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1 / 0"}}]},
+            {"content": "Division by zero is undefined."},
+        ],
+    )
     assert _drive(store, registry, task_id).action == "final"
     finalize_task(task_id, store=store)
     view = get_task_view(task_id, store=store)
@@ -103,8 +133,9 @@ def test_a_lost_tool_call_gets_an_error_result(store: TaskStore, registry: ToolR
     assert messages[4].is_error
 
 
-def test_a_fatal_model_error_propagates_and_marks_failed(store: TaskStore,
-                                                         registry: ToolRegistry) -> None:
+def test_a_fatal_model_error_propagates_and_marks_failed(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
     task_id = _submit(store, registry, [{"error": {"kind": "fatal", "message": "bad request"}}])
     with pytest.raises(ModelRequestError):
         _drive(store, registry, task_id)
@@ -115,8 +146,9 @@ def test_a_fatal_model_error_propagates_and_marks_failed(store: TaskStore,
     assert len(store.list_messages(task_id)) == 2  # the conversation so far is kept
 
 
-def test_a_retryable_error_leaves_the_turn_retryable(store: TaskStore,
-                                                     registry: ToolRegistry) -> None:
+def test_a_retryable_error_leaves_the_turn_retryable(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
     task_id = _submit(store, registry, [{"error": {"kind": "retryable", "message": "429"}}])
     with pytest.raises(RetryableModelError):
         _drive(store, registry, task_id)
@@ -124,8 +156,9 @@ def test_a_retryable_error_leaves_the_turn_retryable(store: TaskStore,
     assert task.status == TaskStatus.RUNNING and task.turn == 0
 
 
-def test_max_turns_ends_the_task_as_budget_exceeded(store: TaskStore,
-                                                    registry: ToolRegistry) -> None:
+def test_max_turns_ends_the_task_as_budget_exceeded(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
     loop = {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1+1"}}]}
     task_id = _submit(store, registry, [loop] * 5, max_turns=2)
     output = _drive(store, registry, task_id)
@@ -149,46 +182,59 @@ def test_retried_steps_do_not_repeat_work(store: TaskStore, registry: ToolRegist
     assert len(store.list_messages(task_id)) == 4
 
 
-def test_a_cancelled_task_stops_at_the_next_step(store: TaskStore,
-                                                 registry: ToolRegistry) -> None:
+def test_a_cancelled_task_stops_at_the_next_step(store: TaskStore, registry: ToolRegistry) -> None:
     task_id = _submit(store, registry, TWO_TOOLS_THEN_ANSWER)
     plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
-    first = call_model(TurnRef(task_id=task_id, turn=0), store=store, registry=registry,
-                       client_for=_client_for)
+    first = call_model(
+        TurnRef(task_id=task_id, turn=0), store=store, registry=registry, client_for=_client_for
+    )
     store.finish_task(task_id, TaskStatus.CANCELLED, error="cancelled")
     result = run_tool_call(first.tool_calls[0], store=store, registry=registry)
     assert result.is_error and "CANCELLED" in result.content
-    after = call_model(TurnRef(task_id=task_id, turn=1), store=store, registry=registry,
-                       client_for=_client_for)
+    after = call_model(
+        TurnRef(task_id=task_id, turn=1), store=store, registry=registry, client_for=_client_for
+    )
     assert after.action == "stop"
     finalize_task(task_id, store=store)
     assert store.require_task(task_id).status == TaskStatus.CANCELLED
 
 
-def test_submit_rejects_what_the_deployment_does_not_offer(store: TaskStore,
-                                                           registry: ToolRegistry) -> None:
+def test_submit_rejects_what_the_deployment_does_not_offer(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
     request = SubmitTaskRequest(goal="g", tools=["calculator", "shell"])
     with pytest.raises(InputError) as caught:
-        submit_task(request, store=store, registry=registry, settings=SETTINGS,
-                    start_execution=lambda _: "arn")
+        submit_task(
+            request,
+            store=store,
+            registry=registry,
+            settings=SETTINGS,
+            start_execution=lambda _: "arn",
+        )
     assert caught.value.field == "tools" and "shell" in caught.value.problem
     scripted = SubmitTaskRequest(goal="g", model="scripted", scripted_turns=[{"content": "x"}])
     with pytest.raises(InputError) as caught:
-        submit_task(scripted, store=store, registry=registry,
-                    settings=SETTINGS.model_copy(update={"scripted_model_enabled": False}),
-                    start_execution=lambda _: "arn")
+        submit_task(
+            scripted,
+            store=store,
+            registry=registry,
+            settings=SETTINGS.model_copy(update={"scripted_model_enabled": False}),
+            start_execution=lambda _: "arn",
+        )
     assert caught.value.field == "model"
 
 
-def test_a_failed_start_keeps_the_task_with_the_reason(store: TaskStore,
-                                                       registry: ToolRegistry) -> None:
+def test_a_failed_start_keeps_the_task_with_the_reason(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
     def broken(_: str) -> str:
         raise RuntimeError("state machine unreachable")
 
     request = SubmitTaskRequest(goal="keep me")
     with pytest.raises(RuntimeError):
-        submit_task(request, store=store, registry=registry, settings=SETTINGS,
-                    start_execution=broken)
+        submit_task(
+            request, store=store, registry=registry, settings=SETTINGS, start_execution=broken
+        )
     [item] = store._client.scan(TableName=store.table_name)["Items"]
     task = store.require_task(item["task_id"]["S"])
     assert task.goal == "keep me" and task.status == TaskStatus.FAILED
@@ -199,11 +245,18 @@ def test_a_failed_start_keeps_the_task_with_the_reason(store: TaskStore,
     ("error", "expected"),
     [
         (StepError(Error="States.Timeout"), "States.Timeout"),
-        (StepError(Error="MaxTurnsExceeded", Cause="turn limit 50"),
-         "MaxTurnsExceeded: turn limit 50"),
-        (StepError(Error="Lambda.Unknown", Cause='{"errorMessage": "Task timed out after 3.00 '
-                                                 'seconds", "errorType": "Sandbox.Timedout"}'),
-         "Sandbox.Timedout: Task timed out after 3.00 seconds"),
+        (
+            StepError(Error="MaxTurnsExceeded", Cause="turn limit 50"),
+            "MaxTurnsExceeded: turn limit 50",
+        ),
+        (
+            StepError(
+                Error="Lambda.Unknown",
+                Cause='{"errorMessage": "Task timed out after 3.00 '
+                'seconds", "errorType": "Sandbox.Timedout"}',
+            ),
+            "Sandbox.Timedout: Task timed out after 3.00 seconds",
+        ),
     ],
 )
 def test_readable_reason(error: StepError, expected: str) -> None:

@@ -7,6 +7,7 @@ Errors look like:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -14,7 +15,6 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from agentkit.errors import InputError
@@ -56,21 +56,30 @@ def describe_request_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     return fields
 
 
-def _limit_body_size(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    body = app.current_event.body or ""
+def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Route an API Gateway event, refusing oversized bodies before anything parses them.
+
+    (Powertools runs body validation ahead of any middleware, so the size check sits here.)
+    """
+    body = event.get("body") or ""
     if len(body.encode()) > MAX_BODY_BYTES:
-        return error_response(
+        response = error_response(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             "payload_too_large",
             f"the request body is over {MAX_BODY_BYTES} bytes",
             [{"field": "body", "problem": f"larger than {MAX_BODY_BYTES} bytes"}],
         )
-    return next_middleware(app)
+        return {
+            "statusCode": response.status_code,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": json.dumps(response.body),
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)
 
 
 def create_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
-    app.use(middlewares=[_limit_body_size])
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[dict[str, Any]]:

@@ -1,0 +1,53 @@
+# Opspawn — everything a fresh machine needs is installed by these targets.
+#   make demo   start the offline stack, deploy template.yaml, run a task over HTTPS, stop
+#   make test   lint + the whole offline suite (unit, moto, template checks, LocalStack e2e)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint unit e2e demo up down deploy logs build clean
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing opspawn with its dev tools (first run: a few minutes)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --progress-bar off -e '.[dev,providers,mcp]'
+	touch $@
+
+setup: $(STAMP)
+	$(BIN)/python -m opspawn.offline install
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit tests/integration
+
+e2e: setup
+	$(BIN)/pytest tests/e2e
+
+demo: setup
+	$(BIN)/python -m opspawn.demo
+
+up: setup
+	$(BIN)/python -m opspawn.offline up
+
+deploy: setup
+	$(BIN)/python -m opspawn.offline deploy
+
+down:
+	$(BIN)/python -m opspawn.offline down
+
+logs:
+	$(BIN)/python -m opspawn.offline logs $(FN)
+
+build: $(STAMP)
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam build
+
+clean: down
+	rm -rf .offline .aws-sam

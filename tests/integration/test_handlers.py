@@ -1,0 +1,190 @@
+"""Each Lambda handler fed its sample event from events/, on moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from agentkit.models import SubmitTaskRequest, Task, TaskStatus
+from agentkit.store import TaskStore
+
+from tests.support import FakeLambdaContext, load_event, load_handler
+
+EXAMPLE_ID = "tsk_01JEXAMPLE0000000000000000"
+PASS_MACHINE = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}})
+
+
+@pytest.fixture
+def state_machine_arn(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="agent",
+        definition=PASS_MACHINE,
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+    return arn
+
+
+def _api(function: str, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    response = load_handler(function).lambda_handler(event, FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def _submit_event(body: str | None = None, **headers: str) -> dict[str, Any]:
+    event = load_event("submit_post_tasks.json")
+    if body is not None:
+        event["body"] = body
+    event["headers"].update(headers)
+    return event
+
+
+def _seed_example_task(store: TaskStore) -> None:
+    """The task the Step Functions sample events refer to, from the submit sample's body."""
+    body = SubmitTaskRequest.model_validate_json(load_event("submit_post_tasks.json")["body"])
+    store.create_task(
+        Task(
+            task_id=EXAMPLE_ID,
+            goal=body.goal,
+            model="scripted",
+            tools=["calculator", "current_time"],
+            max_turns=5,
+            scripted_turns=body.scripted_turns,
+        )
+    )
+
+
+def test_submit_stores_the_task_and_starts_its_execution(
+    state_machine_arn: str, store: TaskStore
+) -> None:
+    status, body = _api("submit", _submit_event())
+    assert status == 202
+    assert body["status"] == "QUEUED" and body["goal"] == "What is 17 * 23?"
+    task = store.require_task(body["task_id"])
+    assert task.model == "scripted" and len(task.scripted_turns or []) == 2
+    execution = boto3.client("stepfunctions").describe_execution(executionArn=task.execution_arn)
+    assert execution["name"] == body["task_id"]
+    assert json.loads(execution["input"]) == {"task_id": body["task_id"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "problem"),
+    [
+        ('{"model": "scripted"}', 400, "goal", "Field required"),
+        ('{"goal": ["not", "a", "string"]}', 400, "goal", "valid string"),
+        ('{"goal": "x", "max_turns": "ten"}', 400, "max_turns", "valid integer"),
+        ('{"goal": "x", "tools": ["calculator", "shell"]}', 400, "tools", "unknown tool(s): shell"),
+        ('{"goal": "x", "extra": 1}', 400, "extra", "Extra inputs are not permitted"),
+        ("goal=hello", 400, "body", "not valid JSON"),
+        ("", 400, "body", "required"),
+        (json.dumps({"goal": "x" * 70_000}), 413, "body", "larger than"),
+    ],
+)
+def test_submit_rejects_bad_bodies_naming_the_field(
+    state_machine_arn: str, store: TaskStore, body: str, status: int, field: str, problem: str
+) -> None:
+    got_status, answer = _api("submit", _submit_event(body))
+    assert got_status == status, answer
+    assert answer["error"] in {"validation_error", "payload_too_large"}
+    fields = {item["field"]: item["problem"] for item in answer["fields"]}
+    assert field in fields, answer
+    assert problem in fields[field]
+    assert store._client.scan(TableName=store.table_name)["Count"] == 0  # nothing stored
+
+
+def test_get_task_and_unknown_task(store: TaskStore) -> None:
+    _seed_example_task(store)
+    status, body = _api("tasks", load_event("tasks_get_task.json"))
+    assert status == 200
+    assert body["task_id"] == EXAMPLE_ID and body["messages"] == []
+    event = load_event("tasks_get_task.json")
+    event["path"] = "/tasks/tsk_nope"
+    event["pathParameters"] = {"task_id": "tsk_nope"}
+    status, body = _api("tasks", event)
+    assert status == 404
+    assert body == {"error": "not_found", "message": "task 'tsk_nope' not found"}
+
+
+class RecordingStepFunctions:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def send_task_success(self, **kwargs: Any) -> None:
+        self.calls.append(("success", kwargs))
+
+    def send_task_failure(self, **kwargs: Any) -> None:
+        self.calls.append(("failure", kwargs))
+
+
+def test_the_loop_through_the_step_handlers(store: TaskStore) -> None:
+    _seed_example_task(store)
+    context = FakeLambdaContext()
+    plan = load_handler("plan").lambda_handler(load_event("plan.json"), context)
+    assert plan == {"task_id": EXAMPLE_ID, "turn": 0}
+    assert store.require_task(EXAMPLE_ID).status == TaskStatus.RUNNING
+
+    llm = load_handler("llm")
+    step = llm.lambda_handler(load_event("llm.json"), context)
+    assert step["action"] == "tool_calls" and step["turn"] == 1
+    assert step["tool_calls"] == [
+        {"task_id": EXAMPLE_ID, "turn": 1, "call_id": "call_1_0", "index": 0}
+    ]
+
+    tool = load_handler("tool")
+    tool._sfn = sfn = RecordingStepFunctions()
+    sqs_event = load_event("tool_sqs.json")
+    assert tool.lambda_handler(sqs_event, context) == {"batchItemFailures": []}
+    [(kind, call)] = sfn.calls
+    assert (
+        kind == "success"
+        and call["taskToken"] == json.loads(sqs_event["Records"][0]["body"])["task_token"]
+    )
+    assert json.loads(call["output"]) == {
+        "call_id": "call_1_0",
+        "is_error": False,
+        "duration_ms": json.loads(call["output"])["duration_ms"],
+    }
+
+    step = llm.lambda_handler({"task_id": EXAMPLE_ID, "turn": 1}, context)
+    assert step["action"] == "final"
+    done = load_handler("finalize").lambda_handler(load_event("finalize_succeeded.json"), context)
+    assert done == {"task_id": EXAMPLE_ID, "status": "SUCCEEDED"}
+    task = store.require_task(EXAMPLE_ID)
+    assert task.answer == "17 * 23 = 391."
+    assert task.usage.input_tokens == 280 and task.usage.output_tokens == 27
+
+
+def test_finalize_failed_records_a_readable_reason(store: TaskStore) -> None:
+    _seed_example_task(store)
+    result = load_handler("finalize").lambda_handler(
+        load_event("finalize_failed.json"), FakeLambdaContext()
+    )
+    assert result["status"] == "FAILED"
+    assert store.require_task(EXAMPLE_ID).error == "ModelRequestError: openai: 401 invalid api key"
+
+
+def test_tool_poison_message_is_a_batch_failure_and_fails_the_wait_on_last_try(
+    store: TaskStore,
+) -> None:
+    tool = load_handler("tool")
+    tool._sfn = sfn = RecordingStepFunctions()
+    event = load_event("tool_sqs.json")  # no such task in the table: the call cannot run
+    message_id = event["Records"][0]["messageId"]
+    assert tool.lambda_handler(event, FakeLambdaContext()) == {
+        "batchItemFailures": [{"itemIdentifier": message_id}]
+    }
+    assert sfn.calls == []  # first delivery: SQS will retry
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "3"
+    tool.lambda_handler(event, FakeLambdaContext())
+    [(kind, call)] = sfn.calls
+    assert kind == "failure" and call["error"] == "ToolCallFailed"
+    assert "not found" in call["cause"]
+
+
+def test_step_handlers_reject_malformed_events(store: TaskStore) -> None:
+    from aws_lambda_powertools.utilities.parser import ValidationError
+
+    with pytest.raises(ValidationError, match="turn"):
+        load_handler("llm").lambda_handler({"task_id": EXAMPLE_ID, "turn": -1}, FakeLambdaContext())
