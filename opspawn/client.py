@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+
 from agentkit.models import SubmitTaskRequest, TaskStatus, TaskSummary, TaskView
 
 

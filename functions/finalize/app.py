@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from agentkit.config import settings
-from agentkit.models import TaskRef
-from agentkit.steps.finalize import StepError, fail_task, finalize_task
-from agentkit.store import TaskStore
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
+
+from agentkit.config import settings
+from agentkit.models import TaskRef
+from agentkit.steps.finalize import StepError, fail_task, finalize_task
+from agentkit.store import TaskStore
 
 logger = Logger()
 _store = TaskStore(settings().table_name)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from agentkit.config import settings
 from agentkit.models import TaskRef
 from agentkit.steps.plan import plan_task
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 _store = TaskStore(settings().table_name)

@@ -6,16 +6,17 @@ from http import HTTPStatus
 from typing import Any
 
 import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from agentkit.api import create_resolver, resolve
 from agentkit.config import settings
 from agentkit.models import SubmitTaskRequest, TaskSummary
 from agentkit.steps.submit import step_functions_starter, submit_task
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 metrics = Metrics()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from agentkit.api import create_resolver, resolve
 from agentkit.config import settings
 from agentkit.models import TaskView
 from agentkit.steps.view import get_task_view
 from agentkit.store import TaskStore
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 app = create_resolver()

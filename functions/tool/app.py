@@ -7,11 +7,6 @@ import os
 from typing import Any
 
 import boto3
-from agentkit.config import settings
-from agentkit.models import ToolCallRef
-from agentkit.steps.run_tool import run_tool_call
-from agentkit.store import TaskStore
-from agentkit.tools import default_registry
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -22,6 +17,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import Field
+
+from agentkit.config import settings
+from agentkit.models import ToolCallRef
+from agentkit.steps.run_tool import run_tool_call
+from agentkit.store import TaskStore
+from agentkit.tools import default_registry
 
 logger = Logger()
 # Report every failed record (even a whole failed batch) as an item failure: SQS redrives

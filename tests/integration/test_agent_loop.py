@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from agentkit.config import Settings
 from agentkit.errors import InputError
 from agentkit.llm import ModelRequestError, RetryableModelError, get_client

@@ -7,9 +7,9 @@ from typing import Any
 
 import boto3
 import pytest
+
 from agentkit.models import SubmitTaskRequest, Task, TaskStatus
 from agentkit.store import TaskStore
-
 from tests.support import FakeLambdaContext, load_event, load_handler
 
 EXAMPLE_ID = "tsk_01JEXAMPLE0000000000000000"
