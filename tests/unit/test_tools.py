@@ -6,7 +6,7 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from agentkit.models import ToolCall
+from agentkit.models import INVALID_ARGUMENTS_KEY, ToolCall
 from agentkit.tools import Tool, ToolRegistry, default_registry
 
 
@@ -67,6 +67,14 @@ def test_invalid_arguments_name_the_field() -> None:
     assert "field 'expression': Field required" in result.content
 
 
+def test_undecodable_arguments_are_reported_not_run() -> None:
+    call = ToolCall(id="c1", name="current_time",
+                    arguments={INVALID_ARGUMENTS_KEY: "the tool arguments are not valid JSON: {ti"})
+    result = default_registry().run(call)
+    assert result.is_error
+    assert result.content == "error: invalid arguments: the tool arguments are not valid JSON: {ti"
+
+
 def test_unknown_and_disallowed_tools_never_run() -> None:
     ran: list[str] = []
 
@@ -84,7 +92,8 @@ def test_a_hung_tool_times_out() -> None:
     class Args(BaseModel):
         pass
 
-    registry = ToolRegistry([Tool("sleepy", "sleeps", Args, lambda _: time.sleep(5), timeout_s=0.2)])
+    sleepy = Tool("sleepy", "sleeps", Args, lambda _: time.sleep(5), timeout_s=0.2)
+    registry = ToolRegistry([sleepy])
     started = time.monotonic()
     result = registry.run(_call("sleepy"))
     assert result.is_error and "timed out after 0.2 s" in result.content

@@ -68,6 +68,12 @@ class Usage(BaseModel):
         return self.input_tokens + self.output_tokens
 
 
+# The single key of a tool call's `arguments` when a provider could not decode the
+# model's argument text; its value says what was wrong. The registry answers such a
+# call with an error result instead of running the tool.
+INVALID_ARGUMENTS_KEY = "__invalid_arguments__"
+
+
 class ToolCall(BaseModel):
     """A model's request to run one tool. `arguments` is what the model sent, unvalidated."""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentkit.models import ToolCall, ToolResult, ToolSpec
+from agentkit.models import INVALID_ARGUMENTS_KEY, ToolCall, ToolResult, ToolSpec
 
 DEFAULT_TOOL_TIMEOUT_S = 20.0
 MAX_TOOL_OUTPUT_CHARS = 100_000
@@ -89,6 +89,9 @@ class ToolRegistry:
             return result(f"error: unknown tool '{call.name}'", True)
         if allowed is not None and call.name not in set(allowed):
             return result(f"error: tool '{call.name}' is not allowed for this task", True)
+        if INVALID_ARGUMENTS_KEY in call.arguments:
+            problem = call.arguments[INVALID_ARGUMENTS_KEY]
+            return result(f"error: invalid arguments: {problem}", True)
         try:
             arguments = tool.args_model.model_validate(call.arguments)
         except ValidationError as error:

@@ -1,0 +1,328 @@
+"""OpenAI through the official `openai` SDK (Chat Completions with function tools).
+
+The SDK is imported lazily, in `OpenAIClient.__init__`: importing this module costs
+nothing, and a deployment without the SDK fails only for tasks that ask for OpenAI.
+
+Decisions worth knowing:
+
+* **Retries** belong to the state machine, so the SDK client is built with
+  `max_retries=0`; every failure surfaces at once as `RetryableModelError` (429, 408,
+  409, 5xx, timeouts, connection failures; `retry_after_s` from `retry-after-ms` /
+  `retry-after`) or `ModelRequestError` (everything else: 400 incl.
+  `context_length_exceeded`, 401, 403, 404, 422, a missing key, a missing SDK).
+* **Output limit** goes out as `max_completion_tokens`: the SDK documents `max_tokens`
+  as deprecated on Chat Completions and the reasoning models (o-series, gpt-5) reject
+  it. OpenAI-compatible servers behind `OPENAI_BASE_URL` that only know `max_tokens`
+  would ignore or refuse it.
+* **Malformed tool arguments** (not JSON, or JSON that is not an object) never fail
+  the call: the tool call is kept and its arguments become
+  `{INVALID_ARGUMENTS_KEY: "<what was wrong, with the raw text>"}`, so the tool step
+  can answer with an error tool result naming the problem and the model can retry.
+  An empty argument string counts as `{}`.
+* **Finish reason**: OpenAI's values map one to one (`function_call` → `tool_calls`,
+  anything unknown → `other`); a reply that carries tool calls but says `stop` (as
+  OpenAI does when `tool_choice` forces a function) is reported as `tool_calls`.
+* **Usage**: `input_tokens` is OpenAI's `prompt_tokens`, which *includes* the cached
+  ones; `cached_tokens` is the cached subset. `cost_usd` stays 0.0 until a price table
+  exists.
+* **Secrets**: no message built here contains the API key. OpenAI's own 401 message
+  echoes a masked key (`sk-proj-****…Ab1c`); key-like tokens and the key itself are
+  scrubbed from every error message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from email.utils import parsedate_to_datetime
+from time import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from agentkit.llm.base import (
+    BaseLLMClient,
+    LLMRequest,
+    LLMResponse,
+    ModelError,
+    ModelRequestError,
+    RetryableModelError,
+)
+from agentkit.models import INVALID_ARGUMENTS_KEY, FinishReason, Message, ToolCall, Usage
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TIMEOUT_S = 60.0
+
+MAX_RAW_ARGUMENTS_CHARS = 2_000
+MAX_ERROR_MESSAGE_CHARS = 1_000
+
+# Statuses the SDK itself would retry: timeout, lock conflict, throttling, server errors.
+_RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "length": "length",
+    "content_filter": "content_filter",
+}
+
+# OpenAI-style secret keys, masked or not: sk-..., sk-proj-..., sk-svcacct-...
+_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*.\-]{3,}")
+
+
+class OpenAIClient(BaseLLMClient):
+    provider = "openai"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        http_client: Any = None,
+    ) -> None:
+        """`http_client`: an `httpx2.Client` or `httpx.Client` for the SDK (proxies, tests)."""
+        if not api_key:
+            raise ModelRequestError("OPENAI_API_KEY is not set")
+        try:
+            import openai
+        except ImportError as error:
+            raise ModelRequestError(
+                "the 'openai' package is not installed; install agentkit with its providers"
+            ) from error
+        self._openai = openai
+        self._api_key = api_key
+        # Always pass base_url: given None, the SDK would read OPENAI_BASE_URL itself,
+        # and an empty value there would become an empty base URL.
+        self._sdk = openai.OpenAI(
+            api_key=api_key,
+            base_url=base_url or DEFAULT_BASE_URL,
+            timeout=timeout_s,
+            max_retries=0,
+            http_client=http_client,
+        )
+
+    @classmethod
+    def from_env(cls, *, http_client: Any = None) -> OpenAIClient:
+        """`OPENAI_API_KEY` (required), `OPENAI_BASE_URL` (empty: default),
+        `OPENAI_TIMEOUT_S` (default 60)."""
+        api_key = os.environ.get("OPENAI_API_KEY", "").strip()
+        if not api_key:
+            raise ModelRequestError("OPENAI_API_KEY is not set")
+        base_url = os.environ.get("OPENAI_BASE_URL", "").strip() or None
+        raw_timeout = os.environ.get("OPENAI_TIMEOUT_S", "").strip()
+        timeout_s = DEFAULT_TIMEOUT_S
+        if raw_timeout:
+            try:
+                timeout_s = float(raw_timeout)
+            except ValueError:
+                timeout_s = -1.0
+            if not 0 < timeout_s < float("inf"):
+                raise ModelRequestError(
+                    f"OPENAI_TIMEOUT_S must be a positive number of seconds, got {raw_timeout!r}"
+                )
+        return cls(api_key, base_url=base_url, timeout_s=timeout_s, http_client=http_client)
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        try:
+            completion = self._sdk.chat.completions.create(**build_request_body(request))
+        except self._openai.OpenAIError as error:
+            raise self._map_error(error) from None
+        try:
+            return parse_completion(completion)
+        except ValidationError as error:
+            raise ModelRequestError(
+                self._scrub(f"openai: the response could not be used: {error}")
+            ) from None
+
+    # --- errors
+
+    def _map_error(self, error: Exception) -> ModelError:
+        openai = self._openai
+        if isinstance(error, openai.APITimeoutError):
+            return RetryableModelError("openai: the request timed out")
+        if isinstance(error, openai.APIConnectionError):
+            cause = error.__cause__
+            detail = f" ({type(cause).__name__})" if cause is not None else ""
+            return RetryableModelError(f"openai: connection error{detail}")
+        if isinstance(error, openai.APIStatusError):
+            status = error.status_code
+            text = self._scrub(_api_error_text(error))
+            message = f"openai: HTTP {status}: {text}"
+            if status in _RETRYABLE_STATUSES or status >= 500:
+                return RetryableModelError(
+                    message,
+                    status_code=status,
+                    retry_after_s=retry_after_seconds(error.response.headers),
+                )
+            return ModelRequestError(message, status_code=status)
+        # Anything else the SDK raises (bad configuration, unusable response): not transient.
+        text = self._scrub(str(error) or type(error).__name__)
+        return ModelRequestError(f"openai: {type(error).__name__}: {text}")
+
+    def _scrub(self, text: str) -> str:
+        if self._api_key:
+            text = text.replace(self._api_key, "[redacted]")
+        text = _KEY_LIKE.sub("[redacted]", text)
+        if len(text) > MAX_ERROR_MESSAGE_CHARS:
+            text = text[:MAX_ERROR_MESSAGE_CHARS] + "…"
+        return text
+
+
+# --- request
+
+
+def build_request_body(request: LLMRequest) -> dict[str, Any]:
+    """The keyword arguments for `chat.completions.create` (= the JSON body sent)."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [_wire_message(message) for message in request.messages],
+    }
+    if request.tools:  # the API rejects an empty `tools` array
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "parameters": spec.parameters,
+                },
+            }
+            for spec in request.tools
+        ]
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        body["max_completion_tokens"] = request.max_tokens
+    return body
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        # Chat Completions has no error flag on tool results: the content says it.
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": message.content or "",
+        }
+    if message.role == "assistant":
+        wire: dict[str, Any] = {"role": "assistant", "content": message.content}
+        if message.tool_calls:  # the API rejects an empty `tool_calls` array
+            wire["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {
+                        "name": call.name,
+                        "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                    },
+                }
+                for call in message.tool_calls
+            ]
+        elif message.content is None:
+            wire["content"] = ""
+        return wire
+    return {"role": message.role, "content": message.content or ""}
+
+
+# --- response
+
+
+def parse_completion(completion: Any) -> LLMResponse:
+    """An SDK `ChatCompletion` → the normalized response."""
+    if not completion.choices:
+        raise ModelRequestError("openai: the response has no choices")
+    choice = completion.choices[0]
+    wire = choice.message
+    tool_calls = [_parse_tool_call(call) for call in (wire.tool_calls or [])]
+    content = wire.content
+    if not content and getattr(wire, "refusal", None):
+        content = wire.refusal
+    finish_reason = _FINISH_REASONS.get(choice.finish_reason or "", "other")
+    if tool_calls and finish_reason == "stop":
+        finish_reason = "tool_calls"
+    return LLMResponse(
+        message=Message(role="assistant", content=content, tool_calls=tool_calls),
+        finish_reason=finish_reason,
+        usage=_parse_usage(completion.usage),
+    )
+
+
+def _parse_tool_call(call: Any) -> ToolCall:
+    function = getattr(call, "function", None)
+    if function is not None:
+        name, raw = function.name, function.arguments
+    else:  # a non-function (custom) tool call; agentkit never declares those
+        name, raw = getattr(call, "name", "") or "unknown", getattr(call, "input", "")
+    return ToolCall(id=call.id, name=name, arguments=decode_arguments(raw))
+
+
+def decode_arguments(raw: str | None) -> dict[str, Any]:
+    """The model's argument text → a dict; unusable text → `{INVALID_ARGUMENTS_KEY: why}`."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        problem = f"not valid JSON ({error})"
+    else:
+        if isinstance(value, dict):
+            return value
+        problem = f"a JSON {type(value).__name__}, not an object"
+    shown = raw if len(raw) <= MAX_RAW_ARGUMENTS_CHARS else raw[:MAX_RAW_ARGUMENTS_CHARS] + "…"
+    return {INVALID_ARGUMENTS_KEY: f"the tool arguments are {problem}: {shown}"}
+
+
+def _parse_usage(usage: Any) -> Usage:
+    if usage is None:  # some OpenAI-compatible servers omit it
+        return Usage(model_calls=1)
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    return Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
+        cached_tokens=cached or 0,
+        cost_usd=0.0,
+        model_calls=1,
+    )
+
+
+# --- error details
+
+
+def _api_error_text(error: Any) -> str:
+    """The API's own error message (and code), not the SDK's dump of the whole body."""
+    body = error.body
+    if isinstance(body, dict):
+        message = body.get("message")
+        code = body.get("code") or body.get("type")
+        if isinstance(message, str) and message:
+            return f"{message} ({code})" if isinstance(code, str) and code else message
+    if isinstance(body, str) and body.strip():
+        return body.strip()
+    return str(getattr(error, "message", "") or type(error).__name__)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms`, else `retry-after` (seconds or HTTP date)."""
+    if headers is None:
+        return None
+    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / divisor
+        except ValueError:
+            continue
+        if seconds == seconds and seconds != float("inf"):  # not NaN, not infinite
+            return max(seconds, 0.0)
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(parsedate_to_datetime(value).timestamp() - time(), 0.0)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return None

@@ -1,0 +1,453 @@
+"""The deployment artifacts: template.yaml, the agent state machine, the layer build, events/.
+
+Runs the real tools from the project venv (the directory of sys.executable):
+`statelint`, `sam validate --lint`, and `sam build` (~10 s, pip fetches the layer's
+wheels for the Lambda target; needs the package index or a warm pip cache).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from agentkit.models import (
+    ModelStepOutput,
+    SubmitTaskRequest,
+    TaskRef,
+    ToolCallRef,
+    TurnRef,
+)
+from tests.support import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+ASL = ROOT / "statemachines" / "agent.asl.json"
+EVENTS = ROOT / "events"
+BIN = Path(sys.executable).parent
+
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+SAMPLE_SUBSTITUTIONS = {
+    "PlanFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:opspawn-PlanFunction-AbC123",
+    "LlmFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:opspawn-LlmFunction-AbC123",
+    "FinalizeFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:opspawn-Finalize-AbC123",
+    "ToolQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/opspawn-ToolQueue-AbC123",
+    "ToolCallTimeoutSeconds": "300",
+    "MaxTurnsHardLimit": "50",
+}
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+# --- helpers ---------------------------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """CloudFormation YAML with intrinsic tags kept as {"Ref": ...} / {"Fn::GetAtt": ...}."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    key = suffix if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if key == "Fn::GetAtt":
+            value = value.split(".", 1)
+        return {key: value}
+    if isinstance(node, yaml.SequenceNode):
+        return {key: loader.construct_sequence(node, deep=True)}
+    return {key: loader.construct_mapping(node, deep=True)}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict[str, Any]:
+    return json.loads(ASL.read_text())
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed next to {sys.executable} (pip install -e '.[dev]')")
+    return str(path)
+
+
+def _tool_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["SAM_CLI_TELEMETRY"] = "0"
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    # The layer Makefile installs with this pip (wheels for the Lambda target).
+    env["PIP"] = f"{sys.executable} -m pip"
+    return env
+
+
+def _run(
+    cmd: list[str], *, timeout: int, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, cwd=ROOT, env=env or _tool_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _python312_env(env: dict[str, str]) -> dict[str, str]:
+    """sam build wants a python3.12 for functions with a requirements.txt; pyenv may hide it."""
+
+    def works(candidate: dict[str, str]) -> bool:
+        exe = shutil.which("python3.12", path=candidate.get("PATH"))
+        if not exe:
+            return False
+        probe = subprocess.run([exe, "-c", "pass"], env=candidate, capture_output=True, timeout=30)
+        return probe.returncode == 0
+
+    if works(env) or not shutil.which("pyenv"):
+        return env
+    versions = subprocess.run(
+        ["pyenv", "versions", "--bare"], capture_output=True, text=True, timeout=30
+    ).stdout.split()
+    v312 = [v for v in versions if v.startswith("3.12.")]
+    if v312:
+        current = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+        candidate = {**env, "PYENV_VERSION": ":".join(dict.fromkeys([current, v312[-1]]))}
+        if works(candidate):
+            return candidate
+    return env
+
+
+def _substituted_asl_text() -> str:
+    text = ASL.read_text()
+    for key, value in SAMPLE_SUBSTITUTIONS.items():
+        text = text.replace("${" + key + "}", value)
+    return text
+
+
+def _walk_states(states: dict[str, Any]) -> list[tuple[dict[str, Any], str, dict[str, Any]]]:
+    """(scope, name, state) for every state, nested Map/Parallel processors included."""
+    found = []
+    for name, state in states.items():
+        found.append((states, name, state))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found.extend(_walk_states(processor["States"]))
+        for branch in state.get("Branches", []):
+            found.extend(_walk_states(branch["States"]))
+    return found
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    targets = [state["Next"]] if "Next" in state else []
+    targets += [c["Next"] for c in state.get("Catch", [])]
+    if state["Type"] == "Choice":
+        targets += [c["Next"] for c in state["Choices"]]
+        if "Default" in state:
+            targets.append(state["Default"])
+    return targets
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: res
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+
+
+# --- the state machine -----------------------------------------------------
+
+
+def test_statelint_accepts_the_definition_after_substitution(tmp_path: Path) -> None:
+    text = _substituted_asl_text()
+    assert not PLACEHOLDER.search(text), "a ${...} placeholder has no sample value here"
+    definition = tmp_path / "agent.asl.json"
+    definition.write_text(text)
+    result = _run([_tool("statelint"), str(definition)], timeout=120)
+    assert result.returncode == 0, f"statelint:\n{result.stdout}{result.stderr}"
+
+
+def test_statelint_rejects_a_broken_definition(tmp_path: Path) -> None:
+    """Guards the guard: a dangling Next must make statelint fail."""
+    broken = json.loads(_substituted_asl_text())
+    broken["States"]["Plan"]["Next"] = "NoSuchState"
+    definition = tmp_path / "broken.asl.json"
+    definition.write_text(json.dumps(broken))
+    result = _run([_tool("statelint"), str(definition)], timeout=120)
+    assert result.returncode != 0
+
+
+def test_placeholders_match_the_template_substitutions(template: dict[str, Any]) -> None:
+    subs = template["Resources"]["AgentStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert set(PLACEHOLDER.findall(ASL.read_text())) == set(subs) == set(SAMPLE_SUBSTITUTIONS)
+
+
+def test_numeric_substitutions_become_numbers() -> None:
+    """Substitutions are strings: numeric fields go through States.StringToJson."""
+    definition = json.loads(_substituted_asl_text())
+    calls = re.findall(r"States\.StringToJson\('([^']*)'\)", json.dumps(definition))
+    assert calls, "expected States.StringToJson for ToolCallTimeoutSeconds / MaxTurnsHardLimit"
+    for argument in calls:
+        assert isinstance(json.loads(argument), int)
+    run_tool = definition["States"]["RunTools"]["ItemProcessor"]["States"]["RunTool"]
+    assert run_tool["TimeoutSecondsPath"] == "$.timeout_seconds"
+    assert "timeout_seconds.$" in definition["States"]["RunTools"]["ItemSelector"]
+
+
+def test_every_transition_targets_an_existing_state(asl: dict[str, Any]) -> None:
+    for scope, name, state in _walk_states(asl["States"]):
+        for target in _targets(state):
+            assert target in scope, f"{name} -> {target}: no such state in its scope"
+    assert asl["StartAt"] in asl["States"]
+
+
+def test_every_state_is_reachable(asl: dict[str, Any]) -> None:
+    def reachable(states: dict[str, Any], start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(_targets(states[name]))
+        return seen
+
+    machines = [asl]
+    for _scope, _name, state in _walk_states(asl["States"]):
+        machines += [m for m in (state.get("ItemProcessor"), state.get("Iterator")) if m]
+        machines += state.get("Branches", [])
+    assert len(machines) > 1, "expected the RunTools Map's ItemProcessor"
+    for machine in machines:
+        unreachable = set(machine["States"]) - reachable(machine["States"], machine["StartAt"])
+        assert not unreachable, f"unreachable states: {sorted(unreachable)}"
+
+
+def test_lambda_tasks_invoke_functions_of_the_template(
+    asl: dict[str, Any], template: dict[str, Any]
+) -> None:
+    subs = template["Resources"]["AgentStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    functions = _functions(template)
+    invoked = set()
+    for _scope, name, state in _walk_states(asl["States"]):
+        if state.get("Resource") != "arn:aws:states:::lambda:invoke":
+            continue
+        placeholder = PLACEHOLDER.fullmatch(state["Parameters"]["FunctionName"])
+        assert placeholder, f"{name}: FunctionName must be a ${{...}} substitution"
+        value = subs[placeholder.group(1)]
+        assert value.get("Fn::GetAtt", [None, None])[1] == "Arn", f"{name}: {value}"
+        function = value["Fn::GetAtt"][0]
+        assert function in functions, f"{name} invokes {function}, not a function in the template"
+        invoked.add(function)
+        # Every Lambda task retries service errors and ends up in MarkFailed/Failed on error.
+        retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+        assert retried >= LAMBDA_SERVICE_ERRORS, f"{name} does not retry Lambda service errors"
+        assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), name
+    assert invoked == {"PlanFunction", "LlmFunction", "FinalizeFunction"}
+    policies = template["Resources"]["AgentStateMachine"]["Properties"]["Policies"]
+    allowed = {
+        p["LambdaInvokePolicy"]["FunctionName"]["Ref"]
+        for p in policies
+        if "LambdaInvokePolicy" in p
+    }
+    assert allowed == invoked
+
+
+def test_agent_loop_shape(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    assert asl["StartAt"] == "Plan"
+    decide = states["Decide"]
+    assert decide["Type"] == "Choice"
+    routes = {c.get("StringEquals"): c["Next"] for c in decide["Choices"] if "StringEquals" in c}
+    assert routes == {"tool_calls": "RunTools", "final": "Finalize", "stop": "Stopped"}
+    assert decide["Choices"][0]["Next"] == "TurnLimitReached", "the turn limit is checked first"
+    assert decide["Default"] == "UnknownAction"
+    run_tools = states["RunTools"]
+    assert run_tools["Type"] == "Map" and run_tools["ResultPath"] is None
+    assert run_tools["Next"] == "CallModel"
+    run_tool = run_tools["ItemProcessor"]["States"]["RunTool"]
+    assert run_tool["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+    body = run_tool["Parameters"]["MessageBody"]
+    assert body["task_token.$"] == "$$.Task.Token"
+    # The message body carries exactly a ToolCallRef plus the token.
+    assert {k.removesuffix(".$") for k in body} - {"task_token"} == set(ToolCallRef.model_fields)
+    assert run_tool["Catch"][0]["Next"] == "ToolCallFailed"
+    # CallModel's ResultSelector keeps the fields of ModelStepOutput the loop needs.
+    selected = {k.removesuffix(".$") for k in states["CallModel"]["ResultSelector"]}
+    assert (
+        {"turn", "action", "tool_calls"}
+        <= selected
+        <= set(ModelStepOutput.model_fields) | {"turn_limit"}
+    )
+    assert states["MarkFailed"]["Parameters"]["Payload"]["error.$"] == "$.error"
+    assert states["Failed"]["Type"] == "Fail"
+
+
+# --- the template ----------------------------------------------------------
+
+
+def test_sam_validate_lint() -> None:
+    result = _run([_tool("sam"), "validate", "--lint", "--region", "us-east-1"], timeout=300)
+    assert result.returncode == 0, f"sam validate --lint:\n{result.stdout}\n{result.stderr}"
+
+
+def test_template_wiring(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    functions = _functions(template)
+    for name, function in functions.items():
+        code = ROOT / function["Properties"]["CodeUri"]
+        assert code.is_dir(), f"{name}: CodeUri {code} is missing"
+    assert resources["AgentApi"]["Type"] == "AWS::Serverless::Api"  # REST, not HttpApi
+    # SQS event source: visibility >= 6x the consumer's timeout.
+    tool_timeout = functions["ToolFunction"]["Properties"]["Timeout"]
+    assert resources["ToolQueue"]["Properties"]["VisibilityTimeout"] >= 6 * tool_timeout
+    # The state machine must not depend on ToolFunction (ToolFunction's role refers to it).
+    state_machine = json.dumps(resources["AgentStateMachine"])
+    assert "ToolFunction" not in state_machine
+
+
+def test_sam_build_layer_layout(tmp_path: Path) -> None:
+    """Slow-ish (~10 s): the real `sam build`, the layer through its Makefile."""
+    build = tmp_path / "build"
+    env = _python312_env(_tool_env())
+    result = _run(
+        [
+            _tool("sam"),
+            "build",
+            "--template-file",
+            str(TEMPLATE),
+            "--build-dir",
+            str(build),
+            "--no-cached",
+        ],
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 0, f"sam build:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    layer = build / "AgentKitLayer" / "python"
+    assert (layer / "agentkit" / "models.py").is_file()
+    assert (layer / "pydantic").is_dir()
+    assert (layer / "pydantic_core").is_dir()
+    assert (layer / "aws_lambda_powertools").is_dir()
+    assert not (layer / "python").exists(), "layer content nested as python/python"
+    assert not list(layer.glob("agentkit/**/__pycache__"))
+    # Wheels for the Lambda runtime, not for the machine that built them.
+    assert list((layer / "pydantic_core").glob("*cpython-312-x86_64-linux-gnu.so"))
+    assert not (layer / "boto3").exists(), "boto3 comes with the Lambda runtime"
+    assert (build / "template.yaml").is_file()
+    # Provider SDKs ship in their own layer, attached only to the model-calling function.
+    assert not (layer / "openai").exists(), "provider SDKs must stay out of the shared layer"
+    assert (build / "ProvidersLayer" / "python" / "openai").is_dir()
+    functions = {
+        name: resource.get("Properties", {})
+        for name, resource in load_template()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    with_providers = [n for n, p in functions.items() if {"Ref": "ProvidersLayer"} in
+                      p.get("Layers", [])]
+    assert with_providers == ["LlmFunction"]
+
+
+# --- events/ ---------------------------------------------------------------
+
+ALL_EVENTS = sorted(p.name for p in EVENTS.glob("*.json"))
+
+
+def _validate(model: type[BaseModel], data: dict[str, Any]) -> None:
+    try:
+        model.model_validate(data)
+    except ValidationError as error:  # pragma: no cover - message for the failure
+        pytest.fail(f"{model.__name__}: {error}")
+
+
+def test_expected_events_exist() -> None:
+    assert set(ALL_EVENTS) >= {
+        "submit_post_tasks.json",
+        "tasks_get_task.json",
+        "plan.json",
+        "llm.json",
+        "tool_sqs.json",
+        "finalize_succeeded.json",
+        "finalize_failed.json",
+    }
+
+
+@pytest.mark.parametrize("name", ALL_EVENTS)
+def test_event_is_json_object(name: str) -> None:
+    assert isinstance(json.loads((EVENTS / name).read_text()), dict)
+
+
+def _event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_step_function_events_match_the_models() -> None:
+    _validate(TaskRef, _event("plan.json"))
+    _validate(TurnRef, _event("llm.json"))
+    for name, outcome in (
+        ("finalize_succeeded.json", "succeeded"),
+        ("finalize_failed.json", "failed"),
+    ):
+        event = _event(name)
+        _validate(TaskRef, event)
+        assert event["outcome"] == outcome
+    error = _event("finalize_failed.json")["error"]
+    assert set(error) == {"Error", "Cause"}
+    cause = json.loads(error["Cause"])  # what a Lambda error looks like after Catch
+    assert cause["errorType"] == error["Error"] and cause["errorMessage"]
+
+
+def test_tool_event_body_is_the_map_message() -> None:
+    from aws_lambda_powertools.utilities.parser.models import SqsModel
+
+    event = _event("tool_sqs.json")
+    SqsModel.model_validate(event)
+    (record,) = event["Records"]
+    body = json.loads(record["body"])
+    assert body.pop("task_token")
+    _validate(ToolCallRef, body)
+    assert record["eventSourceARN"].startswith("arn:aws:sqs:")
+    assert int(record["attributes"]["ApproximateReceiveCount"]) >= 1
+
+
+def test_api_events_are_rest_proxy_events() -> None:
+    from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
+
+    submit = _event("submit_post_tasks.json")
+    APIGatewayProxyEventModel.model_validate(submit)
+    assert (submit["httpMethod"], submit["resource"]) == ("POST", "/tasks")
+    assert submit["headers"]["Content-Type"] == "application/json"
+    request = SubmitTaskRequest.model_validate_json(submit["body"])
+    assert request.model == "scripted" and request.scripted_turns
+    assert request.scripted_turns[0].tool_calls and request.scripted_turns[-1].content
+
+    get = _event("tasks_get_task.json")
+    APIGatewayProxyEventModel.model_validate(get)
+    assert (get["httpMethod"], get["resource"]) == ("GET", "/tasks/{task_id}")
+    _validate(TaskRef, get["pathParameters"])
+    assert get["path"] == f"/tasks/{get['pathParameters']['task_id']}"
+
+
+def test_events_share_one_task_id() -> None:
+    ids = {
+        _event("plan.json")["task_id"],
+        _event("llm.json")["task_id"],
+        _event("finalize_succeeded.json")["task_id"],
+        _event("finalize_failed.json")["task_id"],
+        _event("tasks_get_task.json")["pathParameters"]["task_id"],
+        json.loads(_event("tool_sqs.json")["Records"][0]["body"])["task_id"],
+    }
+    assert len(ids) == 1 and next(iter(ids)).startswith("tsk_")
