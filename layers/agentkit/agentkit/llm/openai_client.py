@@ -34,9 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from email.utils import parsedate_to_datetime
-from time import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -49,16 +46,12 @@ from agentkit.llm.base import (
     ModelRequestError,
     RetryableModelError,
 )
-from agentkit.models import INVALID_ARGUMENTS_KEY, FinishReason, Message, ToolCall, Usage
+from agentkit.llm.wire import decode_arguments, error_for_status, scrub
+from agentkit.models import FinishReason, Message, ToolCall, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_S = 60.0
 
-MAX_RAW_ARGUMENTS_CHARS = 2_000
-MAX_ERROR_MESSAGE_CHARS = 1_000
-
-# Statuses the SDK itself would retry: timeout, lock conflict, throttling, server errors.
-_RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -67,9 +60,6 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "length": "length",
     "content_filter": "content_filter",
 }
-
-# OpenAI-style secret keys, masked or not: sk-..., sk-proj-..., sk-svcacct-...
-_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*.\-]{3,}")
 
 
 class OpenAIClient(BaseLLMClient):
@@ -150,25 +140,14 @@ class OpenAIClient(BaseLLMClient):
         if isinstance(error, openai.APIStatusError):
             status = error.status_code
             text = self._scrub(_api_error_text(error))
-            message = f"openai: HTTP {status}: {text}"
-            if status in _RETRYABLE_STATUSES or status >= 500:
-                return RetryableModelError(
-                    message,
-                    status_code=status,
-                    retry_after_s=retry_after_seconds(error.response.headers),
-                )
-            return ModelRequestError(message, status_code=status)
+            return error_for_status(f"openai: HTTP {status}: {text}", status,
+                                    error.response.headers)
         # Anything else the SDK raises (bad configuration, unusable response): not transient.
         text = self._scrub(str(error) or type(error).__name__)
         return ModelRequestError(f"openai: {type(error).__name__}: {text}")
 
     def _scrub(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "[redacted]")
-        text = _KEY_LIKE.sub("[redacted]", text)
-        if len(text) > MAX_ERROR_MESSAGE_CHARS:
-            text = text[:MAX_ERROR_MESSAGE_CHARS] + "…"
-        return text
+        return scrub(text, [self._api_key])
 
 
 # --- request
@@ -259,22 +238,6 @@ def _parse_tool_call(call: Any) -> ToolCall:
     return ToolCall(id=call.id, name=name, arguments=decode_arguments(raw))
 
 
-def decode_arguments(raw: str | None) -> dict[str, Any]:
-    """The model's argument text → a dict; unusable text → `{INVALID_ARGUMENTS_KEY: why}`."""
-    if raw is None or not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as error:
-        problem = f"not valid JSON ({error})"
-    else:
-        if isinstance(value, dict):
-            return value
-        problem = f"a JSON {type(value).__name__}, not an object"
-    shown = raw if len(raw) <= MAX_RAW_ARGUMENTS_CHARS else raw[:MAX_RAW_ARGUMENTS_CHARS] + "…"
-    return {INVALID_ARGUMENTS_KEY: f"the tool arguments are {problem}: {shown}"}
-
-
 def _parse_usage(usage: Any) -> Usage:
     if usage is None:  # some OpenAI-compatible servers omit it
         return Usage(model_calls=1)
@@ -303,26 +266,3 @@ def _api_error_text(error: Any) -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()
     return str(getattr(error, "message", "") or type(error).__name__)
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds to wait from `retry-after-ms`, else `retry-after` (seconds or HTTP date)."""
-    if headers is None:
-        return None
-    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(header)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / divisor
-        except ValueError:
-            continue
-        if seconds == seconds and seconds != float("inf"):  # not NaN, not infinite
-            return max(seconds, 0.0)
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return max(parsedate_to_datetime(value).timestamp() - time(), 0.0)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    return None
