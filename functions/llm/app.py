@@ -10,7 +10,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.config import settings
-from agentkit.llm import get_client
+from agentkit.llm import BaseLLMClient, get_client
+from agentkit.llm.breaker import DynamoCircuitBreaker
+from agentkit.llm.router import ModelRouter
 from agentkit.models import Task, TurnRef
 from agentkit.steps.call_model import call_model
 from agentkit.store import TaskStore
@@ -23,8 +25,17 @@ _store = TaskStore(_config.table_name)
 _registry = default_registry()
 
 
-def _client_for(task: Task):  # type: ignore[no-untyped-def]
-    return get_client(task, scripted_enabled=_config.scripted_model_enabled)
+_router = ModelRouter(breaker=DynamoCircuitBreaker(_store.client, _config.table_name))
+# Seconds kept back from the Lambda timeout for storing the reply after retries.
+_MARGIN_S = 10.0
+
+
+def _client_for(task: Task, model: str) -> BaseLLMClient:
+    return get_client(
+        model,
+        scripted_turns=task.scripted_turns,
+        scripted_enabled=_config.scripted_model_enabled,
+    )
 
 
 @logger.inject_lambda_context
@@ -32,7 +43,14 @@ def _client_for(task: Task):  # type: ignore[no-untyped-def]
 @event_parser(model=TurnRef)
 def lambda_handler(event: TurnRef, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(task_id=event.task_id, turn=event.turn + 1)
-    output = call_model(event, store=_store, registry=_registry, client_for=_client_for)
+    output = call_model(
+        event,
+        store=_store,
+        registry=_registry,
+        client_for=_client_for,
+        router=_router,
+        time_budget_s=max(context.get_remaining_time_in_millis() / 1000 - _MARGIN_S, 1.0),
+    )
     logger.info(
         "model turn done", extra={"action": output.action, "tool_calls": len(output.tool_calls)}
     )

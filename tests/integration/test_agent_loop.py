@@ -22,8 +22,8 @@ from agentkit.tools import ToolRegistry
 SETTINGS = Settings(table_name="t", scripted_model_enabled=True, default_max_turns=6)
 
 
-def _client_for(task: Any) -> Any:
-    return get_client(task, scripted_enabled=True)
+def _client_for(task: Any, model: str) -> Any:
+    return get_client(model, scripted_turns=task.scripted_turns, scripted_enabled=True)
 
 
 def _submit(
@@ -102,6 +102,7 @@ def test_two_tool_calls_then_a_final_answer(store: TaskStore, registry: ToolRegi
         "tool",
         "assistant",
     ]
+    assert view.messages[2].model == "scripted"  # which model answered is recorded
     assert view.messages[3].content == "391" and not view.messages[3].is_error
     assert view.messages[4].name == "current_time"
     assert view.usage.input_tokens == 250 and view.usage.output_tokens == 30
@@ -238,7 +239,7 @@ def test_a_failed_start_keeps_the_task_with_the_reason(
         submit_task(
             request, store=store, registry=registry, settings=SETTINGS, start_execution=broken
         )
-    [item] = store._client.scan(TableName=store.table_name)["Items"]
+    [item] = store.client.scan(TableName=store.table_name)["Items"]
     task = store.require_task(item["task_id"]["S"])
     assert task.goal == "keep me" and task.status == TaskStatus.FAILED
     assert "state machine unreachable" in (task.error or "")

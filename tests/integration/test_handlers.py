@@ -91,7 +91,7 @@ def test_submit_rejects_bad_bodies_naming_the_field(
     fields = {item["field"]: item["problem"] for item in answer["fields"]}
     assert field in fields, answer
     assert problem in fields[field]
-    assert store._client.scan(TableName=store.table_name)["Count"] == 0  # nothing stored
+    assert store.client.scan(TableName=store.table_name)["Count"] == 0  # nothing stored
 
 
 def test_get_task_and_unknown_task(store: TaskStore) -> None:

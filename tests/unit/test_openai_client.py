@@ -24,10 +24,11 @@ from agentkit.llm.base import (
     LLMRequest,
     ModelRequestError,
     RetryableModelError,
+    clear_client_cache,
     get_client,
 )
 from agentkit.llm.openai_client import DEFAULT_BASE_URL, OpenAIClient
-from agentkit.models import INVALID_ARGUMENTS_KEY, Message, Task, ToolCall, ToolSpec
+from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall, ToolSpec
 
 BASE_URL = "http://127.0.0.1:9/v1"
 COMPLETIONS_URL = f"{BASE_URL}/chat/completions"
@@ -660,22 +661,24 @@ def test_missing_api_key(monkeypatch, value):
 
 def test_get_client_without_a_key_fails_as_a_request_error(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    task = Task(task_id="t1", goal="g", model="openai:gpt-4o-mini", max_turns=3)
+    clear_client_cache()
 
     with pytest.raises(ModelRequestError, match="OPENAI_API_KEY is not set"):
-        get_client(task, scripted_enabled=False)
+        get_client("openai:gpt-4o-mini")
 
 
 def test_get_client_builds_the_openai_client_from_env(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_TIMEOUT_S", raising=False)
-    task = Task(task_id="t1", goal="g", model="openai:gpt-4o-mini", max_turns=3)
+    clear_client_cache()
 
-    client = get_client(task, scripted_enabled=False)
+    client = get_client("openai:gpt-4o-mini")
 
     assert isinstance(client, OpenAIClient)
     assert client.provider == "openai"
+    assert get_client("openai:gpt-4.1") is client  # reused across models and invocations
+    clear_client_cache()
 
 
 def test_from_env_settings_reach_the_sdk(monkeypatch, router):

@@ -57,9 +57,9 @@ def test_scripted_errors(kind: str, error: type[Exception]) -> None:
 def test_scripted_is_chosen_only_explicitly_and_when_enabled() -> None:
     task = Task(task_id="t", goal="g", model="scripted", max_turns=3,
                 scripted_turns=_turns({"content": "x"}))
-    assert isinstance(get_client(task, scripted_enabled=True), ScriptedClient)
+    client = get_client("scripted", scripted_turns=task.scripted_turns, scripted_enabled=True)
+    assert isinstance(client, ScriptedClient)
     with pytest.raises(ModelRequestError, match="disabled"):
-        get_client(task, scripted_enabled=False)
-    unknown = task.model_copy(update={"model": "acme:big-model"})
+        get_client("scripted", scripted_turns=task.scripted_turns, scripted_enabled=False)
     with pytest.raises(ModelRequestError, match="unknown model provider 'acme'"):
-        get_client(unknown, scripted_enabled=True)
+        get_client("acme:big-model", scripted_enabled=True)

@@ -112,6 +112,8 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     name: str | None = None
     is_error: bool = False
+    # Set on role="assistant" by the loop: which `provider:model` answered (failover).
+    model: str | None = None
 
     @model_validator(mode="after")
     def _check_shape(self) -> Message:
@@ -170,6 +172,14 @@ TOOL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 MAX_GOAL_CHARS = 16_000
 
 
+def _check_model(value: str) -> None:
+    if not MODEL_PATTERN.match(value):
+        raise ValueError(
+            f"'{value[:80]}' must look like 'provider:model' (e.g. 'openai:gpt-4o-mini') "
+            "or 'scripted'"
+        )
+
+
 class SubmitTaskRequest(BaseModel):
     """Body of POST /tasks."""
 
@@ -182,6 +192,11 @@ class SubmitTaskRequest(BaseModel):
         default=None,
         max_length=200,
         description="`provider:model`, e.g. `openai:gpt-4o-mini`; `scripted` plays scripted_turns.",
+    )
+    fallback_models: list[str] | None = Field(
+        default=None,
+        max_length=4,
+        description="Models tried in order when `model` keeps failing with retryable errors.",
     )
     tools: list[Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]] | None = Field(
         default=None, max_length=64, description="Tools the task may use; default: all built-ins."
@@ -197,10 +212,15 @@ class SubmitTaskRequest(BaseModel):
     @field_validator("model")
     @classmethod
     def _model_format(cls, value: str | None) -> str | None:
-        if value is not None and not MODEL_PATTERN.match(value):
-            raise ValueError(
-                "must look like 'provider:model' (e.g. 'openai:gpt-4o-mini') or 'scripted'"
-            )
+        if value is not None:
+            _check_model(value)
+        return value
+
+    @field_validator("fallback_models")
+    @classmethod
+    def _fallbacks_format(cls, value: list[str] | None) -> list[str] | None:
+        for model in value or []:
+            _check_model(model)
         return value
 
     # A field validator (not a model validator) so the error names `scripted_turns`.
@@ -225,6 +245,7 @@ class Task(BaseModel):
     goal: str
     status: TaskStatus = TaskStatus.QUEUED
     model: str
+    fallback_models: list[str] = Field(default_factory=list)
     tools: list[str] = Field(default_factory=list)
     max_turns: int
     turn: int = 0

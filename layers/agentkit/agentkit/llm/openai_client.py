@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Self
 
 from pydantic import ValidationError
 
@@ -63,7 +64,13 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 
 
 class OpenAIClient(BaseLLMClient):
+    """Also the base of OpenAI-compatible providers (see `openrouter_client`): they set
+    `provider` (error-message prefix), `env_prefix` (`<PREFIX>_API_KEY`, `_BASE_URL`,
+    `_TIMEOUT_S`) and `default_base_url`."""
+
     provider = "openai"
+    env_prefix = "OPENAI"
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(
         self,
@@ -72,10 +79,12 @@ class OpenAIClient(BaseLLMClient):
         base_url: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         http_client: Any = None,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        """`http_client`: an `httpx2.Client` or `httpx.Client` for the SDK (proxies, tests)."""
+        """`http_client`: an `httpx2.Client` or `httpx.Client` for the SDK (proxies, tests);
+        `default_headers`: extra headers sent with every request."""
         if not api_key:
-            raise ModelRequestError("OPENAI_API_KEY is not set")
+            raise ModelRequestError(f"{self.env_prefix}_API_KEY is not set")
         try:
             import openai
         except ImportError as error:
@@ -88,21 +97,24 @@ class OpenAIClient(BaseLLMClient):
         # and an empty value there would become an empty base URL.
         self._sdk = openai.OpenAI(
             api_key=api_key,
-            base_url=base_url or DEFAULT_BASE_URL,
+            base_url=base_url or self.default_base_url,
             timeout=timeout_s,
             max_retries=0,
             http_client=http_client,
+            default_headers=default_headers,
         )
 
     @classmethod
-    def from_env(cls, *, http_client: Any = None) -> OpenAIClient:
+    def from_env(cls, *, http_client: Any = None, **options: Any) -> Self:
         """`OPENAI_API_KEY` (required), `OPENAI_BASE_URL` (empty: default),
-        `OPENAI_TIMEOUT_S` (default 60)."""
-        api_key = os.environ.get("OPENAI_API_KEY", "").strip()
+        `OPENAI_TIMEOUT_S` (default 60); other prefixes per `env_prefix`. `options` go to
+        the constructor as they are."""
+        prefix = cls.env_prefix
+        api_key = os.environ.get(f"{prefix}_API_KEY", "").strip()
         if not api_key:
-            raise ModelRequestError("OPENAI_API_KEY is not set")
-        base_url = os.environ.get("OPENAI_BASE_URL", "").strip() or None
-        raw_timeout = os.environ.get("OPENAI_TIMEOUT_S", "").strip()
+            raise ModelRequestError(f"{prefix}_API_KEY is not set")
+        base_url = os.environ.get(f"{prefix}_BASE_URL", "").strip() or None
+        raw_timeout = os.environ.get(f"{prefix}_TIMEOUT_S", "").strip()
         timeout_s = DEFAULT_TIMEOUT_S
         if raw_timeout:
             try:
@@ -111,9 +123,11 @@ class OpenAIClient(BaseLLMClient):
                 timeout_s = -1.0
             if not 0 < timeout_s < float("inf"):
                 raise ModelRequestError(
-                    f"OPENAI_TIMEOUT_S must be a positive number of seconds, got {raw_timeout!r}"
+                    f"{prefix}_TIMEOUT_S must be a positive number of seconds, got {raw_timeout!r}"
                 )
-        return cls(api_key, base_url=base_url, timeout_s=timeout_s, http_client=http_client)
+        return cls(
+            api_key, base_url=base_url, timeout_s=timeout_s, http_client=http_client, **options
+        )
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         try:
@@ -121,30 +135,31 @@ class OpenAIClient(BaseLLMClient):
         except self._openai.OpenAIError as error:
             raise self._map_error(error) from None
         try:
-            return parse_completion(completion)
+            return parse_completion(completion, provider=self.provider)
         except ValidationError as error:
             raise ModelRequestError(
-                self._scrub(f"openai: the response could not be used: {error}")
+                self._scrub(f"{self.provider}: the response could not be used: {error}")
             ) from None
 
     # --- errors
 
     def _map_error(self, error: Exception) -> ModelError:
-        openai = self._openai
+        openai, provider = self._openai, self.provider
         if isinstance(error, openai.APITimeoutError):
-            return RetryableModelError("openai: the request timed out")
+            return RetryableModelError(f"{provider}: the request timed out")
         if isinstance(error, openai.APIConnectionError):
             cause = error.__cause__
             detail = f" ({type(cause).__name__})" if cause is not None else ""
-            return RetryableModelError(f"openai: connection error{detail}")
+            return RetryableModelError(f"{provider}: connection error{detail}")
         if isinstance(error, openai.APIStatusError):
             status = error.status_code
             text = self._scrub(_api_error_text(error))
-            return error_for_status(f"openai: HTTP {status}: {text}", status,
-                                    error.response.headers)
+            return error_for_status(
+                f"{provider}: HTTP {status}: {text}", status, error.response.headers
+            )
         # Anything else the SDK raises (bad configuration, unusable response): not transient.
         text = self._scrub(str(error) or type(error).__name__)
-        return ModelRequestError(f"openai: {type(error).__name__}: {text}")
+        return ModelRequestError(f"{provider}: {type(error).__name__}: {text}")
 
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._api_key])
@@ -209,10 +224,10 @@ def _wire_message(message: Message) -> dict[str, Any]:
 # --- response
 
 
-def parse_completion(completion: Any) -> LLMResponse:
+def parse_completion(completion: Any, *, provider: str = "openai") -> LLMResponse:
     """An SDK `ChatCompletion` → the normalized response."""
     if not completion.choices:
-        raise ModelRequestError("openai: the response has no choices")
+        raise ModelRequestError(f"{provider}: the response has no choices")
     choice = completion.choices[0]
     wire = choice.message
     tool_calls = [_parse_tool_call(call) for call in (wire.tool_calls or [])]

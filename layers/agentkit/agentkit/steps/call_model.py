@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agentkit.llm.base import BaseLLMClient, LLMRequest, parse_model
+from agentkit.llm.base import BaseLLMClient, LLMRequest
+from agentkit.llm.router import ModelRouter
 from agentkit.models import (
     Message,
     ModelStepOutput,
@@ -17,7 +18,8 @@ from agentkit.models import (
 from agentkit.store import ConflictError, TaskStore
 from agentkit.tools import ToolRegistry
 
-ClientFactory = Callable[[Task], BaseLLMClient]
+# (task, "provider:model") → client; the task carries what the scripted client plays.
+ClientFactory = Callable[[Task, str], BaseLLMClient]
 
 MISSING_RESULT = "error: the tool call did not complete (it timed out or could not run)"
 
@@ -28,7 +30,10 @@ def call_model(
     store: TaskStore,
     registry: ToolRegistry,
     client_for: ClientFactory,
+    router: ModelRouter | None = None,
+    time_budget_s: float = 60.0,
 ) -> ModelStepOutput:
+    """Perform turn `ref.turn + 1`. `time_budget_s` bounds in-Lambda retries and backoff."""
     task = store.require_task(ref.task_id)
     turn = ref.turn + 1
     stop = ModelStepOutput(task_id=task.task_id, turn=ref.turn, action="stop")
@@ -51,14 +56,21 @@ def call_model(
         return stop
 
     request = LLMRequest(
-        model=parse_model(task.model)[1],
+        model=task.model,
         messages=store.list_messages(task.task_id),
         tools=registry.specs(task.tools),
     )
-    response = client_for(task).complete(request)
-    reply = _unique_call_ids(response.message, turn)
+    routed = (router or ModelRouter()).complete(
+        [task.model, *task.fallback_models],
+        request,
+        client_for=lambda model: client_for(task, model),
+        time_budget_s=time_budget_s,
+    )
+    reply = _unique_call_ids(routed.response.message, turn).model_copy(
+        update={"model": routed.model}
+    )
     try:
-        store.commit_model_turn(task.task_id, turn, reply, task.usage + response.usage)
+        store.commit_model_turn(task.task_id, turn, reply, task.usage + routed.response.usage)
     except ConflictError:
         current = store.require_task(task.task_id)
         if current.status != TaskStatus.RUNNING:

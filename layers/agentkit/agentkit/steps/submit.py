@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from agentkit.config import Settings
 from agentkit.errors import InputError
 from agentkit.ids import new_task_id
-from agentkit.llm.base import parse_model
+from agentkit.llm.base import known_providers, parse_model
 from agentkit.models import SubmitTaskRequest, Task, TaskStatus
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
@@ -52,8 +52,16 @@ def submit_task(
     tenant_id: str = "default",
 ) -> Task:
     model = request.model or settings.default_model
-    if parse_model(model)[0] == "scripted" and not settings.scripted_model_enabled:
-        raise InputError("model", "model 'scripted' is disabled in this deployment")
+    fallbacks = request.fallback_models or []
+    providers = known_providers()
+    for field, candidate in [("model", model), *(("fallback_models", m) for m in fallbacks)]:
+        provider = parse_model(candidate)[0]
+        if provider not in providers:
+            raise InputError(
+                field, f"unknown provider '{provider}'; known: {', '.join(providers)}"
+            )
+        if provider == "scripted" and not settings.scripted_model_enabled:
+            raise InputError(field, "model 'scripted' is disabled in this deployment")
     tools = registry.names if request.tools is None else list(dict.fromkeys(request.tools))
     unknown = registry.unknown(tools)
     if unknown:
@@ -67,6 +75,7 @@ def submit_task(
         tenant_id=tenant_id,
         goal=request.goal,
         model=model,
+        fallback_models=fallbacks,
         tools=tools,
         max_turns=request.max_turns or settings.default_max_turns,
         scripted_turns=request.scripted_turns,

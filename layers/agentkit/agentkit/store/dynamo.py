@@ -57,15 +57,15 @@ def message_sk(turn: int, seq: int) -> str:
     return f"MSG#{turn:04d}#{seq:03d}"
 
 
-def _to_attr(value: Any) -> dict[str, Any]:
+def to_attr(value: Any) -> dict[str, Any]:
     return _serializer.serialize(_decimalize(value))
 
 
-def _to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: _to_attr(value) for key, value in values.items() if value is not None}
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: to_attr(value) for key, value in values.items() if value is not None}
 
 
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
 
 
@@ -101,7 +101,7 @@ class TaskStore:
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name = table_name
         # Region/endpoint come from the environment (AWS_ENDPOINT_URL offline).
-        self._client = client or boto3.client("dynamodb")
+        self.client = client or boto3.client("dynamodb")
 
     # --- tasks
 
@@ -111,7 +111,7 @@ class TaskStore:
             record["scripted_turns"] = json.dumps(
                 [turn.model_dump(mode="json", exclude_none=True) for turn in task.scripted_turns]
             )
-        item = _to_item(
+        item = to_item(
             {
                 "pk": task_pk(task.task_id),
                 "sk": META,
@@ -121,7 +121,7 @@ class TaskStore:
             }
         )
         try:
-            self._client.put_item(
+            self.client.put_item(
                 TableName=self.table_name,
                 Item=item,
                 ConditionExpression="attribute_not_exists(pk)",
@@ -132,15 +132,15 @@ class TaskStore:
             raise
 
     def get_task(self, task_id: str) -> Task | None:
-        response = self._client.get_item(
+        response = self.client.get_item(
             TableName=self.table_name,
-            Key=_to_item({"pk": task_pk(task_id), "sk": META}),
+            Key=to_item({"pk": task_pk(task_id), "sk": META}),
             ConsistentRead=True,
         )
         item = response.get("Item")
         if item is None:
             return None
-        values = _from_item(item)
+        values = from_item(item)
         if isinstance(values.get("scripted_turns"), str):
             values["scripted_turns"] = json.loads(values["scripted_turns"])
         return Task.model_validate(values)
@@ -166,9 +166,9 @@ class TaskStore:
         )
         condition = self._condition(statuses, expected_turn)
         try:
-            self._client.update_item(
+            self.client.update_item(
                 TableName=self.table_name,
-                Key=_to_item({"pk": task_pk(task_id), "sk": META}),
+                Key=to_item({"pk": task_pk(task_id), "sk": META}),
                 UpdateExpression="SET " + ", ".join(assignments),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -203,7 +203,7 @@ class TaskStore:
     def put_message(self, task_id: str, turn: int, seq: int, message: Message) -> bool:
         """Write a message once. False if that slot is already taken (a retried step)."""
         try:
-            self._client.put_item(
+            self.client.put_item(
                 TableName=self.table_name,
                 Item=self._message_item(task_id, turn, seq, message),
                 ConditionExpression="attribute_not_exists(sk)",
@@ -215,13 +215,13 @@ class TaskStore:
         return True
 
     def get_message(self, task_id: str, turn: int, seq: int) -> Message | None:
-        response = self._client.get_item(
+        response = self.client.get_item(
             TableName=self.table_name,
-            Key=_to_item({"pk": task_pk(task_id), "sk": message_sk(turn, seq)}),
+            Key=to_item({"pk": task_pk(task_id), "sk": message_sk(turn, seq)}),
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return None if item is None else Message.model_validate_json(_from_item(item)["body"])
+        return None if item is None else Message.model_validate_json(from_item(item)["body"])
 
     def list_messages(self, task_id: str, turn: int | None = None) -> list[Message]:
         """The conversation in order; one turn's messages when `turn` is given."""
@@ -230,14 +230,14 @@ class TaskStore:
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": _to_item({":pk": task_pk(task_id), ":prefix": prefix}),
+            "ExpressionAttributeValues": to_item({":pk": task_pk(task_id), ":prefix": prefix}),
             "ProjectionExpression": "body",
             "ConsistentRead": True,
         }
         while True:
-            response = self._client.query(**kwargs)
+            response = self.client.query(**kwargs)
             messages.extend(
-                Message.model_validate_json(_from_item(item)["body"])
+                Message.model_validate_json(from_item(item)["body"])
                 for item in response.get("Items", [])
             )
             last_key = response.get("LastEvaluatedKey")
@@ -257,7 +257,7 @@ class TaskStore:
             turn - 1,
         )
         try:
-            self._client.transact_write_items(
+            self.client.transact_write_items(
                 TransactItems=[
                     {
                         "Put": {
@@ -269,7 +269,7 @@ class TaskStore:
                     {
                         "Update": {
                             "TableName": self.table_name,
-                            "Key": _to_item({"pk": task_pk(task_id), "sk": META}),
+                            "Key": to_item({"pk": task_pk(task_id), "sk": META}),
                             "UpdateExpression": "SET " + ", ".join(assignments),
                             "ConditionExpression": self._condition([TaskStatus.RUNNING], turn - 1),
                             "ExpressionAttributeNames": names,
@@ -289,7 +289,7 @@ class TaskStore:
     # --- helpers
 
     def _message_item(self, task_id: str, turn: int, seq: int, message: Message) -> dict[str, Any]:
-        return _to_item(
+        return to_item(
             {
                 "pk": task_pk(task_id),
                 "sk": message_sk(turn, seq),
@@ -312,15 +312,15 @@ class TaskStore:
         assignments = []
         for index, (key, value) in enumerate(changes.items()):
             names[f"#f{index}"] = key
-            values[f":v{index}"] = _to_attr(value)
+            values[f":v{index}"] = to_attr(value)
             assignments.append(f"#f{index} = :v{index}")
         if allowed_statuses is not None:
             names["#status"] = "status"
             for index, status in enumerate(allowed_statuses):
-                values[f":s{index}"] = _to_attr(status.value)
+                values[f":s{index}"] = to_attr(status.value)
         if expected_turn is not None:
             names["#turn"] = "turn"
-            values[":expected_turn"] = _to_attr(expected_turn)
+            values[":expected_turn"] = to_attr(expected_turn)
         return names, values, assignments
 
     @staticmethod
