@@ -1,0 +1,49 @@
+"""Provider API keys: from the environment locally, from Secrets Manager or SSM in AWS.
+
+Lookup order for a key named e.g. OPENAI_API_KEY:
+  1. the environment variable itself (local runs, tests);
+  2. the JSON secret named by PROVIDER_KEYS_SECRET_ARN, field OPENAI_API_KEY
+     (one secret holds every provider's key);
+  3. the SSM SecureString parameter named by OPENAI_API_KEY_PARAMETER.
+Values are cached by Powertools Parameters (5 minutes), so warm invocations do not
+call the service again. Key values are never logged or put into error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+CACHE_SECONDS = 300
+
+
+class SecretNotFoundError(LookupError):
+    """No source holds the key; the message names where it looked, never a value."""
+
+
+def provider_key(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    secret_arn = os.environ.get("PROVIDER_KEYS_SECRET_ARN", "").strip()
+    if secret_arn:
+        from aws_lambda_powertools.utilities import parameters
+
+        keys: Any = parameters.get_secret(secret_arn, transform="json", max_age=CACHE_SECONDS)
+        value = str(keys.get(name, "")).strip() if isinstance(keys, dict) else ""
+        if value:
+            return value
+    parameter_name = os.environ.get(f"{name}_PARAMETER", "").strip()
+    if parameter_name:
+        from aws_lambda_powertools.utilities import parameters
+
+        value = str(parameters.get_parameter(parameter_name, decrypt=True,
+                                             max_age=CACHE_SECONDS)).strip()
+        if value:
+            return value
+    places = [f"environment variable {name}"]
+    if secret_arn:
+        places.append(f"field {name} of secret PROVIDER_KEYS_SECRET_ARN")
+    if parameter_name:
+        places.append(f"SSM parameter {parameter_name}")
+    raise SecretNotFoundError(f"{name} is not set (looked in: {'; '.join(places)})")
