@@ -1,0 +1,57 @@
+"""OpenRouter through the official `openai` SDK: OpenRouter speaks Chat Completions, so
+this is `OpenAIClient` with OpenRouter's base URL, key and attribution headers.
+
+Everything else (request body, tool calls, finish reasons, usage, error mapping, secret
+scrubbing) is the OpenAI client's; see `openai_client` for those decisions. Here:
+
+* **Model names** keep OpenRouter's `vendor/model` form: `openrouter:meta-llama/llama-3.3-
+  70b-instruct` reaches the API as `meta-llama/llama-3.3-70b-instruct`.
+* **Configuration**: `OPENROUTER_API_KEY` (required), `OPENROUTER_BASE_URL` (default
+  https://openrouter.ai/api/v1), `OPENROUTER_TIMEOUT_S` (default 60),
+  `OPENROUTER_SITE_URL` (the `HTTP-Referer` OpenRouter attributes usage to; default the
+  project's repository). `X-Title` is always "Opspawn".
+* **Errors** are prefixed `openrouter:`. OpenRouter's error `code` is the numeric HTTP
+  status, so the message carries the API's text alone.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Self
+
+from agentkit.llm.openai_client import DEFAULT_TIMEOUT_S, OpenAIClient
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+DEFAULT_SITE_URL = "https://github.com/opspawn/opspawn"
+APP_TITLE = "Opspawn"
+
+
+class OpenRouterClient(OpenAIClient):
+    provider = "openrouter"
+    env_prefix = "OPENROUTER"
+    default_base_url = DEFAULT_BASE_URL
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        http_client: Any = None,
+        site_url: str | None = None,
+    ) -> None:
+        """`site_url`: the `HTTP-Referer` header (default: the project's repository)."""
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout_s=timeout_s,
+            http_client=http_client,
+            default_headers={"HTTP-Referer": site_url or DEFAULT_SITE_URL, "X-Title": APP_TITLE},
+        )
+
+    @classmethod
+    def from_env(cls, *, http_client: Any = None, **options: Any) -> Self:
+        """`OPENROUTER_API_KEY` (required), `OPENROUTER_BASE_URL`, `OPENROUTER_TIMEOUT_S`,
+        `OPENROUTER_SITE_URL` (empty: defaults)."""
+        options.setdefault("site_url", os.environ.get("OPENROUTER_SITE_URL", "").strip() or None)
+        return super().from_env(http_client=http_client, **options)
