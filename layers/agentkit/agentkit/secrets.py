@@ -20,6 +20,10 @@ CACHE_SECONDS = 300
 class SecretNotFoundError(LookupError):
     """No source holds the key; the message names where it looked, never a value."""
 
+    def __init__(self, name: str, places: list[str]) -> None:
+        super().__init__(f"{name} is not set (looked in: {'; '.join(places)})")
+        self.places = places
+
 
 def provider_key(name: str) -> str:
     value = os.environ.get(name, "").strip()
@@ -46,4 +50,4 @@ def provider_key(name: str) -> str:
         places.append(f"field {name} of secret PROVIDER_KEYS_SECRET_ARN")
     if parameter_name:
         places.append(f"SSM parameter {parameter_name}")
-    raise SecretNotFoundError(f"{name} is not set (looked in: {'; '.join(places)})")
+    raise SecretNotFoundError(name, places)

@@ -61,7 +61,13 @@ from agentkit.llm.base import (
     ModelRequestError,
     RetryableModelError,
 )
-from agentkit.llm.wire import decode_arguments, error_for_status, scrub
+from agentkit.llm.wire import (
+    api_key_from,
+    decode_arguments,
+    error_for_status,
+    positive_env,
+    scrub,
+)
 from agentkit.models import FinishReason, Message, ToolCall, Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -118,12 +124,10 @@ class AnthropicClient(BaseLLMClient):
     def from_env(cls, *, http_client: Any = None) -> AnthropicClient:
         """`ANTHROPIC_API_KEY` (required), `ANTHROPIC_BASE_URL` (empty: default),
         `ANTHROPIC_TIMEOUT_S` (default 60), `ANTHROPIC_MAX_TOKENS` (default 4096)."""
-        api_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
-        if not api_key:
-            raise ModelRequestError("ANTHROPIC_API_KEY is not set")
+        api_key = api_key_from("ANTHROPIC_API_KEY")
         base_url = os.environ.get("ANTHROPIC_BASE_URL", "").strip() or None
-        timeout_s = _positive_env("ANTHROPIC_TIMEOUT_S", DEFAULT_TIMEOUT_S)
-        max_tokens = _positive_env("ANTHROPIC_MAX_TOKENS", DEFAULT_MAX_TOKENS, whole=True)
+        timeout_s = positive_env("ANTHROPIC_TIMEOUT_S", DEFAULT_TIMEOUT_S)
+        max_tokens = positive_env("ANTHROPIC_MAX_TOKENS", DEFAULT_MAX_TOKENS, whole=True)
         return cls(
             api_key,
             base_url=base_url,
@@ -168,21 +172,6 @@ class AnthropicClient(BaseLLMClient):
 
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._api_key])
-
-
-def _positive_env(name: str, default: float, *, whole: bool = False) -> float:
-    """A positive (`whole`: integral) number from the environment; empty: `default`."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf") or (whole and not value.is_integer()):
-        kind = "a positive whole number" if whole else "a positive number of seconds"
-        raise ModelRequestError(f"{name} must be {kind}, got {raw!r}")
-    return value
 
 
 # --- request

@@ -95,8 +95,12 @@ class DynamoCircuitBreaker:
             provider,
             "SET #state = :half, probe_at = :now",
             "#state = :seen AND (attribute_not_exists(probe_at) OR probe_at = :seen_probe)",
-            {":half": "half_open", ":now": now, ":seen": state,
-             ":seen_probe": item.get("probe_at", 0)},
+            {
+                ":half": "half_open",
+                ":now": now,
+                ":seen": state,
+                ":seen_probe": item.get("probe_at", 0),
+            },
         )
 
     def record_success(self, provider: str) -> None:

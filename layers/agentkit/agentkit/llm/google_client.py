@@ -77,7 +77,7 @@ from agentkit.llm.base import (
     ModelRequestError,
     RetryableModelError,
 )
-from agentkit.llm.wire import error_for_status, scrub
+from agentkit.llm.wire import api_key_from, error_for_status, positive_env, scrub
 from agentkit.models import FinishReason, Message, ToolCall, Usage
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
@@ -149,24 +149,9 @@ class GoogleClient(BaseLLMClient):
     def from_env(cls, *, http_client: Any = None) -> GoogleClient:
         """`GOOGLE_API_KEY`, else `GEMINI_API_KEY` (one required), `GOOGLE_BASE_URL`
         (empty: default), `GOOGLE_TIMEOUT_S` (default 60)."""
-        api_key = (
-            os.environ.get("GOOGLE_API_KEY", "").strip()
-            or os.environ.get("GEMINI_API_KEY", "").strip()
-        )
-        if not api_key:
-            raise ModelRequestError("GOOGLE_API_KEY (or GEMINI_API_KEY) is not set")
+        api_key = api_key_from("GOOGLE_API_KEY", "GEMINI_API_KEY")
         base_url = os.environ.get("GOOGLE_BASE_URL", "").strip() or None
-        raw_timeout = os.environ.get("GOOGLE_TIMEOUT_S", "").strip()
-        timeout_s = DEFAULT_TIMEOUT_S
-        if raw_timeout:
-            try:
-                timeout_s = float(raw_timeout)
-            except ValueError:
-                timeout_s = -1.0
-            if not 0 < timeout_s < float("inf"):
-                raise ModelRequestError(
-                    f"GOOGLE_TIMEOUT_S must be a positive number of seconds, got {raw_timeout!r}"
-                )
+        timeout_s = positive_env("GOOGLE_TIMEOUT_S", DEFAULT_TIMEOUT_S)
         return cls(api_key, base_url=base_url, timeout_s=timeout_s, http_client=http_client)
 
     def complete(self, request: LLMRequest) -> LLMResponse:

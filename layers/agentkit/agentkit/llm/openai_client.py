@@ -47,7 +47,13 @@ from agentkit.llm.base import (
     ModelRequestError,
     RetryableModelError,
 )
-from agentkit.llm.wire import decode_arguments, error_for_status, scrub
+from agentkit.llm.wire import (
+    api_key_from,
+    decode_arguments,
+    error_for_status,
+    positive_env,
+    scrub,
+)
 from agentkit.models import FinishReason, Message, ToolCall, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -110,21 +116,9 @@ class OpenAIClient(BaseLLMClient):
         `OPENAI_TIMEOUT_S` (default 60); other prefixes per `env_prefix`. `options` go to
         the constructor as they are."""
         prefix = cls.env_prefix
-        api_key = os.environ.get(f"{prefix}_API_KEY", "").strip()
-        if not api_key:
-            raise ModelRequestError(f"{prefix}_API_KEY is not set")
+        api_key = api_key_from(f"{prefix}_API_KEY")
         base_url = os.environ.get(f"{prefix}_BASE_URL", "").strip() or None
-        raw_timeout = os.environ.get(f"{prefix}_TIMEOUT_S", "").strip()
-        timeout_s = DEFAULT_TIMEOUT_S
-        if raw_timeout:
-            try:
-                timeout_s = float(raw_timeout)
-            except ValueError:
-                timeout_s = -1.0
-            if not 0 < timeout_s < float("inf"):
-                raise ModelRequestError(
-                    f"{prefix}_TIMEOUT_S must be a positive number of seconds, got {raw_timeout!r}"
-                )
+        timeout_s = positive_env(f"{prefix}_TIMEOUT_S", DEFAULT_TIMEOUT_S)
         return cls(
             api_key, base_url=base_url, timeout_s=timeout_s, http_client=http_client, **options
         )

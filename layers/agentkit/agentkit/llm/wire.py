@@ -4,6 +4,7 @@ tool-argument decoding and secret scrubbing. No SDK is imported here."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable
 from email.utils import parsedate_to_datetime
@@ -84,3 +85,34 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     if len(text) > MAX_ERROR_MESSAGE_CHARS:
         text = text[:MAX_ERROR_MESSAGE_CHARS] + "…"
     return text
+
+
+def api_key_from(*names: str) -> str:
+    """The first provider key found under `names` (env, then the deployment's secret store)."""
+    from agentkit.secrets import SecretNotFoundError, provider_key
+
+    places: list[str] = []
+    for name in names:
+        try:
+            return provider_key(name)
+        except SecretNotFoundError as error:
+            places.extend(error.places)
+    alternatives = f" (or {', '.join(names[1:])})" if len(names) > 1 else ""
+    raise ModelRequestError(
+        f"{names[0]}{alternatives} is not set (looked in: {'; '.join(places)})"
+    )
+
+
+def positive_env(name: str, default: float, *, whole: bool = False) -> float:
+    """A positive (`whole`: integral) number from the environment; empty: `default`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf") or (whole and not value.is_integer()):
+        kind = "a positive whole number" if whole else "a positive number of seconds"
+        raise ModelRequestError(f"{name} must be {kind}, got {raw!r}")
+    return value

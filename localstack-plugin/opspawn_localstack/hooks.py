@@ -1,0 +1,111 @@
+"""LocalStack start-up hooks (entry point group ``localstack.hooks.on_infra_start``).
+
+``opspawn_fast_cfn_polling``: LocalStack's CloudFormation executor re-polls an IN_PROGRESS
+resource every 5 s (``ResourceProviderExecutor.deploy_loop(sleep_time=5)``), one resource at a
+time, so each Lambda function costs ~5 s of sleeping (6 functions: ~30 s per deploy). Poll every
+``OPSPAWN_CFN_POLL_SECONDS`` (default 0.2 s) instead. Private API of LocalStack 4.8.1: if it
+changes, the hook logs a warning and leaves LocalStack as it is (deploys are just slower).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from typing import Any
+
+from localstack.runtime import hooks
+
+LOG = logging.getLogger(__name__)
+DEFAULT_POLL_SECONDS = 0.2
+
+
+@hooks.on_infra_start()
+def opspawn_fast_cfn_polling() -> None:
+    seconds = float(os.environ.get("OPSPAWN_CFN_POLL_SECONDS") or DEFAULT_POLL_SECONDS)
+    if seconds <= 0:
+        return
+    try:
+        from localstack.services.cloudformation.resource_provider import (
+            ResourceProviderExecutor,
+        )
+
+        original = ResourceProviderExecutor.deploy_loop
+    except (ImportError, AttributeError) as exc:  # pragma: no cover - version drift
+        LOG.warning("opspawn: cannot speed up CloudFormation polling: %s", exc)
+        return
+    if getattr(original, "_opspawn_patched", False):
+        return
+
+    @functools.wraps(original)
+    def deploy_loop(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(args) < 5:  # (resource_provider, resource, raw_payload, max_timeout, sleep_time)
+            kwargs["sleep_time"] = min(float(kwargs.get("sleep_time", 5)), seconds)
+        return original(self, *args, **kwargs)
+
+    deploy_loop._opspawn_patched = True  # type: ignore[attr-defined]
+    ResourceProviderExecutor.deploy_loop = deploy_loop
+    LOG.info("opspawn: CloudFormation resource polling every %.2f s", seconds)
+
+
+@hooks.on_infra_start()
+def opspawn_bind_loopback() -> None:
+    """Listen on the GATEWAY_LISTEN host, not on every interface.
+
+    LocalStack 4.8.1 ignores the host of an IPv4 GATEWAY_LISTEN entry (``TCP4ServerEndpoint``
+    without ``interface``), and DynamoDB Local's Jetty has no bind option. Runs before the
+    gateway is created. DynamoDB Local is started through ``OpspawnDynamoDBLocal`` (built by
+    ``python -m opspawn.offline install`` next to DynamoDBLocal.jar), which binds 127.0.0.1.
+    """
+    try:
+        from localstack import config
+        from localstack.runtime.server import twisted as runtime_twisted
+        from twisted.internet import endpoints
+    except ImportError as exc:  # pragma: no cover - version drift
+        LOG.warning("opspawn: cannot bind the gateway to loopback: %s", exc)
+        return
+
+    hosts = {hp.port: hp.host for hp in config.GATEWAY_LISTEN}
+
+    class _LoopbackEndpoints:
+        TCP6ServerEndpoint = endpoints.TCP6ServerEndpoint
+
+        @staticmethod
+        def TCP4ServerEndpoint(reactor: Any, port: int, *args: Any, **kwargs: Any) -> Any:
+            host = hosts.get(port, "")
+            if not args and "interface" not in kwargs and host not in ("", "0.0.0.0"):
+                kwargs["interface"] = host
+            return endpoints.TCP4ServerEndpoint(reactor, port, *args, **kwargs)
+
+    if getattr(runtime_twisted, "endpoints", None) is endpoints:
+        runtime_twisted.endpoints = _LoopbackEndpoints
+
+    try:
+        from localstack.services.dynamodb import server as ddb_server
+    except ImportError as exc:  # pragma: no cover - version drift
+        LOG.warning("opspawn: cannot bind DynamoDB Local to loopback: %s", exc)
+        return
+    original = ddb_server.DynamodbServer._create_shell_command
+    if getattr(original, "_opspawn_patched", False):
+        return
+
+    @functools.wraps(original)
+    def _create_shell_command(self: Any) -> list[str]:
+        cmd: list[str] = original(self)
+        jar = str(self.jar_path)
+        launcher = os.path.join(os.path.dirname(jar), "opspawn-ddb-launcher.jar")
+        if "-jar" not in cmd or not os.path.exists(launcher):
+            LOG.warning("opspawn: %s missing: DynamoDB Local listens on all interfaces", launcher)
+            return cmd
+        at = cmd.index("-jar")
+        return [
+            *cmd[:at],
+            "-Dopspawn.bind=127.0.0.1",
+            "-cp",
+            f"{launcher}{os.pathsep}{jar}",
+            "OpspawnDynamoDBLocal",
+            *cmd[at + 2 :],
+        ]
+
+    _create_shell_command._opspawn_patched = True  # type: ignore[attr-defined]
+    ddb_server.DynamodbServer._create_shell_command = _create_shell_command

@@ -1,0 +1,121 @@
+"""Session fixtures for end-to-end tests on the offline LocalStack stack.
+
+* ``localstack``: LocalStack running (installed if needed). With ``OPSPAWN_OFFLINE_REUSE=1``
+  a LocalStack that is already up is used as it is, and one started here is left running for
+  the next run (``python -m opspawn.offline down`` stops it). Otherwise a LocalStack started by
+  the tests is stopped when the last test session using it ends.
+* ``offline_stack``: ``localstack`` + ``template.yaml`` deployed with the scripted model
+  (``ScriptedModelEnabled=true ToolCallTimeoutSeconds=60``); returns the StackOutputs.
+
+Nothing is skipped: if LocalStack cannot be installed or started, or the template does not
+deploy, the fixture fails with the reason (and LocalStack's log tail).
+
+pytest-xdist (``-n``) is safe: workers share one LocalStack and one stack. Start and deploy
+run under a file lock (the first worker starts/deploys, the others reuse), and every worker
+registers itself, so LocalStack is stopped by whichever worker finishes last.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from opspawn.offline import stack
+from opspawn.offline.paths import REPO_ROOT, Layout, endpoint_url
+from opspawn.offline.server import running_port
+from opspawn.offline.stack import LocalStackSession
+
+SCRIPTED_PARAMETERS = {"ScriptedModelEnabled": "true", "ToolCallTimeoutSeconds": "60"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.path).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _sessions_dir() -> Path:
+    path = Layout.current().root / "test-sessions"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """An exclusive lock shared by every pytest process on this machine."""
+    with open(_sessions_dir() / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _other_live_sessions() -> list[int]:
+    others = []
+    for entry in _sessions_dir().glob("session-*"):
+        pid = int(entry.name.removeprefix("session-"))
+        if pid == os.getpid():
+            continue
+        if _pid_alive(pid):
+            others.append(pid)
+        else:
+            entry.unlink(missing_ok=True)
+    return others
+
+
+@pytest.fixture(scope="session")
+def localstack() -> Iterator[LocalStackSession]:
+    reuse = os.environ.get("OPSPAWN_OFFLINE_REUSE") == "1"
+    started_marker = _sessions_dir() / "started-by-tests"
+    me = _sessions_dir() / f"session-{os.getpid()}"
+    with _locked("start"):
+        try:
+            stack.ensure_installed(quiet=True)
+            started = stack.start()
+        except Exception as exc:  # fail loudly, never skip
+            pytest.fail(f"offline LocalStack could not start: {exc}", pytrace=False)
+        if started:
+            started_marker.touch()
+        elif not _other_live_sessions():
+            # LocalStack was up before any test session: not ours to stop (drop a stale mark)
+            started_marker.unlink(missing_ok=True)
+        me.touch()
+    port = running_port()
+    assert port is not None
+    try:
+        yield LocalStackSession(endpoint_url=endpoint_url(port), port=port, started_here=started)
+    finally:
+        with _locked("start"):
+            me.unlink(missing_ok=True)
+            if not reuse and started_marker.exists() and not _other_live_sessions():
+                started_marker.unlink(missing_ok=True)
+                stack.stop()
+
+
+@pytest.fixture(scope="session")
+def offline_stack(localstack: LocalStackSession) -> stack.StackOutputs:
+    template = REPO_ROOT / "template.yaml"
+    if not template.exists():
+        pytest.fail(f"{template} does not exist: nothing to deploy", pytrace=False)
+    with _locked("deploy"):
+        try:
+            # an unchanged template on a live stack is a ~1 s no-op update
+            return stack.deploy(template, SCRIPTED_PARAMETERS)
+        except Exception as exc:
+            pytest.fail(f"deploying {template.name} failed: {exc}", pytrace=False)
