@@ -12,6 +12,7 @@ while the tools, the state machine and every Lambda run for real.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -44,6 +45,17 @@ def _task_request(api_key: str | None) -> dict[str, Any]:
     return {"goal": GOAL, "model": "scripted", "scripted_turns": SCRIPTED_TURNS}
 
 
+def _store_key_secret(api_key: str) -> str:
+    from opspawn.offline import stack
+
+    secrets = stack.boto3_client("secretsmanager")
+    name, value = "opspawn/provider-keys", json.dumps({"OPENAI_API_KEY": api_key})
+    try:
+        return str(secrets.create_secret(Name=name, SecretString=value)["ARN"])
+    except secrets.exceptions.ResourceExistsException:
+        return str(secrets.put_secret_value(SecretId=name, SecretString=value)["ARN"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m opspawn.demo",
@@ -67,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         console.rule("[bold]3/4  deploy template.yaml")
         parameters = {"ScriptedModelEnabled": "true", "ToolCallTimeoutSeconds": "60"}
         if api_key:
-            parameters["OpenAIApiKey"] = api_key
+            # As in AWS: the key goes into Secrets Manager, the function gets only the ARN.
+            parameters["ProviderKeysSecretArn"] = _store_key_secret(api_key)
         outputs = stack.deploy(ROOT / "template.yaml", parameters)
         assert outputs.api_url, "the deployed stack has no API URL"
 

