@@ -319,6 +319,15 @@ def test_template_wiring(template: dict[str, Any]) -> None:
     assert "ToolFunction" not in state_machine
 
 
+def _python312_available() -> bool:
+    finder = ROOT / "layers" / "compile_pyc.sh"
+    probe = subprocess.run(
+        ["bash", "-c", f"source <(sed -n '/^find_312()/,/^}}/p' {finder}); find_312"],
+        capture_output=True, text=True, check=False,
+    )
+    return bool(probe.stdout.strip())
+
+
 def test_sam_build_layer_layout(tmp_path: Path) -> None:
     """Slow-ish (~10 s): the real `sam build`, the layer through its Makefile."""
     build = tmp_path / "build"
@@ -343,14 +352,23 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     assert (layer / "pydantic_core").is_dir()
     assert (layer / "aws_lambda_powertools").is_dir()
     assert not (layer / "python").exists(), "layer content nested as python/python"
-    assert not list(layer.glob("agentkit/**/__pycache__"))
+    # No bytecode of the build machine's interpreter leaks in (only the runtime's 3.12).
+    assert not [p for p in layer.glob("agentkit/**/*.pyc") if ".cpython-312." not in p.name]
     # Wheels for the Lambda runtime, not for the machine that built them.
     assert list((layer / "pydantic_core").glob("*cpython-312-x86_64-linux-gnu.so"))
     assert not (layer / "boto3").exists(), "boto3 comes with the Lambda runtime"
     assert (build / "template.yaml").is_file()
     # Provider SDKs ship in their own layer, attached only to the model-calling function.
     assert not (layer / "openai").exists(), "provider SDKs must stay out of the shared layer"
-    assert (build / "ProvidersLayer" / "python" / "openai").is_dir()
+    providers = build / "ProvidersLayer" / "python"
+    assert (providers / "openai").is_dir() and (providers / "anthropic").is_dir()
+    assert (providers / "google" / "genai").is_dir()
+    # One pydantic for LlmFunction: the agentkit layer's pinned copy, not a second one.
+    assert not (providers / "pydantic").exists() and not (providers / "pydantic_core").exists()
+    if _python312_available():
+        # Bytecode for the runtime ships with the layers (/opt is read-only on Lambda).
+        assert list((layer / "pydantic").glob("__pycache__/*.cpython-312.pyc"))
+        assert list((providers / "openai").glob("__pycache__/*.cpython-312.pyc"))
     functions = {
         name: resource.get("Properties", {})
         for name, resource in load_template()["Resources"].items()
