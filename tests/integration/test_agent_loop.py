@@ -265,3 +265,28 @@ def test_a_failed_start_keeps_the_task_with_the_reason(
 )
 def test_readable_reason(error: StepError, expected: str) -> None:
     assert readable_reason(error) == expected
+
+
+def test_the_timeline_records_each_model_and_tool_call(store: TaskStore,
+                                                       registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, TWO_TOOLS_THEN_ANSWER)
+    _drive(store, registry, task_id)
+    finalize_task(task_id, store=store)
+    events = store.list_events(task_id)
+    assert [e.kind for e in events] == ["model_call", "tool_call", "tool_call", "model_call",
+                                        "status"]
+    # The two tools of a turn run concurrently in production: no order between them.
+    assert {events[1].name, events[2].name} == {"calculator", "current_time"}
+    assert events[4].name == "SUCCEEDED"
+    assert events[0].usage is not None and events[0].usage.input_tokens == 100
+    assert events[0].detail["tool_calls"] == 2 and events[3].detail["finish_reason"] == "stop"
+    assert events[1].call_id and events[1].error is None and events[2].error is None
+
+
+def test_a_failed_model_call_is_on_the_timeline(store: TaskStore, registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, [{"error": {"kind": "fatal", "message": "nope"}}])
+    with pytest.raises(ModelRequestError):
+        _drive(store, registry, task_id)
+    [event] = store.list_events(task_id)
+    assert event.kind == "model_call" and "nope" in (event.error or "")
+    assert event.detail["error_type"] == "ModelRequestError"

@@ -285,6 +285,24 @@ class TaskView(TaskSummary):
     messages: list[Message]
 
 
+EventKind = Literal["model_call", "tool_call", "approval", "status"]
+
+
+class TaskEvent(BaseModel):
+    """One entry of a task's timeline (GET /tasks/{id}/events): a model call, a tool call,
+    an approval decision or a status change, with timing, tokens, cost and error."""
+
+    kind: EventKind
+    turn: int = 0
+    name: str = Field(description="The model (`provider:model`), the tool, or the new status.")
+    call_id: str | None = None
+    at: str = Field(default_factory=utc_now, description="When it ended (UTC).")
+    duration_ms: int = 0
+    usage: Usage | None = None
+    error: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
 # --- Small payloads passed between Step Functions states (ids and small values only).
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
-from agentkit.llm.base import BaseLLMClient, LLMRequest
+from agentkit.llm.base import BaseLLMClient, LLMRequest, ModelError
 from agentkit.llm.router import ModelRouter
 from agentkit.models import (
     Message,
     ModelStepOutput,
     Task,
+    TaskEvent,
     TaskStatus,
     ToolCallRef,
     ToolResult,
@@ -60,12 +62,27 @@ def call_model(
         messages=store.list_messages(task.task_id),
         tools=registry.specs(task.tools),
     )
-    routed = (router or ModelRouter()).complete(
-        [task.model, *task.fallback_models],
-        request,
-        client_for=lambda model: client_for(task, model),
-        time_budget_s=time_budget_s,
-    )
+    started = time.monotonic()
+    try:
+        routed = (router or ModelRouter()).complete(
+            [task.model, *task.fallback_models],
+            request,
+            client_for=lambda model: client_for(task, model),
+            time_budget_s=time_budget_s,
+        )
+    except ModelError as error:
+        store.add_event(
+            task.task_id,
+            TaskEvent(
+                kind="model_call",
+                turn=turn,
+                name=task.model,
+                error=str(error),
+                duration_ms=_ms_since(started),
+                detail={"error_type": type(error).__name__},
+            ),
+        )
+        raise
     reply = _unique_call_ids(routed.response.message, turn).model_copy(
         update={"model": routed.model}
     )
@@ -76,7 +93,26 @@ def call_model(
         if current.status != TaskStatus.RUNNING:
             return stop
         raise
+    store.add_event(
+        task.task_id,
+        TaskEvent(
+            kind="model_call",
+            turn=turn,
+            name=routed.model,
+            duration_ms=_ms_since(started),
+            usage=routed.response.usage,
+            detail={
+                "finish_reason": routed.response.finish_reason,
+                "tool_calls": len(reply.tool_calls),
+                "failed_attempts": [f"{a.model}: {a.error}" for a in routed.attempts],
+            },
+        ),
+    )
     return _output(task.task_id, turn, reply)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
 
 
 def _output(task_id: str, turn: int, reply: Message) -> ModelStepOutput:

@@ -6,7 +6,7 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkit.models import Task, TaskStatus
+from agentkit.models import Task, TaskEvent, TaskStatus
 from agentkit.store import TaskStore
 
 MAX_REASON_CHARS = 2000
@@ -42,10 +42,15 @@ def finalize_task(task_id: str, *, store: TaskStore) -> Task:
     messages = store.list_messages(task_id)
     answer = next((m.content for m in reversed(messages) if m.role == "assistant"), None)
     # Conditional: a task cancelled meanwhile stays CANCELLED.
-    store.finish_task(task_id, TaskStatus.SUCCEEDED, answer=answer or "")
+    if store.finish_task(task_id, TaskStatus.SUCCEEDED, answer=answer or ""):
+        store.add_event(task_id, TaskEvent(kind="status", name=TaskStatus.SUCCEEDED.value))
     return store.require_task(task_id)
 
 
 def fail_task(task_id: str, step_error: StepError, *, store: TaskStore) -> Task:
-    store.finish_task(task_id, TaskStatus.FAILED, error=readable_reason(step_error))
+    reason = readable_reason(step_error)
+    if store.finish_task(task_id, TaskStatus.FAILED, error=reason):
+        store.add_event(
+            task_id, TaskEvent(kind="status", name=TaskStatus.FAILED.value, error=reason)
+        )
     return store.require_task(task_id)

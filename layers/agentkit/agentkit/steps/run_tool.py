@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentkit.models import ToolCallRef, ToolResult
+from agentkit.models import TaskEvent, ToolCallRef, ToolResult
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 
@@ -35,6 +35,17 @@ def run_tool_call(ref: ToolCallRef, *, store: TaskStore, registry: ToolRegistry)
         )
     else:
         result = registry.run(call, allowed=task.tools)
+        store.add_event(
+            ref.task_id,
+            TaskEvent(
+                kind="tool_call",
+                turn=ref.turn,
+                name=call.name,
+                call_id=call.id,
+                duration_ms=result.duration_ms,
+                error=result.content[:500] if result.is_error else None,
+            ),
+        )
     if not store.put_message(ref.task_id, ref.turn, seq, result.to_message()):
         stored = store.get_message(ref.task_id, ref.turn, seq)
         if stored is not None:

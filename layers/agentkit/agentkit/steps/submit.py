@@ -57,9 +57,7 @@ def submit_task(
     for field, candidate in [("model", model), *(("fallback_models", m) for m in fallbacks)]:
         provider = parse_model(candidate)[0]
         if provider not in providers:
-            raise InputError(
-                field, f"unknown provider '{provider}'; known: {', '.join(providers)}"
-            )
+            raise InputError(field, f"unknown provider '{provider}'; known: {', '.join(providers)}")
         if provider == "scripted" and not settings.scripted_model_enabled:
             raise InputError(field, "model 'scripted' is disabled in this deployment")
     tools = registry.names if request.tools is None else list(dict.fromkeys(request.tools))

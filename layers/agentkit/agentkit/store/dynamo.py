@@ -16,6 +16,7 @@ finished task, and a retried step can never double-count usage.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from agentkit.models import (
     ACTIVE_STATUSES,
     Message,
     Task,
+    TaskEvent,
     TaskStatus,
     Usage,
     utc_now,
@@ -198,6 +200,25 @@ class TaskStore:
             changes["error"] = error
         return self.update_task(task_id, changes=changes, allowed_statuses=ACTIVE_STATUSES)
 
+    # --- timeline
+
+    def add_event(self, task_id: str, event: TaskEvent) -> None:
+        """Append to the timeline. The key holds the time plus a random suffix, so writers
+        never collide and a retried step's duplicate shows as what it was: another try."""
+        self.client.put_item(
+            TableName=self.table_name,
+            Item=to_item(
+                {
+                    "pk": task_pk(task_id),
+                    "sk": f"EVT#{event.at}#{secrets.token_hex(4)}",
+                    "body": event.model_dump_json(exclude_none=True),
+                }
+            ),
+        )
+
+    def list_events(self, task_id: str) -> list[TaskEvent]:
+        return [TaskEvent.model_validate_json(body) for body in self._query_bodies(task_id, "EVT#")]
+
     # --- conversation
 
     def put_message(self, task_id: str, turn: int, seq: int, message: Message) -> bool:
@@ -226,7 +247,11 @@ class TaskStore:
     def list_messages(self, task_id: str, turn: int | None = None) -> list[Message]:
         """The conversation in order; one turn's messages when `turn` is given."""
         prefix = "MSG#" if turn is None else f"MSG#{turn:04d}#"
-        messages: list[Message] = []
+        return [Message.model_validate_json(body) for body in self._query_bodies(task_id, prefix)]
+
+    def _query_bodies(self, task_id: str, prefix: str) -> list[str]:
+        """The `body` of every item of a task whose sort key starts with `prefix`, in order."""
+        bodies: list[str] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -236,13 +261,10 @@ class TaskStore:
         }
         while True:
             response = self.client.query(**kwargs)
-            messages.extend(
-                Message.model_validate_json(from_item(item)["body"])
-                for item in response.get("Items", [])
-            )
+            bodies.extend(from_item(item)["body"] for item in response.get("Items", []))
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
-                return messages
+                return bodies
             kwargs["ExclusiveStartKey"] = last_key
 
     def commit_model_turn(self, task_id: str, turn: int, message: Message, usage: Usage) -> None:
