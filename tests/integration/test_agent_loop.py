@@ -290,3 +290,48 @@ def test_a_failed_model_call_is_on_the_timeline(store: TaskStore, registry: Tool
     [event] = store.list_events(task_id)
     assert event.kind == "model_call" and "nope" in (event.error or "")
     assert event.detail["error_type"] == "ModelRequestError"
+
+
+LOOP_TURN = {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1+1"}}],
+             "usage": {"input_tokens": 100, "output_tokens": 20}}
+
+
+def test_max_tokens_ends_the_task_with_its_partial_result(store: TaskStore,
+                                                          registry: ToolRegistry) -> None:
+    task_id = _submit(store, registry, [LOOP_TURN] * 5, max_tokens=200)
+    assert _drive(store, registry, task_id).action == "stop"
+    task = store.require_task(task_id)
+    assert task.status == TaskStatus.BUDGET_EXCEEDED
+    assert task.turn == 2 and task.usage.total_tokens == 240
+    assert task.error == "max_tokens (200) reached: 240 tokens spent before a final answer"
+    assert len(store.list_messages(task_id)) == 6  # the partial conversation is kept
+    assert store.list_events(task_id)[-1].name == "BUDGET_EXCEEDED"
+
+
+def test_max_cost_ends_the_task_when_the_priced_spend_reaches_it(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
+    from agentkit.llm.scripted import ScriptedClient
+    from agentkit.models import ScriptedTurn
+
+    # Priced as openai:gpt-4o-mini (0.15 in / 0.60 out per M): 1M in + 0.1M out = 0.21 USD.
+    expensive = ScriptedTurn.model_validate(
+        {**LOOP_TURN, "usage": {"input_tokens": 1_000_000, "output_tokens": 100_000}})
+    request = SubmitTaskRequest(goal="spend", model="openai:gpt-4o-mini", max_cost_usd=0.4)
+    task = submit_task(request, store=store, registry=registry, settings=SETTINGS,
+                       start_execution=lambda task_id: f"arn:{task_id}")
+    client = ScriptedClient([expensive] * 5)
+    step = plan_task(TaskRef(task_id=task.task_id), store=store, registry=registry)
+    while True:
+        output = call_model(TurnRef(task_id=task.task_id, turn=step.turn), store=store,
+                            registry=registry, client_for=lambda _task, _model: client)
+        if output.action != "tool_calls":
+            break
+        for ref in output.tool_calls:
+            run_tool_call(ref, store=store, registry=registry)
+        step = TurnRef(task_id=task.task_id, turn=output.turn)
+    stored = store.require_task(task.task_id)
+    assert stored.status == TaskStatus.BUDGET_EXCEEDED and stored.turn == 2
+    assert stored.usage.cost_usd == pytest.approx(0.42)
+    assert stored.error == ("max_cost_usd (0.4) reached: $0.420000 spent before a final "
+                            "answer")

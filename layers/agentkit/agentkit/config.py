@@ -18,6 +18,9 @@ class Settings(BaseModel):
     default_model: str = "openai:gpt-4o-mini"
     scripted_model_enabled: bool = False
     default_max_turns: int = Field(default=10, ge=1, le=50)
+    # Budgets applied when a request sets none; None: no limit beyond max_turns.
+    default_max_tokens: int | None = Field(default=None, ge=1)
+    default_max_cost_usd: float | None = Field(default=None, gt=0)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -30,6 +33,8 @@ class Settings(BaseModel):
             default_model=os.environ.get("DEFAULT_MODEL") or "openai:gpt-4o-mini",
             scripted_model_enabled=_flag(os.environ.get("SCRIPTED_MODEL_ENABLED")),
             default_max_turns=int(os.environ.get("DEFAULT_MAX_TURNS") or 10),
+            default_max_tokens=int(os.environ.get("DEFAULT_MAX_TOKENS") or 0) or None,
+            default_max_cost_usd=float(os.environ.get("DEFAULT_MAX_COST_USD") or 0) or None,
         )
 
 

@@ -202,6 +202,12 @@ class SubmitTaskRequest(BaseModel):
         default=None, max_length=64, description="Tools the task may use; default: all built-ins."
     )
     max_turns: int | None = Field(default=None, ge=1, le=50, description="Model calls at most.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=100_000_000, description="Input + output tokens at most."
+    )
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, le=10_000, description="USD spent on model calls at most."
+    )
     scripted_turns: list[ScriptedTurn] | None = Field(
         default=None,
         max_length=50,
@@ -248,6 +254,8 @@ class Task(BaseModel):
     fallback_models: list[str] = Field(default_factory=list)
     tools: list[str] = Field(default_factory=list)
     max_turns: int
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
     turn: int = 0
     usage: Usage = Field(default_factory=Usage)
     answer: str | None = None
@@ -282,6 +290,8 @@ class TaskView(TaskSummary):
 
     tools: list[str]
     max_turns: int
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
     messages: list[Message]
 
 

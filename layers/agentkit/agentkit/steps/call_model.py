@@ -49,12 +49,15 @@ def call_model(
 
     _fill_missing_tool_results(store, task.task_id, ref.turn)
 
-    if turn > task.max_turns:
-        store.finish_task(
-            task.task_id,
-            TaskStatus.BUDGET_EXCEEDED,
-            error=f"max_turns ({task.max_turns}) reached before a final answer",
-        )
+    exhausted = budget_exhausted(task, turn)
+    if exhausted:
+        if store.finish_task(task.task_id, TaskStatus.BUDGET_EXCEEDED, error=exhausted):
+            store.add_event(
+                task.task_id,
+                TaskEvent(
+                    kind="status", turn=turn, name=TaskStatus.BUDGET_EXCEEDED.value, error=exhausted
+                ),
+            )
         return stop
 
     request = LLMRequest(
@@ -113,6 +116,24 @@ def call_model(
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def budget_exhausted(task: Task, next_turn: int) -> str | None:
+    """Why the task may not make model call `next_turn`, or None. Checked before each call,
+    so the partial conversation and the usage spent so far stay with the task."""
+    if next_turn > task.max_turns:
+        return f"max_turns ({task.max_turns}) reached before a final answer"
+    if task.max_tokens is not None and task.usage.total_tokens >= task.max_tokens:
+        return (
+            f"max_tokens ({task.max_tokens}) reached: {task.usage.total_tokens} tokens "
+            "spent before a final answer"
+        )
+    if task.max_cost_usd is not None and task.usage.cost_usd >= task.max_cost_usd:
+        return (
+            f"max_cost_usd ({task.max_cost_usd:g}) reached: ${task.usage.cost_usd:.6f} "
+            "spent before a final answer"
+        )
+    return None
 
 
 def _output(task_id: str, turn: int, reply: Message) -> ModelStepOutput:

@@ -76,6 +76,8 @@ def submit_task(
         fallback_models=fallbacks,
         tools=tools,
         max_turns=request.max_turns or settings.default_max_turns,
+        max_tokens=request.max_tokens or settings.default_max_tokens,
+        max_cost_usd=request.max_cost_usd or settings.default_max_cost_usd,
         scripted_turns=request.scripted_turns,
     )
     store.create_task(task)

@@ -15,5 +15,7 @@ def get_task_view(task_id: str, *, store: TaskStore) -> TaskView:
         **summary,
         tools=task.tools,
         max_turns=task.max_turns,
+        max_tokens=task.max_tokens,
+        max_cost_usd=task.max_cost_usd,
         messages=store.list_messages(task_id),
     )
