@@ -114,6 +114,10 @@ class Message(BaseModel):
     is_error: bool = False
     # Set on role="assistant" by the loop: which `provider:model` answered (failover).
     model: str | None = None
+    # Claim check: content too large for the table lives in S3; `content` then holds a
+    # preview, `content_ref` the object (s3://bucket/key) and `content_bytes` its size.
+    content_ref: str | None = None
+    content_bytes: int | None = None
 
     @model_validator(mode="after")
     def _check_shape(self) -> Message:

@@ -23,6 +23,10 @@ from agentkit.tools import ToolRegistry
 # (task, "provider:model") → client; the task carries what the scripted client plays.
 ClientFactory = Callable[[Task, str], BaseLLMClient]
 
+# A claim-checked tool output is sent to the model up to this size (context windows are
+# finite); the full output stays in S3 behind the pointer the model is shown.
+MAX_MODEL_CONTENT_CHARS = 100_000
+
 MISSING_RESULT = "error: the tool call did not complete (it timed out or could not run)"
 
 
@@ -62,7 +66,7 @@ def call_model(
 
     request = LLMRequest(
         model=task.model,
-        messages=store.list_messages(task.task_id),
+        messages=[_for_model(store, message) for message in store.list_messages(task.task_id)],
         tools=registry.specs(task.tools),
     )
     started = time.monotonic()
@@ -116,6 +120,16 @@ def call_model(
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def _for_model(store: TaskStore, message: Message) -> Message:
+    if not message.content_ref:
+        return message
+    full = store.load_content(message)
+    if len(full) > MAX_MODEL_CONTENT_CHARS:
+        full = (f"{full[:MAX_MODEL_CONTENT_CHARS]}\n[truncated for the model: {len(full)} "
+                f"characters in all; the full output is stored at {message.content_ref}]")
+    return message.model_copy(update={"content": full})
 
 
 def budget_exhausted(task: Task, next_turn: int) -> str | None:

@@ -15,7 +15,9 @@ finished task, and a retried step can never double-count usage.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import secrets
 from collections.abc import Iterable
 from decimal import Decimal
@@ -99,11 +101,26 @@ def _is_condition_failure(error: ClientError) -> bool:
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
 
 
+# Message content over this size goes to S3 (DynamoDB items stop at 400 KB; Step Functions
+# payloads at 256 KB) and the conversation keeps a preview and a pointer.
+INLINE_CONTENT_BYTES = 200 * 1024
+PREVIEW_CHARS = 2_000
+
+
 class TaskStore:
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any | None = None,
+        *,
+        artifacts_bucket: str | None = None,
+        s3_client: Any | None = None,
+    ) -> None:
         self.table_name = table_name
         # Region/endpoint come from the environment (AWS_ENDPOINT_URL offline).
         self.client = client or boto3.client("dynamodb")
+        self.artifacts_bucket = artifacts_bucket or os.environ.get("ARTIFACTS_BUCKET") or None
+        self._s3 = s3_client
 
     # --- tasks
 
@@ -311,6 +328,7 @@ class TaskStore:
     # --- helpers
 
     def _message_item(self, task_id: str, turn: int, seq: int, message: Message) -> dict[str, Any]:
+        message = self._claim_check(task_id, message_sk(turn, seq), message)
         return to_item(
             {
                 "pk": task_pk(task_id),
@@ -322,6 +340,48 @@ class TaskStore:
                 "created_at": utc_now(),
             }
         )
+
+    def _claim_check(self, task_id: str, sk: str, message: Message) -> Message:
+        """Large content → S3 (content-addressed, so a retried write never changes what an
+        existing pointer refers to); the message keeps a preview and the pointer."""
+        data = (message.content or "").encode()
+        if len(data) <= INLINE_CONTENT_BYTES:
+            return message
+        if not self.artifacts_bucket:
+            raise ValueError(
+                f"message content of {len(data)} bytes exceeds {INLINE_CONTENT_BYTES} bytes "
+                "and no ARTIFACTS_BUCKET is configured to hold it"
+            )
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        key = f"tasks/{task_id}/{sk.replace('#', '-')}-{digest}.txt"
+        self._s3_client().put_object(
+            Bucket=self.artifacts_bucket,
+            Key=key,
+            Body=data,
+            ContentType="text/plain; charset=utf-8",
+        )
+        ref = f"s3://{self.artifacts_bucket}/{key}"
+        preview = (message.content or "")[:PREVIEW_CHARS]
+        return message.model_copy(
+            update={
+                "content": f"{preview}\n[… {len(data)} bytes in all, stored at {ref}]",
+                "content_ref": ref,
+                "content_bytes": len(data),
+            }
+        )
+
+    def load_content(self, message: Message) -> str:
+        """The full content of a message, fetched from S3 when it was claim-checked."""
+        if not message.content_ref:
+            return message.content or ""
+        bucket, _, key = message.content_ref.removeprefix("s3://").partition("/")
+        body = self._s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        return str(body.decode())
+
+    def _s3_client(self) -> Any:
+        if self._s3 is None:
+            self._s3 = boto3.client("s3")
+        return self._s3
 
     @staticmethod
     def _update_parts(
