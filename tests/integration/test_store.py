@@ -42,11 +42,11 @@ def test_messages_are_write_once_and_ordered(store: TaskStore) -> None:
 
 def test_conversation_paginates(store: TaskStore) -> None:
     store.create_task(_task())
-    big = "x" * 350_000  # ~350 KB each: a 1 MB query page holds only a few
-    for seq in range(5):
+    big = "x" * 190_000  # ~190 KB each (inline): a 1 MB query page holds five at most
+    for seq in range(8):
         store.put_message("tsk_A", 1, seq, Message(role="user", content=big + str(seq)))
     contents = [m.content for m in store.list_messages("tsk_A")]
-    assert [c[-1] for c in contents if c] == ["0", "1", "2", "3", "4"]
+    assert [c[-1] for c in contents if c] == [str(n) for n in range(8)]
 
 
 def test_commit_model_turn_is_atomic_and_guarded(store: TaskStore) -> None:
