@@ -1,0 +1,43 @@
+"""EventBridge Scheduler target: a schedule fired; submit its task for its tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentkit.config import settings
+from agentkit.models import SubmitTaskRequest, Task
+from agentkit.steps.schedules import ScheduleFired, fire_schedule
+from agentkit.steps.submit import step_functions_starter, submit_task
+from agentkit.store import TaskStore
+from agentkit.tools import default_registry
+
+logger = Logger()
+_config = settings()
+_store = TaskStore(_config.table_name)
+_registry = default_registry()
+_start = step_functions_starter(boto3.client("stepfunctions"), _config.state_machine_arn or "")
+
+
+def _submit(request: SubmitTaskRequest, *, tenant_id: str) -> Task:
+    return submit_task(
+        request,
+        store=_store,
+        registry=_registry,
+        settings=_config,
+        start_execution=_start,
+        tenant_id=tenant_id,
+    )
+
+
+@logger.inject_lambda_context
+@event_parser(model=ScheduleFired)
+def lambda_handler(event: ScheduleFired, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(schedule_id=event.schedule_id, tenant_id=event.tenant_id)
+    task = fire_schedule(event, store=_store, submit=_submit)
+    logger.info("scheduled task submitted", extra={"task_id": task.task_id})
+    return {"task_id": task.task_id, "status": task.status.value}

@@ -1,0 +1,68 @@
+"""/schedules: create, list and delete a tenant's recurring tasks."""
+
+from __future__ import annotations
+
+import os
+from http import HTTPStatus
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentkit.api import create_resolver, current_tenant, error_response, resolve
+from agentkit.config import settings
+from agentkit.steps.schedules import (
+    CreateScheduleRequest,
+    Schedule,
+    ScheduleNotFoundError,
+    ScheduleTarget,
+    create_schedule,
+    delete_schedule,
+    list_schedules,
+)
+from agentkit.store import TaskStore
+
+logger = Logger()
+app = create_resolver()
+_store = TaskStore(settings().table_name)
+_scheduler = boto3.client("scheduler")
+_target = ScheduleTarget(
+    function_arn=os.environ.get("SCHEDULE_TARGET_ARN", ""),
+    role_arn=os.environ.get("SCHEDULER_ROLE_ARN", ""),
+)
+
+
+@app.exception_handler(ScheduleNotFoundError)
+def _not_found(error: ScheduleNotFoundError) -> Response[dict[str, Any]]:
+    return error_response(HTTPStatus.NOT_FOUND, "not_found", str(error))
+
+
+@app.post("/schedules")
+def post_schedule(request: CreateScheduleRequest) -> Response[dict[str, Any]]:
+    schedule = create_schedule(
+        request, tenant_id=current_tenant(app), store=_store, scheduler=_scheduler, target=_target
+    )
+    logger.info("schedule created", extra={"schedule_id": schedule.schedule_id})
+    return Response(
+        status_code=HTTPStatus.CREATED.value,
+        content_type=content_types.APPLICATION_JSON,
+        body=schedule.model_dump(mode="json", exclude_none=True),
+    )
+
+
+@app.get("/schedules")
+def get_schedules() -> dict[str, list[Schedule]]:
+    return {"items": list_schedules(tenant_id=current_tenant(app), store=_store)}
+
+
+@app.delete("/schedules/<schedule_id>")
+def remove_schedule(schedule_id: str) -> Response[str]:
+    delete_schedule(schedule_id, tenant_id=current_tenant(app), store=_store, scheduler=_scheduler)
+    return Response(status_code=HTTPStatus.NO_CONTENT.value, body="")
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolve(app, event, context)

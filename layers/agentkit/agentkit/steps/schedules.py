@@ -1,0 +1,173 @@
+"""Recurring tasks: a stored task template per tenant, fired by EventBridge Scheduler.
+
+A schedule is the item `SCHEDULE#<tenant>` / `<schedule_id>` plus an EventBridge Scheduler
+schedule whose target is the scheduled-task function with the input
+`{"schedule_id", "tenant_id"}`. When it fires, the template is submitted as a normal task
+of that tenant (same validation, same loop).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agentkit.models import SubmitTaskRequest, Task, utc_now
+from agentkit.store import TaskStore
+from agentkit.store.dynamo import from_item, to_item
+
+# rate(5 minutes) | cron(0 9 * * ? *) | at(2026-12-01T09:00:00), as EventBridge Scheduler reads.
+_EXPRESSION = re.compile(
+    r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]{9,100}\)"
+    r"|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
+)
+
+
+class CreateScheduleRequest(BaseModel):
+    """Body of POST /schedules."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
+    schedule_expression: str = Field(
+        max_length=120, description="`rate(1 hour)`, `cron(0 9 * * ? *)` or `at(...)`."
+    )
+    task: SubmitTaskRequest
+
+    @field_validator("schedule_expression")
+    @classmethod
+    def _expression(cls, value: str) -> str:
+        if not _EXPRESSION.match(value):
+            raise ValueError(
+                "must be rate(N minutes|hours|days), cron(six fields) or at(yyyy-mm-ddThh:mm:ss)"
+            )
+        if value.startswith("rate(") and int(value[5:].split()[0]) < 1:
+            raise ValueError("a rate must be at least 1")
+        return value
+
+
+class Schedule(BaseModel):
+    schedule_id: str
+    name: str
+    schedule_expression: str
+    task: SubmitTaskRequest
+    created_at: str
+
+
+class ScheduleFired(BaseModel):
+    """The input EventBridge Scheduler hands the scheduled-task function."""
+
+    schedule_id: str = Field(min_length=1, max_length=64)
+    tenant_id: str = Field(min_length=1, max_length=128)
+
+
+class ScheduleNotFoundError(LookupError):
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule '{schedule_id}' not found")
+
+
+def _key(tenant_id: str, schedule_id: str) -> dict[str, Any]:
+    return to_item({"pk": f"SCHEDULE#{tenant_id}", "sk": schedule_id})
+
+
+def scheduler_name(schedule_id: str) -> str:
+    return f"opspawn-{schedule_id}"
+
+
+class ScheduleTarget(BaseModel):
+    """Where fired schedules go: the scheduled-task function, invoked with this role."""
+
+    function_arn: str
+    role_arn: str
+    group: str = "default"
+
+
+def create_schedule(
+    request: CreateScheduleRequest,
+    *,
+    tenant_id: str,
+    store: TaskStore,
+    scheduler: Any,
+    target: ScheduleTarget,
+) -> Schedule:
+    schedule = Schedule(
+        schedule_id="sch_" + secrets.token_hex(8),
+        name=request.name,
+        schedule_expression=request.schedule_expression,
+        task=request.task,
+        created_at=utc_now(),
+    )
+    store.client.put_item(
+        TableName=store.table_name,
+        Item={
+            **_key(tenant_id, schedule.schedule_id),
+            **to_item({"body": schedule.model_dump_json(exclude_none=True)}),
+        },
+        ConditionExpression="attribute_not_exists(sk)",
+    )
+    fired = ScheduleFired(schedule_id=schedule.schedule_id, tenant_id=tenant_id)
+    try:
+        scheduler.create_schedule(
+            Name=scheduler_name(schedule.schedule_id),
+            GroupName=target.group,
+            ScheduleExpression=schedule.schedule_expression,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={
+                "Arn": target.function_arn,
+                "RoleArn": target.role_arn,
+                "Input": fired.model_dump_json(),
+            },
+            State="ENABLED",
+            Description=f"opspawn schedule {schedule.name} ({tenant_id})"[:512],
+        )
+    except Exception:
+        # No half-made schedule: without its trigger the stored template is removed again.
+        store.client.delete_item(
+            TableName=store.table_name, Key=_key(tenant_id, schedule.schedule_id)
+        )
+        raise
+    return schedule
+
+
+def list_schedules(*, tenant_id: str, store: TaskStore) -> list[Schedule]:
+    items: list[Schedule] = []
+    kwargs: dict[str, Any] = {
+        "TableName": store.table_name,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": to_item({":pk": f"SCHEDULE#{tenant_id}"}),
+    }
+    while True:
+        response = store.client.query(**kwargs)
+        items += [Schedule.model_validate_json(from_item(i)["body"]) for i in response["Items"]]
+        if not response.get("LastEvaluatedKey"):
+            return sorted(items, key=lambda s: s.created_at, reverse=True)
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def get_schedule(schedule_id: str, *, tenant_id: str, store: TaskStore) -> Schedule:
+    item = store.client.get_item(
+        TableName=store.table_name, Key=_key(tenant_id, schedule_id), ConsistentRead=True
+    ).get("Item")
+    if item is None:
+        raise ScheduleNotFoundError(schedule_id)
+    return Schedule.model_validate_json(from_item(item)["body"])
+
+
+def delete_schedule(
+    schedule_id: str, *, tenant_id: str, store: TaskStore, scheduler: Any, group: str = "default"
+) -> None:
+    get_schedule(schedule_id, tenant_id=tenant_id, store=store)  # 404 for other tenants too
+    # Already gone is fine: deleting is idempotent.
+    with contextlib.suppress(scheduler.exceptions.ResourceNotFoundException):
+        scheduler.delete_schedule(Name=scheduler_name(schedule_id), GroupName=group)
+    store.client.delete_item(TableName=store.table_name, Key=_key(tenant_id, schedule_id))
+
+
+def fire_schedule(fired: ScheduleFired, *, store: TaskStore, submit: Any) -> Task:
+    """Submit the stored template as a normal task of the schedule's tenant."""
+    schedule = get_schedule(fired.schedule_id, tenant_id=fired.tenant_id, store=store)
+    task: Task = submit(schedule.task, tenant_id=fired.tenant_id)
+    return task
