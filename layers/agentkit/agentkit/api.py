@@ -36,6 +36,19 @@ def error_response(
     )
 
 
+class MissingTenantError(RuntimeError):
+    """The request reached a handler without a tenant: the authorizer is not in front of it."""
+
+
+def current_tenant(app: APIGatewayRestResolver) -> str:
+    """The tenant the Lambda authorizer resolved for this request (`context.tenant_id`)."""
+    context = app.current_event.request_context.authorizer or {}
+    tenant = context.get("tenant_id") if hasattr(context, "get") else None
+    if not tenant:
+        raise MissingTenantError("no tenant in the request's authorizer context")
+    return str(tenant)
+
+
 def describe_request_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     """Pydantic/Powertools error entries → [{field, problem}], the field as a dotted path."""
     fields = []
@@ -94,6 +107,17 @@ def create_resolver() -> APIGatewayRestResolver:
             "validation_error",
             str(error),
             [{"field": error.field, "problem": error.problem}],
+        )
+
+    @app.exception_handler(MissingTenantError)
+    def _no_tenant(error: MissingTenantError) -> Response[dict[str, Any]]:
+        # A deployment mistake, not the caller's: refuse rather than guess a tenant.
+        logger.error("refused a request without a tenant", extra={"reason": str(error)})
+        request_id = getattr(app.lambda_context, "aws_request_id", "unknown")
+        return error_response(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            "internal_error",
+            f"the request carries no tenant; quote request id {request_id} when reporting it",
         )
 
     @app.exception_handler(TaskNotFoundError)
