@@ -76,3 +76,26 @@ def test_finish_requires_a_terminal_status(store: TaskStore) -> None:
     store.create_task(_task())
     with pytest.raises(ValueError, match="not a terminal"):
         store.finish_task("tsk_A", TaskStatus.RUNNING)
+
+
+def test_list_tasks_newest_first_with_cursor_and_status(store: TaskStore) -> None:
+    from agentkit.store.dynamo import InvalidCursorError
+
+    for index in range(5):
+        status = TaskStatus.SUCCEEDED if index % 2 else TaskStatus.RUNNING
+        store.create_task(_task(f"tsk_{index}", tenant_id="acme", status=status,
+                                created_at=f"2026-11-23T10:00:0{index}.000Z"))
+    store.create_task(_task("tsk_other", tenant_id="other"))
+    first, cursor = store.list_tasks("acme", limit=2)
+    assert [t.task_id for t in first] == ["tsk_4", "tsk_3"] and cursor
+    second, cursor = store.list_tasks("acme", limit=2, cursor=cursor)
+    assert [t.task_id for t in second] == ["tsk_2", "tsk_1"]
+    third, cursor = store.list_tasks("acme", limit=2, cursor=cursor)
+    assert [t.task_id for t in third] == ["tsk_0"]
+    done, _ = store.list_tasks("acme", status=TaskStatus.SUCCEEDED, limit=10)
+    assert [t.task_id for t in done] == ["tsk_3", "tsk_1"]
+    _, acme_cursor = store.list_tasks("acme", limit=1)
+    with pytest.raises(InvalidCursorError):
+        store.list_tasks("other", cursor=acme_cursor)  # a cursor never crosses tenants
+    with pytest.raises(InvalidCursorError):
+        store.list_tasks("acme", cursor="bm9wZQ==")

@@ -15,6 +15,7 @@ finished task, and a retried step can never double-count usage.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -101,6 +102,33 @@ def _is_condition_failure(error: ClientError) -> bool:
 _ACTIVE = [status.value for status in ACTIVE_STATUSES]
 
 
+class InvalidCursorError(ValueError):
+    """A list cursor that this API did not hand out (or another tenant's)."""
+
+
+def _task_from_item(item: dict[str, Any]) -> Task:
+    values = from_item(item)
+    if isinstance(values.get("scripted_turns"), str):
+        values["scripted_turns"] = json.loads(values["scripted_turns"])
+    return Task.model_validate(values)
+
+
+def encode_cursor(last_key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(from_item(last_key)).encode()).decode()
+
+
+def decode_cursor(cursor: str, tenant_id: str) -> dict[str, Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(values, dict) or set(values) != {"pk", "sk", "gsi1pk", "gsi1sk"}:
+            raise ValueError("unexpected shape")
+    except ValueError:
+        raise InvalidCursorError("not a cursor this API handed out") from None
+    if values["gsi1pk"] != f"TENANT#{tenant_id}":
+        raise InvalidCursorError("not a cursor this API handed out")
+    return to_item(values)
+
+
 # Message content over this size goes to S3 (DynamoDB items stop at 400 KB; Step Functions
 # payloads at 256 KB) and the conversation keeps a preview and a pointer.
 INLINE_CONTENT_BYTES = 200 * 1024
@@ -157,12 +185,39 @@ class TaskStore:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        if item is None:
-            return None
-        values = from_item(item)
-        if isinstance(values.get("scripted_turns"), str):
-            values["scripted_turns"] = json.loads(values["scripted_turns"])
-        return Task.model_validate(values)
+        return None if item is None else _task_from_item(item)
+
+    def list_tasks(
+        self,
+        tenant_id: str,
+        *,
+        status: TaskStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[Task], str | None]:
+        """A tenant's tasks, newest first, one page at a time (the cursor is opaque).
+
+        A status filter applies within each page read, so a page may hold fewer than
+        `limit` tasks while `next_cursor` still leads on.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "by-tenant",
+            "KeyConditionExpression": "gsi1pk = :tenant",
+            "ExpressionAttributeValues": to_item({":tenant": f"TENANT#{tenant_id}"}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if status is not None:
+            kwargs["FilterExpression"] = "#status = :status"
+            kwargs["ExpressionAttributeNames"] = {"#status": "status"}
+            kwargs["ExpressionAttributeValues"].update(to_item({":status": status.value}))
+        if cursor:
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor, tenant_id)
+        response = self.client.query(**kwargs)
+        tasks = [_task_from_item(item) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return tasks, (encode_cursor(last) if last else None)
 
     def require_task(self, task_id: str) -> Task:
         task = self.get_task(task_id)

@@ -1,0 +1,43 @@
+"""POST /tasks/{id}/cancel: end a task as CANCELLED with what it has so far."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from agentkit.models import Task, TaskEvent, TaskStatus
+from agentkit.store import TaskStore
+
+
+class TaskAlreadyFinishedError(RuntimeError):
+    def __init__(self, task: Task) -> None:
+        super().__init__(f"task '{task.task_id}' already ended as {task.status.value}")
+        self.task = task
+
+
+def cancel_task(
+    task: Task, *, store: TaskStore, stop_execution: Callable[[str], None]
+) -> Task:
+    """Mark CANCELLED first (conditional: only an active task), then stop the execution.
+
+    The conversation and the usage spent stay on the task. A step already running when
+    the cancel arrives cannot overwrite CANCELLED: its writes require RUNNING.
+    """
+    if not store.finish_task(task.task_id, TaskStatus.CANCELLED, error="cancelled by the caller"):
+        raise TaskAlreadyFinishedError(store.require_task(task.task_id))
+    store.add_event(task.task_id, TaskEvent(kind="status", turn=task.turn,
+                                            name=TaskStatus.CANCELLED.value))
+    if task.execution_arn:
+        stop_execution(task.execution_arn)
+    return store.require_task(task.task_id)
+
+
+def step_functions_stopper(client: Any) -> Callable[[str], None]:
+    def stop(execution_arn: str) -> None:
+        # Never started or already gone: the task record is what counts.
+        with contextlib.suppress(client.exceptions.ExecutionDoesNotExist):
+            client.stop_execution(executionArn=execution_arn, error="TaskCancelled",
+                                  cause="cancelled by the caller")
+
+    return stop
