@@ -67,7 +67,7 @@ def call_model(
     request = LLMRequest(
         model=task.model,
         messages=[_for_model(store, message) for message in store.list_messages(task.task_id)],
-        tools=registry.specs(task.tools),
+        tools=store.get_tool_specs(task.task_id) or registry.specs(task.tools),
     )
     started = time.monotonic()
     try:

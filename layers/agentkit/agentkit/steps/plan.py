@@ -16,8 +16,11 @@ def plan_task(ref: TaskRef, *, store: TaskStore, registry: ToolRegistry) -> Turn
             changes={"status": TaskStatus.RUNNING.value},
             allowed_statuses=[TaskStatus.QUEUED],
         )
-    system = build_system_prompt(task, registry.specs(task.tools))
-    # Both writes are write-once: a retried Plan leaves the conversation unchanged.
+    # The tool surface is fixed here (MCP servers are listed once, by this step); later
+    # steps read the snapshot, so the model sees the same tools on every turn.
+    specs = store.put_tool_specs(task.task_id, registry.specs(task.tools))
+    system = build_system_prompt(task, specs)
+    # All writes are write-once: a retried Plan leaves the conversation unchanged.
     store.put_message(task.task_id, 0, 0, Message(role="system", content=system))
     store.put_message(task.task_id, 0, 1, Message(role="user", content=task.goal))
     return TurnRef(task_id=task.task_id, turn=0)

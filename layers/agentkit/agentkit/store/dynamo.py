@@ -34,6 +34,7 @@ from agentkit.models import (
     Task,
     TaskEvent,
     TaskStatus,
+    ToolSpec,
     Usage,
     utc_now,
 )
@@ -271,6 +272,33 @@ class TaskStore:
         if error is not None:
             changes["error"] = error
         return self.update_task(task_id, changes=changes, allowed_statuses=ACTIVE_STATUSES)
+
+    # --- the task's tool surface, fixed when it is planned
+
+    def put_tool_specs(self, task_id: str, specs: list[ToolSpec]) -> list[ToolSpec]:
+        """Store the tool surface once; a retried Plan gets the first snapshot back."""
+        body = json.dumps([spec.model_dump(mode="json") for spec in specs])
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_item({"pk": task_pk(task_id), "sk": "TOOLS", "body": body}),
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return self.get_tool_specs(task_id) or specs
+        return specs
+
+    def get_tool_specs(self, task_id: str) -> list[ToolSpec] | None:
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({"pk": task_pk(task_id), "sk": "TOOLS"}),
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        return [ToolSpec.model_validate(spec) for spec in json.loads(from_item(item)["body"])]
 
     # --- timeline
 
