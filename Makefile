@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --progress-bar off -e '.[dev,providers,mcp]'
 	touch $@
 
-setup: $(STAMP)
+MCP_STAMP := tests/mcp/node_modules/.installed
+
+# The real MCP servers the tests run (npm; the PyPI one comes with the dev extra).
+$(MCP_STAMP): tests/mcp/package-lock.json
+	cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(STAMP) $(MCP_STAMP)
 	$(BIN)/python -m opspawn.offline install
 
 lint: $(STAMP)
