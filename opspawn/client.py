@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
-from agentkit.models import SubmitTaskRequest, TaskStatus, TaskSummary, TaskView
+from agentkit.models import SubmitTaskRequest, TaskEvent, TaskStatus, TaskSummary, TaskView
 
 
 class ApiError(RuntimeError):
@@ -21,6 +23,42 @@ class ApiError(RuntimeError):
         self.body = body
 
 
+class TaskPage(BaseModel):
+    """GET /tasks: one page of summaries, newest first; `next_cursor` fetches the next."""
+
+    items: list[TaskSummary]
+    next_cursor: str | None = None
+
+
+class Approval(BaseModel):
+    """A tool call waiting for (or given) a human decision (GET /tasks/{id}, approvals)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    approval_id: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    status: str = "PENDING"
+
+
+class TaskDetail(TaskView):
+    """GET /tasks/{id}: the task view plus its approvals (when the API sends them)."""
+
+    approvals: list[Approval] = Field(default_factory=list)
+
+
+class Schedule(BaseModel):
+    """POST/GET /schedules: a goal submitted on a `rate(...)` or `cron(...)` expression."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schedule_id: str
+    name: str
+    schedule_expression: str
+    task: dict[str, Any] = Field(default_factory=dict)
+    created_at: str | None = None
+
+
 class OpspawnClient:
     def __init__(
         self,
@@ -31,8 +69,10 @@ class OpspawnClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # The tenant's key (`python -m opspawn.admin keys create`); $OPSPAWN_API_KEY if not given.
+        api_key = api_key or os.environ.get("OPSPAWN_API_KEY") or None
         if api_key:
-            headers["x-api-key"] = api_key
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
         )
@@ -50,14 +90,84 @@ class OpspawnClient:
         """Raw access (tests use it to send malformed bodies)."""
         return self._http.request(method, path, **kwargs)
 
-    def submit(self, request: SubmitTaskRequest | dict[str, Any]) -> TaskSummary:
+    def submit(
+        self,
+        request: SubmitTaskRequest | dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> TaskSummary:
         if isinstance(request, dict):
             request = SubmitTaskRequest.model_validate(request)
         body = request.model_dump(mode="json", exclude_none=True)
-        return TaskSummary.model_validate(self._json(self._http.post("/tasks", json=body)))
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        response = self._http.post("/tasks", json=body, headers=headers)
+        return TaskSummary.model_validate(self._json(response))
 
-    def get(self, task_id: str) -> TaskView:
-        return TaskView.model_validate(self._json(self._http.get(f"/tasks/{task_id}")))
+    def get(self, task_id: str) -> TaskDetail:
+        return TaskDetail.model_validate(self._json(self._http.get(f"/tasks/{task_id}")))
+
+    def list_tasks(
+        self, *, status: TaskStatus | str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> TaskPage:
+        """One page of GET /tasks (newest first)."""
+        params: dict[str, str | int] = {"limit": limit}
+        if status:
+            params["status"] = TaskStatus(status).value
+        if cursor:
+            params["cursor"] = cursor
+        return TaskPage.model_validate(self._json(self._http.get("/tasks", params=params)))
+
+    def iter_tasks(
+        self, *, status: TaskStatus | str | None = None, limit: int = 20
+    ) -> Iterator[TaskSummary]:
+        """Every task, following `next_cursor` page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list_tasks(status=status, limit=limit, cursor=cursor)
+            yield from page.items
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def events(self, task_id: str) -> list[TaskEvent]:
+        body = self._json(self._http.get(f"/tasks/{task_id}/events"))
+        return [TaskEvent.model_validate(item) for item in body.get("items", [])]
+
+    def cancel(self, task_id: str) -> TaskSummary:
+        """Stop a task; ApiError 409 if it has already finished."""
+        return TaskSummary.model_validate(self._json(self._http.post(f"/tasks/{task_id}/cancel")))
+
+    def approve(
+        self, task_id: str, approval_id: str, *, approve: bool = True, reason: str | None = None
+    ) -> Any:
+        """Decide a tool call waiting for approval; returns the API's JSON answer."""
+        body: dict[str, str] = {"decision": "approve" if approve else "deny"}
+        if reason:
+            body["reason"] = reason
+        path = f"/tasks/{task_id}/approvals/{approval_id}"
+        return self._json(self._http.post(path, json=body))
+
+    def create_schedule(
+        self,
+        name: str,
+        schedule_expression: str,
+        task: SubmitTaskRequest | dict[str, Any],
+    ) -> Schedule:
+        if isinstance(task, dict):
+            task = SubmitTaskRequest.model_validate(task)
+        body = {
+            "name": name,
+            "schedule_expression": schedule_expression,
+            "task": task.model_dump(mode="json", exclude_none=True),
+        }
+        return Schedule.model_validate(self._json(self._http.post("/schedules", json=body)))
+
+    def list_schedules(self) -> list[Schedule]:
+        body = self._json(self._http.get("/schedules"))
+        return [Schedule.model_validate(item) for item in body.get("items", [])]
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._json(self._http.delete(f"/schedules/{schedule_id}"))
 
     def wait(
         self,

@@ -88,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         request = _task_request(api_key)
         console.print(f"POST {outputs.api_url}/tasks  (model: {request['model']})")
         began = time.monotonic()
-        with OpspawnClient(outputs.api_url) as client:
+        # Every route wants a tenant's API key: make one for the demo (only its hash is stored).
+        from opspawn.admin import key_store
+
+        keys = key_store(endpoint=outputs.endpoint_url, table=outputs.outputs["TableName"])
+        with OpspawnClient(outputs.api_url, api_key=keys.create("demo").key) as client:
             task = client.submit(request)
             console.print(f"task [bold]{task.task_id}[/] accepted; watching GET /tasks/{{id}}")
             view = client.wait(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agentkit.models import Message, TaskStatus, TaskView
@@ -19,8 +21,9 @@ _STATUS_STYLE = {
 
 
 def _short(text: str | None, limit: int = 100) -> str:
+    """One line of at most `limit` characters, escaped for rich markup (content is data)."""
     flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return escape(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 def describe(message: Message, turn_of_assistant: int) -> str:
@@ -30,34 +33,98 @@ def describe(message: Message, turn_of_assistant: int) -> str:
         return f"[cyan]goal [/]   {_short(message.content)}"
     if message.role == "assistant" and message.tool_calls:
         calls = ", ".join(
-            f"{call.name}({_short(json.dumps(call.arguments), 60)})" for call in message.tool_calls
+            f"{escape(call.name)}({_short(json.dumps(call.arguments), 60)})"
+            for call in message.tool_calls
         )
         return f"[magenta]model[/]   turn {turn_of_assistant} → {calls}"
     if message.role == "assistant":
         return f"[magenta]model[/]   turn {turn_of_assistant} → final answer"
     style = "red" if message.is_error else "green"
-    return f"[{style}]tool [/]   {message.name} → {_short(message.content)}"
+    return f"[{style}]tool [/]   {escape(message.name or '')} → {_short(message.content)}"
 
 
 def progress_printer(console: Console) -> Callable[[TaskView], None]:
     """An on_update callback that prints each new step once."""
     seen = 0
     last_status: TaskStatus | None = None
+    announced: set[str] = set()
 
     def on_update(view: TaskView) -> None:
         nonlocal seen, last_status
-        if view.status != last_status:
-            style = _STATUS_STYLE.get(view.status, "bold")
-            console.print(f"[bold]status[/]  [{style}]{view.status.value}[/]")
-            last_status = view.status
+        status_changed = view.status != last_status
+        last_status = view.status
+        # A status change comes before the steps it brings, except the end: the last
+        # steps (the final answer) come before "SUCCEEDED".
+        if status_changed and not view.status.is_terminal:
+            print_status(view.status)
         assistant_turns = sum(1 for m in view.messages[:seen] if m.role == "assistant")
         for message in view.messages[seen:]:
             if message.role == "assistant":
                 assistant_turns += 1
             console.print(describe(message, assistant_turns))
         seen = len(view.messages)
+        # Tool calls waiting for a human (opspawn.client.TaskDetail carries them).
+        for approval in getattr(view, "approvals", None) or []:
+            if approval.status.upper() != "PENDING" or approval.approval_id in announced:
+                continue
+            announced.add(approval.approval_id)
+            arguments = _short(json.dumps(approval.arguments), 60)
+            command = f"opspawn approve {view.task_id} {approval.approval_id} [--deny]"
+            console.print(
+                f"[yellow]approve[/] {escape(approval.tool)}({arguments}) waits: {escape(command)}"
+            )
+        if status_changed and view.status.is_terminal:
+            print_status(view.status)
+
+    def print_status(status: TaskStatus) -> None:
+        style = _STATUS_STYLE.get(status, "bold")
+        console.print(f"[bold]status[/]  [{style}]{status.value}[/]")
 
     return on_update
+
+
+def status_line(view: TaskView, elapsed_s: float) -> str:
+    """The spinner text while a task runs: status, turn, elapsed time."""
+    return (
+        f"[bold]{view.status.value}[/]  turn {view.turn}/{view.max_turns}  "
+        f"{elapsed_s:.1f} s  [dim]{escape(view.task_id)}[/]"
+    )
+
+
+def follow(
+    fetch: Callable[[], TaskView],
+    console: Console,
+    *,
+    timeout_s: float = 120.0,
+    poll_s: float = 0.5,
+    on_update: Callable[[TaskView], None] | None = None,
+) -> TaskView:
+    """Poll `fetch` until the task ends, with a live spinner line (status, turn, elapsed)
+    on a terminal and `on_update` (default: progress_printer) for every new state.
+
+    Raises TimeoutError when the task is still running after `timeout_s`."""
+    on_update = on_update or progress_printer(console)
+    began = time.monotonic()
+    last: tuple[object, ...] | None = None
+    with console.status("waiting for the task…", spinner="dots") as spinner:
+        while True:
+            view = fetch()
+            approvals = tuple(
+                (a.approval_id, a.status) for a in getattr(view, "approvals", None) or []
+            )
+            marker = (view.status, view.turn, len(view.messages), approvals)
+            if marker != last:
+                on_update(view)
+                last = marker
+            elapsed = time.monotonic() - began
+            if view.status.is_terminal:
+                return view
+            spinner.update(status_line(view, elapsed))
+            if elapsed > timeout_s:
+                raise TimeoutError(
+                    f"task {view.task_id} still {view.status.value} after {timeout_s:.0f} s"
+                )
+            time.sleep(poll_s)
 
 
 def summary_table(view: TaskView) -> Table:

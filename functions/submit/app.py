@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.api import create_resolver, resolve
+from agentkit.api import create_resolver, current_tenant, resolve
 from agentkit.config import settings
 from agentkit.models import SubmitTaskRequest, TaskSummary
 from agentkit.steps.submit import step_functions_starter, submit_task
@@ -31,9 +31,17 @@ _start = step_functions_starter(boto3.client("stepfunctions"), _config.state_mac
 @app.post("/tasks")
 def post_task(request: SubmitTaskRequest) -> Response[dict[str, Any]]:
     task = submit_task(
-        request, store=_store, registry=_registry, settings=_config, start_execution=_start
+        request,
+        store=_store,
+        registry=_registry,
+        settings=_config,
+        start_execution=_start,
+        tenant_id=current_tenant(app),
     )
-    logger.info("task submitted", extra={"task_id": task.task_id, "model": task.model})
+    logger.info(
+        "task submitted",
+        extra={"task_id": task.task_id, "model": task.model, "tenant_id": task.tenant_id},
+    )
     metrics.add_metric(name="TasksSubmitted", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,

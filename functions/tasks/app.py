@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.api import create_resolver, resolve
+from agentkit.api import create_resolver, current_tenant, resolve
 from agentkit.config import settings
 from agentkit.models import TaskView
 from agentkit.steps.view import get_task_view
@@ -21,7 +21,7 @@ _store = TaskStore(settings().table_name)
 
 @app.get("/tasks/<task_id>")
 def get_task(task_id: Annotated[str, Path(min_length=1, max_length=64)]) -> TaskView:
-    return get_task_view(task_id, store=_store)
+    return get_task_view(task_id, store=_store, tenant_id=current_tenant(app))
 
 
 @logger.inject_lambda_context

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from agentkit.config import settings
 from agentkit.models import ToolCallRef
+from agentkit.security import SecurityManager
 from agentkit.steps.run_tool import run_tool_call
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
@@ -30,6 +31,7 @@ logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _store = TaskStore(settings().table_name)
 _registry = default_registry()
+_security = SecurityManager.from_env()  # a bad policy fails the cold start
 _sfn = boto3.client("stepfunctions")
 # Matches the queue's redrive maxReceiveCount: on the last delivery we tell the state machine.
 _MAX_RECEIVES = int(os.environ.get("TOOL_MAX_RECEIVES", "3"))
@@ -54,7 +56,7 @@ def handle_record(record: SQSRecord) -> None:
     message = ToolMessage.model_validate_json(record.body)
     logger.append_keys(task_id=message.task_id, turn=message.turn, call_id=message.call_id)
     try:
-        result = run_tool_call(message, store=_store, registry=_registry)
+        result = run_tool_call(message, store=_store, registry=_registry, security=_security)
     except Exception as error:
         if int(record.attributes.approximate_receive_count) >= _MAX_RECEIVES:
             _answer(

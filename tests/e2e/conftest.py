@@ -18,9 +18,10 @@ registers itself, so LocalStack is stopped by whichever worker finishes last.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,7 +33,23 @@ from opspawn.offline.server import running_port
 from opspawn.offline.stack import LocalStackSession
 from tests.fake_providers import FakeProviders
 
-SCRIPTED_PARAMETERS = {"ScriptedModelEnabled": "true", "ToolCallTimeoutSeconds": "60"}
+#: The security policy of the e2e stack (tests/e2e/test_security_e2e.py): every registered
+#: tool (read_file stays refused: it has no path_prefixes), http_fetch only to 127.0.0.1 and
+#: each of its calls only after a human's approval.
+E2E_SECURITY_POLICY = {
+    "approval_required": ["http_fetch"],
+    "constraints": {"http_fetch": {"url_hosts": ["127.0.0.1"]}},
+}
+#: AuthorizerCacheTtlSeconds=0: a revoked key is refused at once (tests revoke keys).
+SCRIPTED_PARAMETERS = {
+    "ScriptedModelEnabled": "true",
+    "ToolCallTimeoutSeconds": "60",
+    "AuthorizerCacheTtlSeconds": "0",
+    "SecurityPolicy": json.dumps(E2E_SECURITY_POLICY),
+    "ApprovalTimeoutSeconds": "60",
+}
+#: The tenant of the key every e2e client sends by default ($OPSPAWN_API_KEY, set below).
+E2E_TENANT = "e2e-default"
 #: Fake provider keys, stored in LocalStack's Secrets Manager as in AWS; tests scan the
 #: Lambda logs for them.
 FAKE_KEYS = {
@@ -157,6 +174,24 @@ def offline_stack(
     with _locked("deploy"):
         try:
             parameters = {**SCRIPTED_PARAMETERS, **_provider_parameters(fake_providers)}
-            return stack.deploy(template, parameters)
+            outputs = stack.deploy(template, parameters)
         except Exception as exc:
             pytest.fail(f"deploying {template.name} failed: {exc}", pytrace=False)
+    # Every route is behind the API-key authorizer: OpspawnClient sends $OPSPAWN_API_KEY
+    # when given no key, so every test's client acts for E2E_TENANT unless it says otherwise.
+    os.environ["OPSPAWN_API_KEY"] = create_api_key(outputs, E2E_TENANT)
+    return outputs
+
+
+def create_api_key(outputs: stack.StackOutputs, tenant_id: str) -> str:
+    """A new key for `tenant_id`, through the admin command's logic (only its hash stored)."""
+    from opspawn.admin import key_store
+
+    store = key_store(endpoint=outputs.endpoint_url, table=outputs.outputs["TableName"])
+    return store.create(tenant_id, description="e2e").key
+
+
+@pytest.fixture(scope="session")
+def new_api_key(offline_stack: stack.StackOutputs) -> Callable[[str], str]:
+    """``new_api_key(tenant_id)``: a fresh key for that tenant on the deployed stack."""
+    return functools.partial(create_api_key, offline_stack)

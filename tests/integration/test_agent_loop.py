@@ -91,7 +91,7 @@ def test_two_tool_calls_then_a_final_answer(store: TaskStore, registry: ToolRegi
     assert output.action == "final" and output.turn == 2
     finalize_task(task_id, store=store)
 
-    view = get_task_view(task_id, store=store)
+    view = get_task_view(task_id, store=store, tenant_id="default")
     assert view.status == TaskStatus.SUCCEEDED
     assert view.answer == "17 * 23 = 391."
     assert [m.role for m in view.messages] == [
@@ -121,7 +121,7 @@ def test_a_failing_tool_becomes_an_error_result(store: TaskStore, registry: Tool
     )
     assert _drive(store, registry, task_id).action == "final"
     finalize_task(task_id, store=store)
-    view = get_task_view(task_id, store=store)
+    view = get_task_view(task_id, store=store, tenant_id="default")
     tool_message = view.messages[3]
     assert tool_message.is_error and "ZeroDivisionError" in (tool_message.content or "")
     assert view.status == TaskStatus.SUCCEEDED
@@ -335,3 +335,29 @@ def test_max_cost_ends_the_task_when_the_priced_spend_reaches_it(
     assert stored.usage.cost_usd == pytest.approx(0.42)
     assert stored.error == ("max_cost_usd (0.4) reached: $0.420000 spent before a final "
                             "answer")
+
+
+def test_the_tool_surface_is_fixed_at_plan_time(store: TaskStore,
+                                                registry: ToolRegistry) -> None:
+    from agentkit.llm.scripted import ScriptedClient
+    from agentkit.models import ScriptedTurn
+    from agentkit.tools import ToolRegistry as Registry
+
+    task_id = _submit(store, registry, [{"content": "done"}], tools=["calculator"])
+    plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
+    assert [s.name for s in store.get_tool_specs(task_id) or []] == ["calculator"]
+    seen: list[list[str]] = []
+
+    class Spy(ScriptedClient):
+        def complete(self, request: Any) -> Any:
+            seen.append([tool.name for tool in request.tools])
+            return super().complete(request)
+
+    spy = Spy([ScriptedTurn(content="done")])
+    # Even with a registry that lists nothing now, the model sees the planned surface.
+    call_model(TurnRef(task_id=task_id, turn=0), store=store, registry=Registry(),
+               client_for=lambda *_: spy)
+    assert seen == [["calculator"]]
+    # A retried Plan keeps the first snapshot.
+    plan_task(TaskRef(task_id=task_id), store=store, registry=Registry())
+    assert [s.name for s in store.get_tool_specs(task_id) or []] == ["calculator"]

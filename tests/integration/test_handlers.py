@@ -13,6 +13,8 @@ from agentkit.store import TaskStore
 from tests.support import FakeLambdaContext, load_event, load_handler
 
 EXAMPLE_ID = "tsk_01JEXAMPLE0000000000000000"
+#: the tenant the API sample events' authorizer context names
+EXAMPLE_TENANT = "tenant-example"
 PASS_MACHINE = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}})
 
 
@@ -47,6 +49,7 @@ def _seed_example_task(store: TaskStore) -> None:
     store.create_task(
         Task(
             task_id=EXAMPLE_ID,
+            tenant_id=EXAMPLE_TENANT,
             goal=body.goal,
             model="scripted",
             tools=["calculator", "current_time"],
@@ -105,6 +108,57 @@ def test_get_task_and_unknown_task(store: TaskStore) -> None:
     status, body = _api("tasks", event)
     assert status == 404
     assert body == {"error": "not_found", "message": "task 'tsk_nope' not found"}
+
+
+def _as_tenant(event: dict[str, Any], tenant_id: str | None) -> dict[str, Any]:
+    """The event as the API's authorizer would pass it for `tenant_id` (None: no authorizer)."""
+    if tenant_id is None:
+        event["requestContext"].pop("authorizer", None)
+    else:
+        event["requestContext"]["authorizer"] = {
+            "principalId": f"key_{tenant_id}",
+            "integrationLatency": 3,
+            "tenant_id": tenant_id,
+            "key_id": f"key_{tenant_id}",
+        }
+    return event
+
+
+def test_submit_stores_the_callers_tenant(state_machine_arn: str, store: TaskStore) -> None:
+    status, body = _api("submit", _as_tenant(_submit_event(), "acme"))
+    assert status == 202
+    assert store.require_task(body["task_id"]).tenant_id == "acme"
+    # the tenant is the authorizer's word only: nothing in the body or headers can set it
+    assert "tenant" not in json.dumps(body)
+
+
+def test_another_tenants_task_answers_exactly_like_an_unknown_id(store: TaskStore) -> None:
+    _seed_example_task(store)
+    status, mine = _api("tasks", _as_tenant(load_event("tasks_get_task.json"), EXAMPLE_TENANT))
+    assert status == 200 and mine["task_id"] == EXAMPLE_ID
+
+    status, theirs = _api("tasks", _as_tenant(load_event("tasks_get_task.json"), "intruder"))
+    unknown_event = _as_tenant(load_event("tasks_get_task.json"), "intruder")
+    unknown_event["path"] = "/tasks/tsk_01JUNKNOWN000000000000000000"
+    unknown_event["pathParameters"] = {"task_id": "tsk_01JUNKNOWN000000000000000000"}
+    unknown_status, unknown = _api("tasks", unknown_event)
+    assert status == unknown_status == 404
+    assert theirs == {"error": "not_found", "message": f"task '{EXAMPLE_ID}' not found"}
+    assert set(theirs) == set(unknown) and unknown["message"].startswith("task 'tsk_01JUNKNOWN")
+
+
+@pytest.mark.parametrize("function", ["submit", "tasks"])
+def test_a_request_without_a_tenant_is_refused_never_defaulted(
+    function: str, state_machine_arn: str, store: TaskStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    _seed_example_task(store)
+    before = store.client.scan(TableName=store.table_name)["Count"]
+    event = _submit_event() if function == "submit" else load_event("tasks_get_task.json")
+    status, body = _api(function, _as_tenant(event, None))
+    assert status == 500
+    assert body["error"] == "internal_error" and "no tenant" in body["message"]
+    assert store.client.scan(TableName=store.table_name)["Count"] == before  # nothing stored
+    assert "refused a request without a tenant" in caplog.messages  # the clear log
 
 
 class RecordingStepFunctions:

@@ -48,6 +48,12 @@ SAMPLE_SUBSTITUTIONS = {
     "ToolQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/opspawn-ToolQueue-AbC123",
     "ToolCallTimeoutSeconds": "300",
     "MaxTurnsHardLimit": "50",
+    "AuthorizeFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:opspawn-Auth-AbC123",
+    "ApprovalTimeoutSeconds": "86400",
+}
+LAMBDA_INVOKE = {
+    "arn:aws:states:::lambda:invoke",
+    "arn:aws:states:::lambda:invoke.waitForTaskToken",
 }
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -243,7 +249,7 @@ def test_lambda_tasks_invoke_functions_of_the_template(
     functions = _functions(template)
     invoked = set()
     for _scope, name, state in _walk_states(asl["States"]):
-        if state.get("Resource") != "arn:aws:states:::lambda:invoke":
+        if state.get("Resource") not in LAMBDA_INVOKE:
             continue
         placeholder = PLACEHOLDER.fullmatch(state["Parameters"]["FunctionName"])
         assert placeholder, f"{name}: FunctionName must be a ${{...}} substitution"
@@ -256,7 +262,7 @@ def test_lambda_tasks_invoke_functions_of_the_template(
         retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
         assert retried >= LAMBDA_SERVICE_ERRORS, f"{name} does not retry Lambda service errors"
         assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), name
-    assert invoked == {"PlanFunction", "LlmFunction", "FinalizeFunction"}
+    assert invoked == {"PlanFunction", "LlmFunction", "FinalizeFunction", "AuthorizeFunction"}
     policies = template["Resources"]["AgentStateMachine"]["Properties"]["Policies"]
     allowed = {
         p["LambdaInvokePolicy"]["FunctionName"]["Ref"]
@@ -294,6 +300,44 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
     )
     assert states["MarkFailed"]["Parameters"]["Payload"]["error.$"] == "$.error"
     assert states["Failed"]["Type"] == "Fail"
+
+
+def test_tool_calls_pass_the_security_gate(asl: dict[str, Any]) -> None:
+    from pydantic import TypeAdapter
+
+    from agentkit.steps.authorize import AuthorizeEvent
+
+    processor = asl["States"]["RunTools"]["ItemProcessor"]
+    states = processor["States"]
+    assert processor["StartAt"] == "Authorize"
+    ref_fields = set(ToolCallRef.model_fields)
+    sample = {"task_id": "tsk_1", "turn": 1, "call_id": "c", "index": 0, "task_token": "t",
+              "error": {"Error": "States.Timeout"}}
+    for name, action, extra in (
+        ("Authorize", "check", set()),
+        ("WaitForApproval", "wait", {"task_token"}),
+        ("ApprovalNotGranted", "settle", {"error"}),
+    ):
+        payload = states[name]["Parameters"]["Payload"]
+        assert payload["action"] == action, name
+        fields = {k.removesuffix(".$") for k in payload} - {"action"}
+        assert fields == ref_fields | extra, name
+        TypeAdapter(AuthorizeEvent).validate_python(
+            {"action": action, **{k: sample[k] for k in fields}}
+        )
+    assert states["Authorize"]["Next"] == "CheckDecision"
+    routes = {c["StringEquals"]: c["Next"] for c in states["CheckDecision"]["Choices"]}
+    assert routes == {"allow": "RunTool", "needs_approval": "WaitForApproval"}
+    assert states["CheckDecision"]["Default"] == "NotExecuted"
+    wait = states["WaitForApproval"]
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert wait["TimeoutSecondsPath"] == "$.approval_timeout_seconds"
+    assert "approval_timeout_seconds.$" in asl["States"]["RunTools"]["ItemSelector"]
+    assert wait["Next"] == "RunTool" and wait["ResultPath"] is None
+    assert wait["Catch"][0]["Next"] == "ApprovalNotGranted"
+    assert states["ApprovalNotGranted"]["Parameters"]["Payload"]["error.$"] == "$.error"
+    assert states["ApprovalNotGranted"].get("End") is True
 
 
 # --- the template ----------------------------------------------------------
@@ -457,6 +501,26 @@ def test_api_events_are_rest_proxy_events() -> None:
     assert (get["httpMethod"], get["resource"]) == ("GET", "/tasks/{task_id}")
     _validate(TaskRef, get["pathParameters"])
     assert get["path"] == f"/tasks/{get['pathParameters']['task_id']}"
+
+
+def test_security_events_match_the_models() -> None:
+    from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
+    from pydantic import TypeAdapter
+
+    from agentkit.models import ApprovalDecisionRequest
+    from agentkit.steps.authorize import AuthorizeEvent
+
+    for name, action in (("authorize_check.json", "check"), ("authorize_wait.json", "wait"),
+                         ("authorize_settle.json", "settle")):
+        assert TypeAdapter(AuthorizeEvent).validate_python(_event(name)).action == action
+    post = _event("approvals_post.json")
+    APIGatewayProxyEventModel.model_validate(post)
+    assert (post["httpMethod"], post["resource"]) == (
+        "POST", "/tasks/{task_id}/approvals/{approval_id}")
+    params = post["pathParameters"]
+    assert post["path"] == f"/tasks/{params['task_id']}/approvals/{params['approval_id']}"
+    assert ApprovalDecisionRequest.model_validate_json(post["body"]).decision == "approve"
+    assert params["task_id"] == _event("authorize_check.json")["task_id"]
 
 
 def test_events_share_one_task_id() -> None:

@@ -289,6 +289,43 @@ class TaskSummary(BaseModel):
         return cls.model_validate(task.model_dump(include=set(cls.model_fields)))
 
 
+class ApprovalStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DENIED = "DENIED"
+    EXPIRED = "EXPIRED"
+
+
+class ApprovalView(BaseModel):
+    """A tool call that waits (or waited) for a human decision. The task token the state
+    machine waits on is never part of it."""
+
+    approval_id: str
+    turn: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    args_hash: str = Field(description="SHA-256 of the canonical JSON {tool, arguments}.")
+    status: ApprovalStatus
+    reason: str | None = None
+    created_at: str
+    decided_at: str | None = None
+
+
+class ApprovalDecisionRequest(BaseModel):
+    """Body of POST /tasks/{task_id}/approvals/{approval_id}."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    decision: Literal["approve", "deny"]
+    reason: str | None = Field(default=None, max_length=2000)
+    args_hash: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Optional: the args_hash the approver saw; a mismatch is refused (409).",
+    )
+
+
 class TaskView(TaskSummary):
     """GET /tasks/{id}: the task with its conversation."""
 
@@ -297,6 +334,7 @@ class TaskView(TaskSummary):
     max_tokens: int | None = None
     max_cost_usd: float | None = None
     messages: list[Message]
+    approvals: list[ApprovalView] = Field(default_factory=list)
 
 
 EventKind = Literal["model_call", "tool_call", "approval", "status"]

@@ -12,6 +12,7 @@ from agentkit.errors import InputError
 from agentkit.ids import new_task_id
 from agentkit.llm.base import known_providers, parse_model
 from agentkit.models import SubmitTaskRequest, Task, TaskStatus
+from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 
@@ -50,6 +51,7 @@ def submit_task(
     settings: Settings,
     start_execution: ExecutionStarter,
     tenant_id: str = "default",
+    security: SecurityManager | None = None,
 ) -> Task:
     model = request.model or settings.default_model
     fallbacks = request.fallback_models or []
@@ -66,6 +68,18 @@ def submit_task(
         raise InputError(
             "tools",
             f"unknown tool(s): {', '.join(unknown)}; available: {', '.join(registry.names)}",
+        )
+    # The deployment's (tenant's) security policy bounds what a task may use: by default a
+    # task gets the tools the policy allows; asking for another one is refused.
+    security = security or SecurityManager.from_env()
+    disallowed = security.disallowed(tools, tenant_id)
+    if request.tools is None:
+        tools = [name for name in tools if name not in disallowed]
+    elif disallowed:
+        raise InputError(
+            "tools",
+            "not allowed by the security policy: "
+            + "; ".join(security.explain(name, tenant_id) for name in disallowed),
         )
 
     task = Task(

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
 
+from agentkit.tools.files import READ_FILE_TOOL
+from agentkit.tools.http_fetch import HTTP_FETCH_TOOL
 from agentkit.tools.registry import Tool
 
 
@@ -117,4 +119,6 @@ BUILTIN_TOOLS = [
         func=current_time,
         timeout_s=5,
     ),
+    HTTP_FETCH_TOOL,
+    READ_FILE_TOOL,
 ]

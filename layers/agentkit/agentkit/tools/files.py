@@ -1,0 +1,52 @@
+"""Built-in `read_file`: read a text file under an allow-listed path prefix.
+
+Like `http_fetch`, it is fail-closed: the security manager checks the (normalized) path
+against the tenant's `path_prefixes` before the call is queued, and the tool checks the
+*resolved* path (symlinks followed) against every prefix the deployment allow-lists for it,
+so neither `..` nor a symlink can lead it out of the allowed directories.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agentkit.security.policy import SecurityConfig, path_allowed, path_problem
+from agentkit.tools.registry import Tool
+
+TOOL_NAME = "read_file"
+
+
+class ReadFileArgs(BaseModel):
+    path: str = Field(min_length=1, max_length=1024, description="Absolute path of the file.")
+    max_bytes: int = Field(default=100_000, ge=1, le=1_000_000,
+                           description="Read at most this many bytes.")
+
+
+def read_file(args: ReadFileArgs) -> dict[str, Any]:
+    prefixes = SecurityConfig.from_env().prefixes_for(TOOL_NAME)
+    problem = path_problem(args.path, prefixes)
+    resolved = os.path.realpath(args.path)
+    if problem is None and not path_allowed(resolved, prefixes):
+        problem = f"path '{args.path}' resolves outside the allowed prefixes"
+    if problem:
+        raise PermissionError(f"refusing to read: {problem}")
+    with open(resolved, "rb") as handle:
+        data = handle.read(args.max_bytes + 1)
+    return {
+        "path": args.path,
+        "truncated": len(data) > args.max_bytes,
+        "text": data[: args.max_bytes].decode("utf-8", errors="replace"),
+    }
+
+
+READ_FILE_TOOL = Tool(
+    name=TOOL_NAME,
+    description="Read a UTF-8 text file (at most max_bytes). Only paths under the "
+    "deployment's allowed prefixes can be read.",
+    args_model=ReadFileArgs,
+    func=read_file,
+    timeout_s=5,
+)
