@@ -21,6 +21,7 @@ import fcntl
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,15 @@ E2E_SECURITY_POLICY = {
     "approval_required": ["http_fetch"],
     "constraints": {"http_fetch": {"url_hosts": ["127.0.0.1"]}},
 }
+#: Real MCP servers over stdio (run by the tool Lambda's worker on this machine): the
+#: PyPI time server, and a test server whose tools hang past its 3 s timeout or answer
+#: with a large output.
+E2E_MCP_SERVERS = [
+    {"name": "time", "transport": "stdio", "command": sys.executable,
+     "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"], "timeout_s": 20},
+    {"name": "slow", "transport": "stdio", "command": sys.executable,
+     "args": [str(REPO_ROOT / "tests" / "mcp" / "slow_server.py")], "timeout_s": 3},
+]
 #: AuthorizerCacheTtlSeconds=0: a revoked key is refused at once (tests revoke keys).
 SCRIPTED_PARAMETERS = {
     "ScriptedModelEnabled": "true",
@@ -47,6 +57,9 @@ SCRIPTED_PARAMETERS = {
     "AuthorizerCacheTtlSeconds": "0",
     "SecurityPolicy": json.dumps(E2E_SECURITY_POLICY),
     "ApprovalTimeoutSeconds": "60",
+    "McpServers": json.dumps(E2E_MCP_SERVERS),
+    # A poison tool message is redelivered after 5 s and dead-lettered on the 3rd failure.
+    "ToolQueueVisibilityTimeoutSeconds": "5",
 }
 #: The tenant of the key every e2e client sends by default ($OPSPAWN_API_KEY, set below).
 E2E_TENANT = "e2e-default"

@@ -1,4 +1,5 @@
-"""A tiny stdio MCP server for the tests: a tool that hangs and a tool that fails.
+"""A tiny stdio MCP server for the tests: a tool that hangs, one that fails, one that
+answers with a large output.
 
 Run as `python tests/mcp/slow_server.py` (stdio). Built with the SDK's MCPServer
 (FastMCP's name in mcp 2.x).
@@ -22,6 +23,12 @@ async def sleep(seconds: float) -> str:
 @server.tool(description="Always fails with `message` (an is_error result).")
 def fail(message: str) -> str:
     raise ToolError(message)
+
+
+@server.tool(description="Answer with `size` bytes of numbered lines.")
+def dump(size: int) -> str:
+    line_count = size // 13 + 1
+    return "".join(f"line {i:07d}\n" for i in range(line_count))[:size]
 
 
 if __name__ == "__main__":

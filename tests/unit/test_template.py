@@ -421,6 +421,11 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     with_providers = [n for n, p in functions.items() if {"Ref": "ProvidersLayer"} in
                       p.get("Layers", [])]
     assert with_providers == ["LlmFunction"]
+    with_mcp = sorted(n for n, p in functions.items() if {"Ref": "McpLayer"} in
+                      p.get("Layers", []))
+    assert with_mcp == ["PlanFunction", "ToolFunction"]
+    mcp_layer = build / "McpLayer" / "python"
+    assert (mcp_layer / "mcp").is_dir() and not (mcp_layer / "pydantic").exists()
 
 
 # --- events/ ---------------------------------------------------------------

@@ -110,7 +110,11 @@ def test_large_output_is_truncated_with_a_note() -> None:
     class Args(BaseModel):
         pass
 
-    registry = ToolRegistry([Tool("big", "big", Args, lambda _: "a" * 150_000)])
+    registry = ToolRegistry([
+        Tool("big", "big", Args, lambda _: "a" * 5_050_000),
+        Tool("large", "large", Args, lambda _: "b" * 1_000_000),
+    ])
     result = registry.run(_call("big"))
-    assert len(result.content) < 101_000
+    assert len(result.content) < 5_000_100
     assert result.content.endswith("[truncated: 50000 more characters]")
+    assert registry.run(_call("large")).content == "b" * 1_000_000  # kept whole (S3 later)

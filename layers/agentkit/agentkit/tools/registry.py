@@ -34,7 +34,9 @@ from pydantic import BaseModel, ValidationError
 from agentkit.models import INVALID_ARGUMENTS_KEY, ToolCall, ToolResult, ToolSpec
 
 DEFAULT_TOOL_TIMEOUT_S = 20.0
-MAX_TOOL_OUTPUT_CHARS = 100_000
+# A hard cap that protects the function's memory; outputs over 200 KB are stored in S3
+# by the store (claim check), so large outputs are kept whole up to this size.
+MAX_TOOL_OUTPUT_CHARS = 5_000_000
 
 logger = logging.getLogger(__name__)
 
