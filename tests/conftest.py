@@ -12,6 +12,7 @@ from moto import mock_aws
 from tests.support import create_table_from_template
 
 TABLE = "opspawn-test-tasks"
+IDEMPOTENCY_TABLE = "opspawn-test-idempotency"
 REGION = "us-east-1"
 
 
@@ -24,6 +25,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("TABLE_NAME", TABLE)
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "opspawn-test")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "OpspawnTest")
     monkeypatch.setenv("SCRIPTED_MODEL_ENABLED", "true")
@@ -36,6 +38,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def aws(aws_env: None) -> Iterator[None]:
     with mock_aws():
         create_table_from_template(boto3.client("dynamodb"), TABLE)
+        create_table_from_template(
+            boto3.client("dynamodb"), IDEMPOTENCY_TABLE, resource="IdempotencyTable"
+        )
         yield
 
 

@@ -36,9 +36,11 @@ def load_template() -> dict[str, Any]:
     return yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
 
 
-def create_table_from_template(client: Any, table_name: str) -> None:
-    """Create the DynamoDB table exactly as template.yaml declares it (keys and indexes)."""
-    props = load_template()["Resources"]["TasksTable"]["Properties"]
+def create_table_from_template(
+    client: Any, table_name: str, *, resource: str = "TasksTable"
+) -> None:
+    """Create a DynamoDB table exactly as template.yaml declares it (keys and indexes)."""
+    props = load_template()["Resources"][resource]["Properties"]
     kwargs: dict[str, Any] = {
         "TableName": table_name,
         "AttributeDefinitions": props["AttributeDefinitions"],

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api import create_resolver, current_tenant, error_response, resolve
 from agentkit.config import settings
 from agentkit.models import ApprovalDecisionRequest, ApprovalView
+from agentkit.openapi import ApprovalId, TaskId, route_doc
 from agentkit.steps.approve import decide_approval
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalNotFoundError
@@ -34,10 +34,13 @@ def _already_decided(error: ApprovalConflictError) -> Response[dict[str, Any]]:
     return error_response(HTTPStatus.CONFLICT, "conflict", str(error))
 
 
-@app.post("/tasks/<task_id>/approvals/<approval_id>")
+@app.post(
+    "/tasks/<task_id>/approvals/<approval_id>",
+    **route_doc("POST", "/tasks/<task_id>/approvals/<approval_id>"),
+)
 def post_approval(
-    task_id: Annotated[str, Path(min_length=1, max_length=64)],
-    approval_id: Annotated[str, Path(min_length=1, max_length=64)],
+    task_id: TaskId,
+    approval_id: ApprovalId,
     request: ApprovalDecisionRequest,
 ) -> ApprovalView:
     # Scoped by tenant: another tenant's task is not found, like an unknown id.

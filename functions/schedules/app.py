@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api import create_resolver, current_tenant, error_response, resolve
 from agentkit.config import settings
+from agentkit.openapi import route_doc
 from agentkit.steps.schedules import (
     CreateScheduleRequest,
     Schedule,
@@ -39,7 +40,7 @@ def _not_found(error: ScheduleNotFoundError) -> Response[dict[str, Any]]:
     return error_response(HTTPStatus.NOT_FOUND, "not_found", str(error))
 
 
-@app.post("/schedules")
+@app.post("/schedules", **route_doc("POST", "/schedules"))
 def post_schedule(request: CreateScheduleRequest) -> Response[dict[str, Any]]:
     schedule = create_schedule(
         request, tenant_id=current_tenant(app), store=_store, scheduler=_scheduler, target=_target
@@ -52,12 +53,12 @@ def post_schedule(request: CreateScheduleRequest) -> Response[dict[str, Any]]:
     )
 
 
-@app.get("/schedules")
+@app.get("/schedules", **route_doc("GET", "/schedules"))
 def get_schedules() -> dict[str, list[Schedule]]:
     return {"items": list_schedules(tenant_id=current_tenant(app), store=_store)}
 
 
-@app.delete("/schedules/<schedule_id>")
+@app.delete("/schedules/<schedule_id>", **route_doc("DELETE", "/schedules/<schedule_id>"))
 def remove_schedule(schedule_id: str) -> Response[str]:
     delete_schedule(schedule_id, tenant_id=current_tenant(app), store=_store, scheduler=_scheduler)
     return Response(status_code=HTTPStatus.NO_CONTENT.value, body="")

@@ -357,7 +357,10 @@ def test_template_wiring(template: dict[str, Any]) -> None:
     assert resources["AgentApi"]["Type"] == "AWS::Serverless::Api"  # REST, not HttpApi
     # SQS event source: visibility >= 6x the consumer's timeout.
     tool_timeout = functions["ToolFunction"]["Properties"]["Timeout"]
-    assert resources["ToolQueue"]["Properties"]["VisibilityTimeout"] >= 6 * tool_timeout
+    visibility = resources["ToolQueue"]["Properties"]["VisibilityTimeout"]
+    assert visibility == {"Ref": "ToolQueueVisibilityTimeoutSeconds"}
+    default = template["Parameters"]["ToolQueueVisibilityTimeoutSeconds"]["Default"]
+    assert default >= 6 * tool_timeout  # AWS's advice for Lambda event sources
     # The state machine must not depend on ToolFunction (ToolFunction's role refers to it).
     state_machine = json.dumps(resources["AgentStateMachine"])
     assert "ToolFunction" not in state_machine

@@ -53,7 +53,10 @@ def describe_request_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     """Pydantic/Powertools error entries → [{field, problem}], the field as a dotted path."""
     fields = []
     for item in errors:
-        location = [str(part) for part in item.get("loc", ()) if part != "body"]
+        # "body" / "query" / "path" / "header" say where; the field's own name is what counts.
+        location = [str(part) for part in item.get("loc", ())]
+        if location and location[0] in {"body", "query", "path", "header"}:
+            location = location[1:]
         error_type = item.get("type", "")
         if error_type == "json_invalid":
             detail = item.get("ctx", {}).get("error", "")

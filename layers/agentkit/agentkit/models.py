@@ -355,6 +355,21 @@ class TaskEvent(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class TaskPage(BaseModel):
+    """GET /tasks: one page of the tenant's tasks, newest first."""
+
+    items: list[TaskSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last one."
+    )
+
+
+class TaskEventList(BaseModel):
+    """GET /tasks/{id}/events: the task's timeline, oldest first."""
+
+    items: list[TaskEvent]
+
+
 # --- Small payloads passed between Step Functions states (ids and small values only).
 
 

@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from agentkit.models import Task, TaskEvent, TaskStatus
+from agentkit.models import Task, TaskEvent, TaskStatus, TaskSummary
+from agentkit.steps.view import require_tenant_task
 from agentkit.store import TaskStore
 
 
@@ -31,6 +32,15 @@ def cancel_task(
     if task.execution_arn:
         stop_execution(task.execution_arn)
     return store.require_task(task.task_id)
+
+
+def cancel_tenant_task(
+    task_id: str, *, store: TaskStore, tenant_id: str, stop_execution: Callable[[str], None]
+) -> TaskSummary:
+    """POST /tasks/{id}/cancel for a tenant: another tenant's task is not found (404), a
+    task that already ended is TaskAlreadyFinishedError (409)."""
+    task = require_tenant_task(task_id, store=store, tenant_id=tenant_id)
+    return TaskSummary.of(cancel_task(task, store=store, stop_execution=stop_execution))
 
 
 def step_functions_stopper(client: Any) -> Callable[[str], None]:

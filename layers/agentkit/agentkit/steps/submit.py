@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from botocore.exceptions import ClientError
 
 from agentkit.config import Settings
@@ -104,3 +114,70 @@ def submit_task(
         raise
     store.update_task(task.task_id, changes={"execution_arn": execution_arn})
     return task.model_copy(update={"execution_arn": execution_arn})
+
+
+# --- Idempotency-Key: a retried POST /tasks makes one task, never two.
+
+#: How long a key is remembered (the records' TTL; Powertools also checks it on read).
+IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
+
+
+class IdempotencyConflictError(RuntimeError):
+    """The key was used with a different body, or its first request is still running (409)."""
+
+
+class IdempotentSubmitter:
+    """Powertools Idempotency around a submit, keyed on (tenant, Idempotency-Key).
+
+    The record (in the idempotency table, expiring after 24 h) holds the task id the first
+    request made and a hash of its body: the same key with the same body answers that task
+    again (no second task, no second execution); with a different body it is refused.
+    Keys are per tenant, so two tenants never see each other's keys or tasks.
+    """
+
+    def __init__(
+        self,
+        submit: Callable[[SubmitTaskRequest, str], Task],
+        *,
+        table_name: str,
+        client: Any | None = None,
+        ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
+    ) -> None:
+        self.config = IdempotencyConfig(
+            event_key_jmespath="[tenant_id, key]",
+            payload_validation_jmespath="body",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=ttl_seconds,
+            hash_function="sha256",
+        )
+        persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+
+        @idempotent_function(
+            data_keyword_argument="record",
+            persistence_store=persistence,
+            config=self.config,
+            key_prefix="opspawn-submit",
+        )
+        def _submit(*, record: dict[str, Any], request: SubmitTaskRequest) -> dict[str, Any]:
+            return {"task_id": submit(request, record["tenant_id"]).task_id}
+
+        self._submit = _submit
+
+    def __call__(self, request: SubmitTaskRequest, *, tenant_id: str, key: str) -> str:
+        """The id of the task this (tenant, key) made, making it now if it is new."""
+        record = {
+            "tenant_id": tenant_id,
+            "key": key,
+            # The parsed body: formatting or key order do not make a request different.
+            "body": request.model_dump(mode="json", exclude_none=True),
+        }
+        try:
+            return str(self._submit(record=record, request=request)["task_id"])
+        except IdempotencyValidationError:
+            raise IdempotencyConflictError(
+                f"Idempotency-Key '{key}' was already used with a different request body"
+            ) from None
+        except IdempotencyAlreadyInProgressError:
+            raise IdempotencyConflictError(
+                f"a request with Idempotency-Key '{key}' is still in progress; retry shortly"
+            ) from None
