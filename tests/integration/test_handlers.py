@@ -242,3 +242,13 @@ def test_step_handlers_reject_malformed_events(store: TaskStore) -> None:
 
     with pytest.raises(ValidationError, match="turn"):
         load_handler("llm").lambda_handler({"task_id": EXAMPLE_ID, "turn": -1}, FakeLambdaContext())
+
+
+def test_a_body_that_is_not_utf8_is_a_400_not_a_500(state_machine_arn: str) -> None:
+    import base64
+
+    event = _submit_event(base64.b64encode(b"\x9c\x80 not text").decode())
+    event["isBase64Encoded"] = True
+    status, answer = _api("submit", event)
+    assert status == 400
+    assert answer["fields"] == [{"field": "body", "problem": "not UTF-8 encoded JSON"}]

@@ -7,6 +7,7 @@ Errors look like:
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -73,25 +74,37 @@ def describe_request_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Route an API Gateway event, refusing oversized bodies before anything parses them.
+    """Route an API Gateway event, refusing bodies nothing should parse: oversized, or
+    (base64-delivered) bytes that are not UTF-8 text.
 
-    (Powertools runs body validation ahead of any middleware, so the size check sits here.)
+    (Powertools runs body validation ahead of any middleware, so these checks sit here.)
     """
     body = event.get("body") or ""
     if len(body.encode()) > MAX_BODY_BYTES:
-        response = error_response(
+        return _raw_error(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             "payload_too_large",
             f"the request body is over {MAX_BODY_BYTES} bytes",
-            [{"field": "body", "problem": f"larger than {MAX_BODY_BYTES} bytes"}],
+            f"larger than {MAX_BODY_BYTES} bytes",
         )
-        return {
-            "statusCode": response.status_code,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": json.dumps(response.body),
-            "isBase64Encoded": False,
-        }
+    if event.get("isBase64Encoded") and body:
+        try:
+            base64.b64decode(body.encode(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return _raw_error(HTTPStatus.BAD_REQUEST, "validation_error",
+                              "body: not UTF-8 encoded JSON", "not UTF-8 encoded JSON")
     return app.resolve(event, context)
+
+
+def _raw_error(status: HTTPStatus, code: str, message: str, problem: str) -> dict[str, Any]:
+    """An error answered before routing, in the API's JSON error shape."""
+    response = error_response(status, code, message, [{"field": "body", "problem": problem}])
+    return {
+        "statusCode": response.status_code,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(response.body),
+        "isBase64Encoded": False,
+    }
 
 
 def create_resolver() -> APIGatewayRestResolver:

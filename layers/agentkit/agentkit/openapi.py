@@ -54,7 +54,7 @@ StatusFilter = Annotated[
 Limit = Annotated[int, Query(ge=1, le=100, description="Tasks per page (1-100).")]
 Cursor = Annotated[
     str | None,
-    Query(max_length=2048, description="`next_cursor` of the previous page."),
+    Query(max_length=512, description="`next_cursor` of the previous page."),
 ]
 IdempotencyKey = Annotated[
     str | None,
