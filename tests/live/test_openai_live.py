@@ -10,10 +10,8 @@ import os
 
 import pytest
 
-from agentkit.llm.base import LLMRequest
 from agentkit.llm.openai_client import OpenAIClient
-from agentkit.models import INVALID_ARGUMENTS_KEY, Message
-from agentkit.tools.registry import default_registry
+from tests.live.roundtrip import tool_call_round_trip
 
 pytestmark = pytest.mark.live
 
@@ -21,35 +19,5 @@ pytestmark = pytest.mark.live
 def test_tool_call_round_trip():
     if not os.environ.get("OPENAI_API_KEY", "").strip():
         pytest.skip("OPENAI_API_KEY is not set: live OpenAI test skipped")
-    client = OpenAIClient.from_env()
-    registry = default_registry()
     model = os.environ.get("OPENAI_LIVE_MODEL", "gpt-4o-mini")
-    messages = [
-        Message(
-            role="system",
-            content="Use the calculator tool for every arithmetic question; never compute "
-            "in your head. Reply with the number only once you have the tool's result.",
-        ),
-        Message(role="user", content="What is 1234 * 5678?"),
-    ]
-    tools = registry.specs(["calculator"])
-
-    first = client.complete(LLMRequest(model=model, messages=messages, tools=tools))
-
-    assert first.finish_reason == "tool_calls", first
-    assert first.message.tool_calls, first
-    call = first.message.tool_calls[0]
-    assert call.name == "calculator"
-    assert INVALID_ARGUMENTS_KEY not in call.arguments
-    assert first.usage.input_tokens > 0 and first.usage.output_tokens > 0
-    assert first.usage.model_calls == 1
-
-    results = [registry.run(c, allowed=["calculator"]) for c in first.message.tool_calls]
-    assert not any(r.is_error for r in results), results
-    messages += [first.message, *(r.to_message() for r in results)]
-
-    second = client.complete(LLMRequest(model=model, messages=messages, tools=tools))
-
-    assert second.finish_reason == "stop", second
-    assert second.message.content is not None
-    assert "7006652" in second.message.content.replace(",", "").replace(" ", "")
+    tool_call_round_trip(OpenAIClient.from_env(), model)

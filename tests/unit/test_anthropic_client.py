@@ -28,7 +28,8 @@ import pytest
 from agentkit.llm import base
 from agentkit.llm.anthropic_client import DEFAULT_BASE_URL, AnthropicClient
 from agentkit.llm.base import LLMRequest, ModelRequestError, RetryableModelError
-from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall, ToolSpec
+from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
+from tests.unit.provider_support import CALCULATOR, CURRENT_TIME
 
 BASE_URL = "http://127.0.0.1:9"
 MESSAGES_URL = f"{BASE_URL}/v1/messages"
@@ -41,25 +42,6 @@ ENV_NAMES = (
     "ANTHROPIC_TIMEOUT_S",
     "ANTHROPIC_MAX_TOKENS",
 )
-
-CALCULATOR = ToolSpec(
-    name="calculator",
-    description="Evaluate an arithmetic expression.",
-    parameters={
-        "type": "object",
-        "properties": {"expression": {"type": "string", "description": "e.g. '2 + 2'"}},
-        "required": ["expression"],
-    },
-)
-CURRENT_TIME = ToolSpec(
-    name="current_time",
-    description="The current time in a time zone.",
-    parameters={
-        "type": "object",
-        "properties": {"timezone": {"type": "string", "default": "UTC"}},
-    },
-)
-
 
 # --- wire-format builders
 

@@ -35,6 +35,7 @@ from agentkit.llm.base import (
 )
 from agentkit.llm.google_client import API_VERSION, DEFAULT_BASE_URL, GoogleClient
 from agentkit.models import Message, ToolCall, ToolSpec
+from tests.unit.provider_support import CALCULATOR
 
 API_KEY = "AIzaSyUnitTEST" + "x" * 21 + "Qw7Z"  # shaped like a real key (39 characters)
 MODEL = "gemini-2.5-flash"
@@ -42,15 +43,6 @@ GENERATE_PATH = f"/v1beta/models/{MODEL}:generateContent"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 
-CALCULATOR = ToolSpec(
-    name="calculator",
-    description="Evaluate an arithmetic expression.",
-    parameters={
-        "type": "object",
-        "properties": {"expression": {"type": "string", "description": "e.g. '2 + 2'"}},
-        "required": ["expression"],
-    },
-)
 # What pydantic's model_json_schema() produces: title, additionalProperties, $defs/$ref,
 # anyOf, default: keys the OpenAPI-subset `parameters` field would reject.
 CURRENT_TIME = ToolSpec(

@@ -28,7 +28,8 @@ from agentkit.llm.base import (
     get_client,
 )
 from agentkit.llm.openai_client import DEFAULT_BASE_URL, OpenAIClient
-from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall, ToolSpec
+from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
+from tests.unit.provider_support import CALCULATOR, CURRENT_TIME
 
 BASE_URL = "http://127.0.0.1:9/v1"
 COMPLETIONS_URL = f"{BASE_URL}/chat/completions"
@@ -36,25 +37,6 @@ API_KEY = "sk-proj-unitTEST" + "x" * 40 + "Zq9X"
 MASKED_KEY = "sk-proj-" + "*" * 48 + "Zq9X"  # how OpenAI's 401 message echoes a key
 MODEL = "gpt-4o-mini"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-CALCULATOR = ToolSpec(
-    name="calculator",
-    description="Evaluate an arithmetic expression.",
-    parameters={
-        "type": "object",
-        "properties": {"expression": {"type": "string", "description": "e.g. '2 + 2'"}},
-        "required": ["expression"],
-    },
-)
-CURRENT_TIME = ToolSpec(
-    name="current_time",
-    description="The current time in a time zone.",
-    parameters={
-        "type": "object",
-        "properties": {"timezone": {"type": "string", "default": "UTC"}},
-    },
-)
-
 
 # --- wire-format builders
 

@@ -48,23 +48,17 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from pydantic import ValidationError
 
-from agentkit.llm.base import (
-    BaseLLMClient,
-    LLMRequest,
-    LLMResponse,
-    ModelError,
-    ModelRequestError,
-    RetryableModelError,
-)
+from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
 from agentkit.llm.wire import (
     api_key_from,
     decode_arguments,
-    error_for_status,
+    import_sdk,
+    map_sdk_error,
+    optional_env,
     positive_env,
     scrub,
 )
@@ -100,12 +94,7 @@ class AnthropicClient(BaseLLMClient):
         `httpx2.Client` for the SDK (proxies, tests); this SDK refuses `httpx` objects."""
         if not api_key:
             raise ModelRequestError("ANTHROPIC_API_KEY is not set")
-        try:
-            import anthropic
-        except ImportError as error:
-            raise ModelRequestError(
-                "the 'anthropic' package is not installed; install agentkit with its providers"
-            ) from error
+        anthropic = import_sdk("anthropic")
         self._anthropic = anthropic
         self._api_key = api_key
         self._max_tokens = max_tokens
@@ -125,7 +114,7 @@ class AnthropicClient(BaseLLMClient):
         """`ANTHROPIC_API_KEY` (required), `ANTHROPIC_BASE_URL` (empty: default),
         `ANTHROPIC_TIMEOUT_S` (default 60), `ANTHROPIC_MAX_TOKENS` (default 4096)."""
         api_key = api_key_from("ANTHROPIC_API_KEY")
-        base_url = os.environ.get("ANTHROPIC_BASE_URL", "").strip() or None
+        base_url = optional_env("ANTHROPIC_BASE_URL")
         timeout_s = positive_env("ANTHROPIC_TIMEOUT_S", DEFAULT_TIMEOUT_S)
         max_tokens = positive_env("ANTHROPIC_MAX_TOKENS", DEFAULT_MAX_TOKENS, whole=True)
         return cls(
@@ -154,21 +143,15 @@ class AnthropicClient(BaseLLMClient):
 
     def _map_error(self, error: Exception) -> ModelError:
         anthropic = self._anthropic
-        if isinstance(error, anthropic.APITimeoutError):  # before its base class below
-            return RetryableModelError("anthropic: the request timed out")
-        if isinstance(error, anthropic.APIConnectionError):
-            cause = error.__cause__
-            detail = f" ({type(cause).__name__})" if cause is not None else ""
-            return RetryableModelError(f"anthropic: connection error{detail}")
-        if isinstance(error, anthropic.APIStatusError):
-            status = error.status_code
-            text = self._scrub(_api_error_text(error))
-            return error_for_status(
-                f"anthropic: HTTP {status}: {text}", status, error.response.headers
-            )
-        # Anything else the SDK raises (bad configuration, unusable response): not transient.
-        text = self._scrub(str(error) or type(error).__name__)
-        return ModelRequestError(f"anthropic: {type(error).__name__}: {text}")
+        return map_sdk_error(
+            self.provider,
+            error,
+            timeout_types=anthropic.APITimeoutError,  # a subclass of the connection error
+            connection_types=anthropic.APIConnectionError,
+            status_types=anthropic.APIStatusError,
+            text_of=_api_error_text,
+            scrub=self._scrub,
+        )
 
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._api_key])

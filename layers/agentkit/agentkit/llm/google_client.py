@@ -65,19 +65,19 @@ from __future__ import annotations
 
 import base64
 import importlib
-import os
 import re
 from typing import Any
 
-from agentkit.llm.base import (
-    BaseLLMClient,
-    LLMRequest,
-    LLMResponse,
-    ModelError,
-    ModelRequestError,
-    RetryableModelError,
+from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
+from agentkit.llm.wire import (
+    api_key_from,
+    error_for_status,
+    import_sdk,
+    map_sdk_error,
+    optional_env,
+    positive_env,
+    scrub,
 )
-from agentkit.llm.wire import api_key_from, error_for_status, positive_env, scrub
 from agentkit.models import FinishReason, Message, ToolCall, Usage
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
@@ -122,16 +122,20 @@ class GoogleClient(BaseLLMClient):
         """`http_client`: an `httpx2.Client` or `httpx.Client` for the SDK (proxies, tests)."""
         if not api_key:
             raise ModelRequestError("GOOGLE_API_KEY (or GEMINI_API_KEY) is not set")
-        try:
-            from google import genai
-            from google.genai import errors, types
-        except ImportError as error:
-            raise ModelRequestError(
-                "the 'google-genai' package is not installed; install agentkit with its providers"
-            ) from error
+        genai = import_sdk("google.genai", "google-genai")
+        errors = import_sdk("google.genai.errors", "google-genai")
+        types = import_sdk("google.genai.types", "google-genai")
         self._errors = errors
         self._api_key = api_key
         self._timeout_errors, self._transport_errors = _transport_exceptions()
+        # Also mapped by `map_sdk_error`: SDK-side validation, or a body that is not a
+        # usable response (not transient).
+        self._mapped_errors: _Exceptions = (
+            *self._timeout_errors,
+            *self._transport_errors,
+            ValueError,
+            TypeError,
+        )
         # Always pass base_url: given None, the SDK would read GOOGLE_GEMINI_BASE_URL.
         http_options = types.HttpOptions(
             base_url=base_url or DEFAULT_BASE_URL,
@@ -150,7 +154,7 @@ class GoogleClient(BaseLLMClient):
         """`GOOGLE_API_KEY`, else `GEMINI_API_KEY` (one required), `GOOGLE_BASE_URL`
         (empty: default), `GOOGLE_TIMEOUT_S` (default 60)."""
         api_key = api_key_from("GOOGLE_API_KEY", "GEMINI_API_KEY")
-        base_url = os.environ.get("GOOGLE_BASE_URL", "").strip() or None
+        base_url = optional_env("GOOGLE_BASE_URL")
         timeout_s = positive_env("GOOGLE_TIMEOUT_S", DEFAULT_TIMEOUT_S)
         return cls(api_key, base_url=base_url, timeout_s=timeout_s, http_client=http_client)
 
@@ -162,16 +166,15 @@ class GoogleClient(BaseLLMClient):
             )
         except self._errors.APIError as error:
             raise self._map_api_error(error) from None
-        except self._timeout_errors:
-            raise RetryableModelError("google: the request timed out") from None
-        except self._transport_errors as error:
-            raise RetryableModelError(
-                f"google: connection error ({type(error).__name__})"
+        except self._mapped_errors as error:
+            raise map_sdk_error(
+                self.provider,
+                error,
+                timeout_types=self._timeout_errors,
+                connection_types=self._transport_errors,
+                cause_of=lambda transport_error: transport_error,  # it names itself
+                scrub=self._scrub,
             ) from None
-        except (ValueError, TypeError) as error:
-            # SDK-side validation, or a body that is not a usable response: not transient.
-            text = self._scrub(str(error) or type(error).__name__)
-            raise ModelRequestError(f"google: {type(error).__name__}: {text}") from None
         try:
             return parse_response(response)
         except ValueError as error:  # incl. pydantic's ValidationError

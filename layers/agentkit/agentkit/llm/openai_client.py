@@ -33,24 +33,18 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any, Self
 
 from pydantic import ValidationError
 
-from agentkit.llm.base import (
-    BaseLLMClient,
-    LLMRequest,
-    LLMResponse,
-    ModelError,
-    ModelRequestError,
-    RetryableModelError,
-)
+from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
 from agentkit.llm.wire import (
     api_key_from,
     decode_arguments,
-    error_for_status,
+    import_sdk,
+    map_sdk_error,
+    optional_env,
     positive_env,
     scrub,
 )
@@ -91,12 +85,7 @@ class OpenAIClient(BaseLLMClient):
         `default_headers`: extra headers sent with every request."""
         if not api_key:
             raise ModelRequestError(f"{self.env_prefix}_API_KEY is not set")
-        try:
-            import openai
-        except ImportError as error:
-            raise ModelRequestError(
-                "the 'openai' package is not installed; install agentkit with its providers"
-            ) from error
+        openai = import_sdk("openai")
         self._openai = openai
         self._api_key = api_key
         # Always pass base_url: given None, the SDK would read OPENAI_BASE_URL itself,
@@ -117,7 +106,7 @@ class OpenAIClient(BaseLLMClient):
         the constructor as they are."""
         prefix = cls.env_prefix
         api_key = api_key_from(f"{prefix}_API_KEY")
-        base_url = os.environ.get(f"{prefix}_BASE_URL", "").strip() or None
+        base_url = optional_env(f"{prefix}_BASE_URL")
         timeout_s = positive_env(f"{prefix}_TIMEOUT_S", DEFAULT_TIMEOUT_S)
         return cls(
             api_key, base_url=base_url, timeout_s=timeout_s, http_client=http_client, **options
@@ -138,22 +127,16 @@ class OpenAIClient(BaseLLMClient):
     # --- errors
 
     def _map_error(self, error: Exception) -> ModelError:
-        openai, provider = self._openai, self.provider
-        if isinstance(error, openai.APITimeoutError):
-            return RetryableModelError(f"{provider}: the request timed out")
-        if isinstance(error, openai.APIConnectionError):
-            cause = error.__cause__
-            detail = f" ({type(cause).__name__})" if cause is not None else ""
-            return RetryableModelError(f"{provider}: connection error{detail}")
-        if isinstance(error, openai.APIStatusError):
-            status = error.status_code
-            text = self._scrub(_api_error_text(error))
-            return error_for_status(
-                f"{provider}: HTTP {status}: {text}", status, error.response.headers
-            )
-        # Anything else the SDK raises (bad configuration, unusable response): not transient.
-        text = self._scrub(str(error) or type(error).__name__)
-        return ModelRequestError(f"{provider}: {type(error).__name__}: {text}")
+        openai = self._openai
+        return map_sdk_error(
+            self.provider,
+            error,
+            timeout_types=openai.APITimeoutError,
+            connection_types=openai.APIConnectionError,
+            status_types=openai.APIStatusError,
+            text_of=_api_error_text,
+            scrub=self._scrub,
+        )
 
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._api_key])

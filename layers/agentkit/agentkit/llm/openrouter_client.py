@@ -16,10 +16,10 @@ scrubbing) is the OpenAI client's; see `openai_client` for those decisions. Here
 
 from __future__ import annotations
 
-import os
 from typing import Any, Self
 
 from agentkit.llm.openai_client import DEFAULT_TIMEOUT_S, OpenAIClient
+from agentkit.llm.wire import optional_env
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_SITE_URL = "https://github.com/opspawn/opspawn"
@@ -53,5 +53,5 @@ class OpenRouterClient(OpenAIClient):
     def from_env(cls, *, http_client: Any = None, **options: Any) -> Self:
         """`OPENROUTER_API_KEY` (required), `OPENROUTER_BASE_URL`, `OPENROUTER_TIMEOUT_S`,
         `OPENROUTER_SITE_URL` (empty: defaults)."""
-        options.setdefault("site_url", os.environ.get("OPENROUTER_SITE_URL", "").strip() or None)
+        options.setdefault("site_url", optional_env("OPENROUTER_SITE_URL"))
         return super().from_env(http_client=http_client, **options)

@@ -1,12 +1,15 @@
-"""Provider-neutral pieces every client shares: error classification, Retry-After,
-tool-argument decoding and secret scrubbing. No SDK is imported here."""
+"""Provider-neutral pieces every client shares: error classification (incl. the mapping
+of SDK exceptions), Retry-After, tool-argument decoding, secret scrubbing, lazy SDK
+imports and environment settings. No SDK is imported here: SDK exception classes are
+passed in by the caller, after its own lazy import."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any
@@ -22,6 +25,9 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 # Key-shaped tokens, masked or not: OpenAI/Anthropic/OpenRouter `sk-...`, Google `AIza...`.
 _KEY_LIKE = re.compile(r"\b(?:sk-[A-Za-z0-9_*.\-]{3,}|AIza[0-9A-Za-z_\-]{10,})")
+
+
+ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 
 
 def is_retryable_status(status: int) -> bool:
@@ -58,6 +64,45 @@ def retry_after_seconds(headers: Any) -> float | None:
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
     return None
+
+
+def map_sdk_error(
+    provider: str,
+    error: BaseException,
+    *,
+    scrub: Callable[[str], str],
+    timeout_types: ExceptionTypes = (),
+    connection_types: ExceptionTypes = (),
+    status_types: ExceptionTypes = (),
+    text_of: Callable[[Any], str] = str,
+    status_of: Callable[[Any], int] = lambda error: error.status_code,
+    headers_of: Callable[[Any], Any] = lambda error: error.response.headers,
+    cause_of: Callable[[Any], BaseException | None] = lambda error: error.__cause__,
+) -> ModelError:
+    """An exception raised by a provider SDK → the normalized error, messages prefixed
+    `<provider>: `:
+
+    * `timeout_types` (checked first: SDK timeouts often subclass connection errors) →
+      retryable "the request timed out";
+    * `connection_types` → retryable "connection error (<type of `cause_of(error)`>)";
+    * `status_types` → `error_for_status` with "HTTP <status_of>: <text_of, scrubbed>"
+      and the Retry-After of `headers_of` (defaults: the `status_code` and
+      `response.headers` of the openai/anthropic SDKs' `APIStatusError`);
+    * anything else (bad configuration, an unusable response) → not transient.
+
+    `scrub` cleans provider text of secrets (usually the client's `_scrub`)."""
+    if isinstance(error, timeout_types):
+        return RetryableModelError(f"{provider}: the request timed out")
+    if isinstance(error, connection_types):
+        cause = cause_of(error)
+        detail = f" ({type(cause).__name__})" if cause is not None else ""
+        return RetryableModelError(f"{provider}: connection error{detail}")
+    if isinstance(error, status_types):
+        status = status_of(error)
+        text = scrub(text_of(error))
+        return error_for_status(f"{provider}: HTTP {status}: {text}", status, headers_of(error))
+    text = scrub(str(error) or type(error).__name__)
+    return ModelRequestError(f"{provider}: {type(error).__name__}: {text}")
 
 
 def decode_arguments(raw: str | None) -> dict[str, Any]:
@@ -101,6 +146,23 @@ def api_key_from(*names: str) -> str:
     raise ModelRequestError(
         f"{names[0]}{alternatives} is not set (looked in: {'; '.join(places)})"
     )
+
+
+def import_sdk(module: str, package: str | None = None) -> Any:
+    """The provider SDK `module`, imported now; missing: a `ModelRequestError` naming the
+    pip `package` (default: the module's name)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ModelRequestError(
+            f"the '{package or module}' package is not installed; "
+            "install agentkit with its providers"
+        ) from error
+
+
+def optional_env(name: str) -> str | None:
+    """An environment setting, stripped; unset or empty: None (the default applies)."""
+    return os.environ.get(name, "").strip() or None
 
 
 def positive_env(name: str, default: float, *, whole: bool = False) -> float:
