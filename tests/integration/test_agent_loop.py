@@ -361,3 +361,34 @@ def test_the_tool_surface_is_fixed_at_plan_time(store: TaskStore,
     # A retried Plan keeps the first snapshot.
     plan_task(TaskRef(task_id=task_id), store=store, registry=Registry())
     assert [s.name for s in store.get_tool_specs(task_id) or []] == ["calculator"]
+
+
+def test_tenant_ceilings_bound_the_budgets(store: TaskStore, registry: ToolRegistry) -> None:
+    from agentkit.config import BudgetCeiling
+
+    settings = SETTINGS.model_copy(update={
+        "default_max_cost_usd": 5.0,
+        "default_ceiling": BudgetCeiling(max_turns=8, max_cost_usd=1.0),
+        "tenant_ceilings": {"big": BudgetCeiling(max_turns=40)},
+    })
+
+    def submit(tenant: str, **budgets: Any) -> Any:
+        request = SubmitTaskRequest(goal="g", **budgets)
+        return submit_task(request, store=store, registry=registry, settings=settings,
+                           start_execution=lambda task_id: f"arn:{task_id}", tenant_id=tenant)
+
+    defaults = submit("small")
+    assert (defaults.max_turns, defaults.max_cost_usd) == (6, 1.0)  # default lowered to 1.0
+    with pytest.raises(InputError) as caught:
+        submit("small", max_turns=9)
+    assert caught.value.field == "max_turns"
+    assert caught.value.problem == "at most 8 for this tenant, got 9"
+    assert submit("big", max_turns=30).max_turns == 30  # the tenant's own ceiling applies
+    assert submit("big").max_cost_usd == 5.0  # ...and replaces the default one
+
+
+def test_a_broken_ceiling_setting_stops_the_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLE_NAME", "t")
+    monkeypatch.setenv("BUDGET_CEILINGS", '{"tenants": {"acme": {"max_turns": "lots"}}}')
+    with pytest.raises(RuntimeError, match="BUDGET_CEILINGS is invalid"):
+        Settings.from_env()

@@ -53,6 +53,28 @@ def step_functions_starter(client: Any, state_machine_arn: str) -> ExecutionStar
     return start
 
 
+def _budgets(request: SubmitTaskRequest, settings: Settings, tenant_id: str) -> dict[str, Any]:
+    """The task's budgets: the request's, else the defaults, within the tenant's ceiling.
+
+    Asking for more than the ceiling is refused (naming the field); a default above the
+    ceiling is lowered to it.
+    """
+    ceiling = settings.ceiling_for(tenant_id)
+    defaults = {"max_turns": settings.default_max_turns,
+                "max_tokens": settings.default_max_tokens,
+                "max_cost_usd": settings.default_max_cost_usd}
+    budgets: dict[str, Any] = {}
+    for field, default in defaults.items():
+        asked, limit = getattr(request, field), getattr(ceiling, field)
+        if asked is not None and limit is not None and asked > limit:
+            raise InputError(field, f"at most {limit:g} for this tenant, got {asked:g}")
+        value = asked if asked is not None else default
+        if limit is not None:
+            value = limit if value is None else min(value, limit)
+        budgets[field] = value
+    return budgets
+
+
 def submit_task(
     request: SubmitTaskRequest,
     *,
@@ -99,9 +121,7 @@ def submit_task(
         model=model,
         fallback_models=fallbacks,
         tools=tools,
-        max_turns=request.max_turns or settings.default_max_turns,
-        max_tokens=request.max_tokens or settings.default_max_tokens,
-        max_cost_usd=request.max_cost_usd or settings.default_max_cost_usd,
+        **_budgets(request, settings, tenant_id),
         scripted_turns=request.scripted_turns,
     )
     store.create_task(task)
