@@ -18,6 +18,7 @@ from agentkit.openapi import Cursor, Limit, StatusFilter, TaskId, document_text,
 from agentkit.steps.cancel import (
     TaskAlreadyFinishedError,
     cancel_tenant_task,
+    step_functions_releaser,
     step_functions_stopper,
 )
 from agentkit.steps.view import get_task_events, get_task_view, list_task_page
@@ -26,7 +27,9 @@ from agentkit.store import TaskStore
 logger = Logger()
 app = create_resolver()
 _store = TaskStore(settings().table_name)
-_stop = step_functions_stopper(boto3.client("stepfunctions"))
+_sfn = boto3.client("stepfunctions")
+_stop = step_functions_stopper(_sfn)
+_release = step_functions_releaser(_sfn)
 
 
 @app.exception_handler(TaskAlreadyFinishedError)
@@ -54,7 +57,8 @@ def get_events(task_id: TaskId) -> TaskEventList:
 @app.post("/tasks/<task_id>/cancel", **route_doc("POST", "/tasks/<task_id>/cancel"))
 def cancel_task(task_id: TaskId) -> TaskSummary:
     summary = cancel_tenant_task(
-        task_id, store=_store, tenant_id=current_tenant(app), stop_execution=_stop
+        task_id, store=_store, tenant_id=current_tenant(app), stop_execution=_stop,
+        release_wait=_release,
     )
     logger.info("task cancelled", extra={"task_id": task_id})
     return summary

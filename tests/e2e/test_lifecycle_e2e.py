@@ -92,7 +92,8 @@ def _assert_stopped(offline_stack: StackOutputs, task_id: str) -> None:
     """The execution ended by the cancel's StopExecution, nothing after the wait ran.
 
     On AWS StopExecution ends it at once: ABORTED. LocalStack 4.8.1 applies a stop only once
-    a pending callback wait (here the approval's task token) returns: it then aborts the Map
+    a pending callback wait (here the approval's task token, which the cancel answers with
+    SendTaskFailure) returns: it then aborts the Map
     iteration (MapIterationAborted) and ends the execution FAILED with a States.Runtime
     error of its own instead of ABORTED. Either way no state after the wait was entered.
     """
@@ -204,9 +205,10 @@ def test_cancel_mid_run_keeps_the_work_and_an_approval_cannot_resurrect_it(
     assert view.messages[2].tool_calls[0].name == "http_fetch"
     assert view.usage == cancelled.usage
 
-    # Deciding the call that waited changes nothing: the task stays cancelled, nothing runs.
-    api.request("POST", f"/tasks/{task_id}/approvals/{approval.approval_id}",
-                content=json.dumps({"decision": "approve"}))
+    # The cancel closed the waiting call: a late approval is refused, nothing runs.
+    late = api.request("POST", f"/tasks/{task_id}/approvals/{approval.approval_id}",
+                       content=json.dumps({"decision": "approve"}))
+    assert late.status_code == 409, late.text
     _assert_stopped(offline_stack, task_id)
     time.sleep(1)
     after = api.get(task_id)

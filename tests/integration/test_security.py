@@ -306,11 +306,13 @@ def test_store_transitions_are_conditional(store: TaskStore, security: SecurityM
     view = request_approval(ApprovalWait(action="wait", task_token="t", **ref.model_dump()),
                             store=store, security=security, sfn=sfn)
     assert view is not None
-    # Only a WAITING_APPROVAL task goes back to RUNNING: a cancelled one stays cancelled.
+    # A task that ended has nothing left to approve: 409, and it stays cancelled.
     assert store.finish_task(EXAMPLE_ID, TaskStatus.CANCELLED, error="cancelled")
-    decide_approval(EXAMPLE_ID, view.approval_id, ApprovalDecisionRequest(decision="approve"),
-                    store=store, sfn=sfn)
+    with pytest.raises(ApprovalConflictError, match="already ended as CANCELLED"):
+        decide_approval(EXAMPLE_ID, view.approval_id,
+                        ApprovalDecisionRequest(decision="approve"), store=store, sfn=sfn)
     assert store.require_task(EXAMPLE_ID).status == TaskStatus.CANCELLED
+    approvals.decide(EXAMPLE_ID, view.approval_id, ApprovalStatus.APPROVED)
     assert approvals.resume_task(EXAMPLE_ID) is False
     # Racing deciders: the conditional write lets exactly one win.
     with pytest.raises(ApprovalConflictError, match="already APPROVED"):
@@ -388,3 +390,28 @@ def test_authorize_and_approvals_handlers(
     assert bad["statusCode"] == 400 and json.loads(bad["body"])["fields"][0]["field"] == "decision"
     settle = authorize.lambda_handler(load_event("authorize_settle.json"), context)
     assert settle["recorded"] is True  # the approved call's wait "failed": recorded, not run
+
+
+def test_cancel_closes_pending_approvals_and_answers_their_waits(
+    store: TaskStore, security: SecurityManager
+) -> None:
+    from agentkit.steps.cancel import cancel_task
+
+    [ref] = _task_with_calls(store, [("guarded", {"target": "a"})])
+    sfn = RecordingStepFunctions()
+    view = request_approval(ApprovalWait(action="wait", task_token="wait-token",
+                                         **ref.model_dump()), store=store, security=security,
+                            sfn=sfn)
+    assert view is not None
+    released: list[str] = []
+    stopped: list[str] = []
+    task = store.require_task(EXAMPLE_ID).model_copy(update={"execution_arn": "arn:exec"})
+    cancelled = cancel_task(task, store=store, stop_execution=stopped.append,
+                            release_wait=released.append)
+    assert cancelled.status == TaskStatus.CANCELLED
+    assert stopped == ["arn:exec"] and released == ["wait-token"]
+    record = ApprovalStore(store).get(EXAMPLE_ID, view.approval_id)
+    assert record is not None and record.status == ApprovalStatus.DENIED
+    with pytest.raises(ApprovalConflictError):
+        decide_approval(EXAMPLE_ID, view.approval_id, ApprovalDecisionRequest(decision="approve"),
+                        store=store, sfn=sfn)

@@ -45,6 +45,11 @@ def decide_approval(
         raise ApprovalNotFoundError(task_id, approval_id)
     if record.status != ApprovalStatus.PENDING:
         raise ApprovalConflictError(f"approval '{approval_id}' is already {record.status.value}")
+    if task.status.is_terminal:
+        # Nothing waits for this call any more (cancelled, failed, ...): refuse, don't record.
+        raise ApprovalConflictError(
+            f"task '{task_id}' already ended as {task.status.value}; nothing to approve"
+        )
     approve = request.decision == "approve"
     decided = approvals.decide(
         task_id,

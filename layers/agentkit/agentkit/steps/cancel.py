@@ -6,9 +6,11 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from agentkit.models import Task, TaskEvent, TaskStatus, TaskSummary
+from agentkit.models import ApprovalStatus, Task, TaskEvent, TaskStatus, TaskSummary
+from agentkit.steps.authorize import answer
 from agentkit.steps.view import require_tenant_task
 from agentkit.store import TaskStore
+from agentkit.store.approvals import ApprovalConflictError, ApprovalStore
 
 
 class TaskAlreadyFinishedError(RuntimeError):
@@ -18,12 +20,18 @@ class TaskAlreadyFinishedError(RuntimeError):
 
 
 def cancel_task(
-    task: Task, *, store: TaskStore, stop_execution: Callable[[str], None]
+    task: Task,
+    *,
+    store: TaskStore,
+    stop_execution: Callable[[str], None],
+    release_wait: Callable[[str], None] | None = None,
 ) -> Task:
     """Mark CANCELLED first (conditional: only an active task), then stop the execution.
 
     The conversation and the usage spent stay on the task. A step already running when
-    the cancel arrives cannot overwrite CANCELLED: its writes require RUNNING.
+    the cancel arrives cannot overwrite CANCELLED: its writes require RUNNING. Calls still
+    waiting for approval are closed as DENIED and their waits answered (`release_wait`
+    with the task token), so a late approval finds nothing to approve (409).
     """
     if not store.finish_task(task.task_id, TaskStatus.CANCELLED, error="cancelled by the caller"):
         raise TaskAlreadyFinishedError(store.require_task(task.task_id))
@@ -31,16 +39,31 @@ def cancel_task(
                                             name=TaskStatus.CANCELLED.value))
     if task.execution_arn:
         stop_execution(task.execution_arn)
+    approvals = ApprovalStore(store)
+    for record in approvals.list(task.task_id):
+        if record.status != ApprovalStatus.PENDING:
+            continue
+        with contextlib.suppress(ApprovalConflictError):  # decided meanwhile: theirs wins
+            approvals.decide(task.task_id, record.approval_id, ApprovalStatus.DENIED,
+                             reason="the task was cancelled")
+            if record.task_token and release_wait is not None:
+                release_wait(record.task_token)
     return store.require_task(task.task_id)
 
 
 def cancel_tenant_task(
-    task_id: str, *, store: TaskStore, tenant_id: str, stop_execution: Callable[[str], None]
+    task_id: str,
+    *,
+    store: TaskStore,
+    tenant_id: str,
+    stop_execution: Callable[[str], None],
+    release_wait: Callable[[str], None] | None = None,
 ) -> TaskSummary:
     """POST /tasks/{id}/cancel for a tenant: another tenant's task is not found (404), a
     task that already ended is TaskAlreadyFinishedError (409)."""
     task = require_tenant_task(task_id, store=store, tenant_id=tenant_id)
-    return TaskSummary.of(cancel_task(task, store=store, stop_execution=stop_execution))
+    return TaskSummary.of(cancel_task(task, store=store, stop_execution=stop_execution,
+                                      release_wait=release_wait))
 
 
 def step_functions_stopper(client: Any) -> Callable[[str], None]:
@@ -51,3 +74,13 @@ def step_functions_stopper(client: Any) -> Callable[[str], None]:
                                   cause="cancelled by the caller")
 
     return stop
+
+
+def step_functions_releaser(client: Any) -> Callable[[str], None]:
+    """Answers a callback wait of a cancelled task (already over: nothing to do)."""
+
+    def release(task_token: str) -> None:
+        answer(client.send_task_failure, taskToken=task_token, error="TaskCancelled",
+               cause="the task was cancelled")
+
+    return release
