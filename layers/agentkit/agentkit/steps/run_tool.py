@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agentkit.models import ApprovalStatus, Task, TaskEvent, ToolCall, ToolCallRef, ToolResult
 from agentkit.security import Decision, SecurityManager
+from agentkit.steps.authorize import load_call
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
 from agentkit.tools import ToolRegistry
@@ -26,15 +27,7 @@ def run_tool_call(
             stored.tool_call_id or ref.call_id, stored.name or "", stored.content, stored.is_error
         )
 
-    task = store.require_task(ref.task_id)
-    assistant = store.get_message(ref.task_id, ref.turn, 0)
-    if assistant is None or ref.index >= len(assistant.tool_calls):
-        raise LookupError(f"task '{ref.task_id}' turn {ref.turn} has no tool call #{ref.index}")
-    call = assistant.tool_calls[ref.index]
-    if call.id != ref.call_id:
-        raise LookupError(
-            f"tool call #{ref.index} of turn {ref.turn} is '{call.id}', not '{ref.call_id}'"
-        )
+    task, call = load_call(ref, store)
 
     if task.status.is_terminal:
         result = ToolResult(
