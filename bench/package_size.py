@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from opspawn.build import python312_env
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 BIN = Path(sys.executable).parent
@@ -202,36 +204,12 @@ def analyse(build_dir: Path) -> dict[str, Any]:
 # --- sam build and the reference --------------------------------------------------
 
 
-def _python312_env(env: dict[str, str]) -> dict[str, str]:
-    """sam build may want a python3.12 on PATH for the python3.12 runtime; pyenv may hide it."""
-
-    def works(candidate: dict[str, str]) -> bool:
-        exe = shutil.which("python3.12", path=candidate.get("PATH"))
-        if not exe:
-            return False
-        probe = subprocess.run([exe, "-c", "pass"], env=candidate, capture_output=True, timeout=30)
-        return probe.returncode == 0
-
-    if works(env) or not shutil.which("pyenv"):
-        return env
-    versions = subprocess.run(
-        ["pyenv", "versions", "--bare"], capture_output=True, text=True, timeout=30
-    ).stdout.split()
-    v312 = [v for v in versions if v.startswith("3.12.")]
-    if v312:
-        current = ".".join(str(p) for p in sys.version_info[:3])
-        candidate = {**env, "PYENV_VERSION": ":".join(dict.fromkeys([current, v312[-1]]))}
-        if works(candidate):
-            return candidate
-    return env
-
-
 def sam_build(build_dir: Path) -> float:
     env = dict(os.environ)
     env["SAM_CLI_TELEMETRY"] = "0"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PIP"] = f"{sys.executable} -m pip"  # the layer Makefiles install with this pip
-    env = _python312_env(env)
+    env = python312_env(env)
     sam = BIN / "sam"
     if not sam.exists():
         sys.exit(f"no `sam` next to {sys.executable} (pip install -e '.[dev]')")

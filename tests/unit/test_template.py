@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from agentkit.models import (
     ToolCallRef,
     TurnRef,
 )
+from opspawn.build import python312_env
 from tests.support import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,30 +112,6 @@ def _run(
     return subprocess.run(
         cmd, cwd=ROOT, env=env or _tool_env(), capture_output=True, text=True, timeout=timeout
     )
-
-
-def _python312_env(env: dict[str, str]) -> dict[str, str]:
-    """sam build wants a python3.12 for functions with a requirements.txt; pyenv may hide it."""
-
-    def works(candidate: dict[str, str]) -> bool:
-        exe = shutil.which("python3.12", path=candidate.get("PATH"))
-        if not exe:
-            return False
-        probe = subprocess.run([exe, "-c", "pass"], env=candidate, capture_output=True, timeout=30)
-        return probe.returncode == 0
-
-    if works(env) or not shutil.which("pyenv"):
-        return env
-    versions = subprocess.run(
-        ["pyenv", "versions", "--bare"], capture_output=True, text=True, timeout=30
-    ).stdout.split()
-    v312 = [v for v in versions if v.startswith("3.12.")]
-    if v312:
-        current = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
-        candidate = {**env, "PYENV_VERSION": ":".join(dict.fromkeys([current, v312[-1]]))}
-        if works(candidate):
-            return candidate
-    return env
 
 
 def _substituted_asl_text() -> str:
@@ -311,8 +287,14 @@ def test_tool_calls_pass_the_security_gate(asl: dict[str, Any]) -> None:
     states = processor["States"]
     assert processor["StartAt"] == "Authorize"
     ref_fields = set(ToolCallRef.model_fields)
-    sample = {"task_id": "tsk_1", "turn": 1, "call_id": "c", "index": 0, "task_token": "t",
-              "error": {"Error": "States.Timeout"}}
+    sample = {
+        "task_id": "tsk_1",
+        "turn": 1,
+        "call_id": "c",
+        "index": 0,
+        "task_token": "t",
+        "error": {"Error": "States.Timeout"},
+    }
     for name, action, extra in (
         ("Authorize", "check", set()),
         ("WaitForApproval", "wait", {"task_token"}),
@@ -370,7 +352,9 @@ def _python312_available() -> bool:
     finder = ROOT / "layers" / "compile_pyc.sh"
     probe = subprocess.run(
         ["bash", "-c", f"source <(sed -n '/^find_312()/,/^}}/p' {finder}); find_312"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return bool(probe.stdout.strip())
 
@@ -378,7 +362,7 @@ def _python312_available() -> bool:
 def test_sam_build_layer_layout(tmp_path: Path) -> None:
     """Slow-ish (~10 s): the real `sam build`, the layer through its Makefile."""
     build = tmp_path / "build"
-    env = _python312_env(_tool_env())
+    env = python312_env(_tool_env())
     result = _run(
         [
             _tool("sam"),
@@ -421,11 +405,11 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
         for name, resource in load_template()["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
-    with_providers = [n for n, p in functions.items() if {"Ref": "ProvidersLayer"} in
-                      p.get("Layers", [])]
+    with_providers = [
+        n for n, p in functions.items() if {"Ref": "ProvidersLayer"} in p.get("Layers", [])
+    ]
     assert with_providers == ["LlmFunction"]
-    with_mcp = sorted(n for n, p in functions.items() if {"Ref": "McpLayer"} in
-                      p.get("Layers", []))
+    with_mcp = sorted(n for n, p in functions.items() if {"Ref": "McpLayer"} in p.get("Layers", []))
     assert with_mcp == ["PlanFunction", "ToolFunction"]
     mcp_layer = build / "McpLayer" / "python"
     assert (mcp_layer / "mcp").is_dir() and not (mcp_layer / "pydantic").exists()
@@ -518,13 +502,18 @@ def test_security_events_match_the_models() -> None:
     from agentkit.models import ApprovalDecisionRequest
     from agentkit.steps.authorize import AuthorizeEvent
 
-    for name, action in (("authorize_check.json", "check"), ("authorize_wait.json", "wait"),
-                         ("authorize_settle.json", "settle")):
+    for name, action in (
+        ("authorize_check.json", "check"),
+        ("authorize_wait.json", "wait"),
+        ("authorize_settle.json", "settle"),
+    ):
         assert TypeAdapter(AuthorizeEvent).validate_python(_event(name)).action == action
     post = _event("approvals_post.json")
     APIGatewayProxyEventModel.model_validate(post)
     assert (post["httpMethod"], post["resource"]) == (
-        "POST", "/tasks/{task_id}/approvals/{approval_id}")
+        "POST",
+        "/tasks/{task_id}/approvals/{approval_id}",
+    )
     params = post["pathParameters"]
     assert post["path"] == f"/tasks/{params['task_id']}/approvals/{params['approval_id']}"
     assert ApprovalDecisionRequest.model_validate_json(post["body"]).decision == "approve"
