@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,13 @@ import pytest
 from moto import mock_aws
 
 from tests.support import create_table_from_template
+
+#: The suite drives its own offline stack (instance "test": own LocalStack, port, data and
+#: logs over the shared installation), so `make test` never touches a stack the user keeps
+#: up with `make up` / `python -m opspawn.demo --keep`. Set before anything reads them;
+#: subprocesses (the CLI tests) inherit them.
+os.environ["OPSPAWN_OFFLINE_INSTANCE"] = "test"
+os.environ["OPSPAWN_OFFLINE_PORT"] = os.environ.get("OPSPAWN_TEST_OFFLINE_PORT") or "4576"
 
 TABLE = "opspawn-test-tasks"
 IDEMPOTENCY_TABLE = "opspawn-test-idempotency"

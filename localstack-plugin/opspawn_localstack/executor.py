@@ -1,8 +1,11 @@
-"""A Docker-free LocalStack Lambda runtime executor.
+"""A Docker-free LocalStack Lambda runtime executor that runs functions as AWS does.
 
 Each LocalStack execution environment is one persistent worker subprocess (``worker.py``)
-running on the interpreter named by ``OPSPAWN_LAMBDA_PYTHON`` (the project's venv), with the
-function's unzipped code and its layers' ``python/`` dirs first on ``sys.path``.
+on the Lambda runtime's interpreter (``OPSPAWN_LAMBDA_PYTHON``: a bare CPython 3.12, run
+isolated: no site-packages, no PYTHONPATH, no user site), whose ``sys.path`` is what Lambda's
+is: the function's unzipped code, its layers (last first, as /opt overlays), the standard
+library, then the runtime's own packages (``OPSPAWN_LAMBDA_RUNTIME``: boto3/botocore at a
+runtime-like version). A package the function does not ship fails to import here as on AWS.
 
 Written against LocalStack 4.8.1's private executor API
 (``localstack.services.lambda_.invocation.runtime_executor.RuntimeExecutor``); pin that version.
@@ -17,7 +20,6 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -36,8 +38,9 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 LOG = logging.getLogger(__name__)
 
 WORKER_SCRIPT = str(Path(__file__).with_name("worker.py"))
-#: Host variables a function also sees (on top of the Lambda-defined ones).
-PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "USER")
+#: Host variables a function also sees (on top of the Lambda-defined ones): what a process
+#: needs to run here, nothing of the project's (no PYTHONPATH, VIRTUAL_ENV, OPSPAWN_*).
+PASSTHROUGH_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "USER", "TZ")
 #: Keep at most this much of an environment's log text in memory for get_logs().
 MAX_KEPT_LOG_CHARS = 1_000_000
 _EOF = object()
@@ -46,7 +49,25 @@ INIT_TIMEOUT_S = float(os.environ.get("OPSPAWN_LAMBDA_INIT_TIMEOUT") or 10)
 
 
 def worker_python() -> str:
-    return os.environ.get("OPSPAWN_LAMBDA_PYTHON") or sys.executable
+    """The Lambda runtime's interpreter (set by ``opspawn.offline`` when it starts LocalStack)."""
+    return os.environ.get("OPSPAWN_LAMBDA_PYTHON", "")
+
+
+def runtime_dir() -> str:
+    """The runtime's own packages (boto3, botocore), after the standard library on sys.path."""
+    return os.environ.get("OPSPAWN_LAMBDA_RUNTIME", "")
+
+
+def _function_path() -> str:
+    """The host PATH without virtualenv bin directories (a function must not find the
+    project's tools by accident; system tools such as node stay reachable)."""
+    keep = [
+        entry
+        for entry in os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep)
+        if entry and not os.path.exists(os.path.join(entry, os.pardir, "pyvenv.cfg"))
+    ]
+    python_bin = os.path.dirname(worker_python())
+    return os.pathsep.join(dict.fromkeys([python_bin, *keep]))
 
 
 def state_dir() -> Path:
@@ -155,7 +176,7 @@ class SubprocessRuntimeExecutor(RuntimeExecutor):
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, env_vars: dict[str, str]) -> None:
         env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
-        env.update({k: v for k, v in os.environ.items() if k.startswith("OPSPAWN_")})
+        env["PATH"] = _function_path()
         env.update({k: str(v) for k, v in env_vars.items()})
         code_dir = str(self._code_dir())
         env["LAMBDA_TASK_ROOT"] = code_dir
@@ -191,6 +212,7 @@ class SubprocessRuntimeExecutor(RuntimeExecutor):
             "response_fd": "__RESPONSE_FD__",
             "code_dir": str(self._code_dir()),
             "layer_dirs": self._layer_dirs(),
+            "runtime_dir": runtime_dir(),
             "handler": cfg.handler,
             "function_name": self.function_version.id.function_name,
             "function_version": self.function_version.id.qualifier,
@@ -199,8 +221,12 @@ class SubprocessRuntimeExecutor(RuntimeExecutor):
             "log_stream_name": self._env.get("AWS_LAMBDA_LOG_STREAM_NAME", self.id),
         }
         # the fd number is only known once the pipe exists: _Worker substitutes it
+        # -I: no PYTHONPATH, no user site, no script directory; -S: no site-packages at all
+        # (the worker adds the runtime's packages itself, where Lambda has them)
         argv = [
             worker_python(),
+            "-I",
+            "-S",
             "-u",
             WORKER_SCRIPT,
             json.dumps(worker_config),
@@ -339,14 +365,18 @@ class SubprocessRuntimeExecutor(RuntimeExecutor):
 
     @classmethod
     def validate_environment(cls) -> bool:
-        python = worker_python()
-        if not os.path.exists(python):
-            LOG.warning("OPSPAWN_LAMBDA_PYTHON=%s does not exist", python)
-            return False
-        if not os.environ.get("OPSPAWN_LAMBDA_PYTHON"):
-            LOG.warning(
-                "OPSPAWN_LAMBDA_PYTHON is not set: Lambda code runs on LocalStack's own "
-                "interpreter %s, which lacks the project's dependencies",
+        python, runtime = worker_python(), runtime_dir()
+        if not python or not os.path.exists(python):
+            LOG.error(
+                "OPSPAWN_LAMBDA_PYTHON=%r is not an interpreter: start LocalStack with "
+                "`python -m opspawn.offline up` (it points this at the Lambda runtime's Python)",
                 python,
             )
+            return False
+        if not runtime or not os.path.isdir(runtime):
+            LOG.error(
+                "OPSPAWN_LAMBDA_RUNTIME=%r is missing: run `python -m opspawn.offline install`",
+                runtime,
+            )
+            return False
         return True

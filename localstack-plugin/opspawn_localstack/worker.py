@@ -1,8 +1,8 @@
 """Lambda worker: one persistent process per LocalStack Lambda environment.
 
-Run by the executor as ``$OPSPAWN_LAMBDA_PYTHON -u worker.py CONFIG_JSON`` with the
-function's environment. It must stay standalone (stdlib only): it runs on the project
-interpreter, which does not have LocalStack or this plugin installed.
+Run by the executor as ``$OPSPAWN_LAMBDA_PYTHON -I -S -u worker.py CONFIG_JSON`` with the
+function's environment. It must stay standalone (stdlib only): it runs on the Lambda
+runtime's bare interpreter, which has neither LocalStack nor this plugin.
 
 Protocol (JSON lines):
 * requests arrive on stdin: ``{"invoke-id", "invoked-function-arn", "payload", "trace-id",
@@ -75,18 +75,20 @@ def _error_document(exc: BaseException, request_id: str | None = None) -> dict[s
 
 
 def _setup_path(config: dict[str, Any]) -> None:
-    """Function code first, then layers (last layer first, as /opt overlays), then the
-    interpreter's own paths (so a layer's copy of a package beats the venv's)."""
+    """Lambda's order: function code, each layer (last layer first, as /opt overlays; its
+    ``python/lib/pythonX.Y/site-packages`` before its ``python/``), the standard library,
+    then the runtime's own packages (boto3, botocore), so a layer's copy of boto3 wins."""
     here = os.path.dirname(os.path.abspath(__file__))
-    base = [p for p in sys.path if p and os.path.abspath(p) != here]
+    stdlib = [p for p in sys.path if p and os.path.abspath(p) != here]
     front: list[str] = [config["code_dir"]]
     pyver = f"python{sys.version_info.major}.{sys.version_info.minor}"
     for layer_dir in reversed(config.get("layer_dirs", [])):
-        for sub in ("python", os.path.join("python", "lib", pyver, "site-packages")):
+        for sub in (os.path.join("python", "lib", pyver, "site-packages"), "python"):
             candidate = os.path.join(layer_dir, sub)
             if os.path.isdir(candidate):
                 front.append(candidate)
-    sys.path[:] = front + [p for p in base if p not in front]
+    runtime = [config["runtime_dir"]] if config.get("runtime_dir") else []
+    sys.path[:] = front + [p for p in stdlib if p not in front] + runtime
 
 
 def _load_handler(handler: str) -> Any:
@@ -115,7 +117,14 @@ def main() -> None:
         handler = _load_handler(config["handler"])
     except BaseException as exc:  # init error: report it on every invocation
         init_error = _error_document(exc)
-        init_error["errorType"] = f"Runtime.ImportModuleError: {init_error['errorType']}"
+        if isinstance(exc, ImportError):
+            # what the AWS runtime answers for a module that is not in the package
+            module = config["handler"].rpartition(".")[0]
+            init_error["errorType"] = "Runtime.ImportModuleError"
+            init_error["errorMessage"] = f"Unable to import module '{module}': {exc}"
+            init_error["stackTrace"] = []
+        elif isinstance(exc, SyntaxError):
+            init_error["errorType"] = "Runtime.UserCodeSyntaxError"
         _log_exception(exc)
         sys.stderr.flush()
         reply({"ready": False, "payload": json.dumps(init_error)})

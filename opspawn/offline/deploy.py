@@ -1,16 +1,15 @@
 """Deploy the project's SAM template onto the offline LocalStack.
 
-The fastest path proven here (shared OFFLINE.md): zip each function's ``CodeUri`` and each
-layer's ``ContentUri``, upload them and the state machine ASL to a LocalStack S3 bucket,
+The fastest path proven here (shared OFFLINE.md): package each function's ``CodeUri`` and
+each layer's ``ContentUri``, upload them and the state machine ASL to a LocalStack S3 bucket,
 point the template at those S3 objects and call CloudFormation with the ``Transform`` left
-untouched (LocalStack runs the SAM translator itself). No ``sam build``, no Docker.
+untouched (LocalStack runs the SAM translator itself). No Docker.
 
-Layers: a ``ContentUri`` that already holds ``python/`` is zipped as it is; otherwise its
-content is zipped under ``python/`` (so ``layers/agentkit/agentkit`` becomes
-``python/agentkit/...``, what ``BuildMethod: makefile`` produces on AWS). Third-party
-requirements of a layer (``requirements.txt``) are NOT vendored into the zip: offline, the
-executor runs every function on the project's venv interpreter, which already has them
-installed, and puts the layer's ``python/`` in front of it, so the layer's own code wins.
+Artifacts are what ``sam build`` makes of them, so a function offline holds exactly what it
+holds on AWS: a function is its ``CodeUri`` zipped as it is; a layer with
+``Metadata: BuildMethod: makefile`` is built by its Makefile with its requirements vendored
+for python3.12 (``opspawn.offline.layers``, cached by content hash); any other layer
+directory is zipped as it is if it holds ``python/``, else under ``python/``.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,14 @@ from botocore.exceptions import ClientError
 
 from opspawn.offline.console import progress, say
 from opspawn.offline.install import tail
+from opspawn.offline.layers import LayerBuildError, build_layer, source_files
 from opspawn.offline.paths import DEFAULT_STACK_NAME, REPO_ROOT, Layout, endpoint_url
 from opspawn.offline.server import running_port
 from opspawn.offline.stack import StackOutputs, boto3_client
 
 ARTIFACT_BUCKET = "opspawn-offline-artifacts"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
-#: never shipped in a code or layer zip
-SKIP_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store"}
+#: a layer directory's build files, never shipped in its zip
 SKIP_IN_LAYER = {"Makefile", "requirements.txt", "requirements-dev.txt"}
 #: resource type -> (property naming a local artifact, how to package it, location style)
 ARTIFACT_PROPERTIES: dict[str, tuple[str, str, str]] = {
@@ -48,11 +47,20 @@ ARTIFACT_PROPERTIES: dict[str, tuple[str, str, str]] = {
     "AWS::Lambda::LayerVersion": ("Content", "layer", "cfn"),
     "AWS::StepFunctions::StateMachine": ("DefinitionS3Location", "file", "sam"),
 }
+#: statuses a stack is updated from
 GOOD_STATES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
+#: a stack whose creation failed holds nothing worth keeping: deploy deletes and creates it
+FAILED_CREATE_STATES = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED"}
+_STACK_TYPE = "AWS::CloudFormation::Stack"
 
 
 class DeployError(RuntimeError):
-    """The stack did not deploy; the message holds the failed resources' reasons."""
+    """The stack did not deploy; the message holds the failed resources' reasons and how to
+    recover. ``failed_resources``: logical ids of the resources that failed, if any."""
+
+    def __init__(self, message: str, *, failed_resources: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.failed_resources = list(failed_resources)
 
 
 # ---- template loading ------------------------------------------------------------------------
@@ -92,20 +100,11 @@ def load_template(path: Path) -> dict[str, Any]:
 
 
 # ---- packaging -------------------------------------------------------------------------------
-def _walk(src: Path) -> Iterator[Path]:
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if any(part in SKIP_NAMES for part in rel.parts) or path.suffix == ".pyc":
-            continue
-        if path.is_file():
-            yield path
-
-
 def zip_dir(src: Path, prefix: str = "", skip_top: frozenset[str] = frozenset()) -> bytes:
     """A deterministic zip (fixed timestamps, sorted entries) of ``src`` under ``prefix``."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for path in _walk(src):
+        for path in source_files(src):
             rel = path.relative_to(src)
             if rel.parts[0] in skip_top:
                 continue
@@ -148,18 +147,44 @@ class _Uploader:
         self.count += 1
         return key
 
+    def put_file(self, path: Path) -> str:
+        """Upload a built artifact whose name already carries its content hash."""
+        key = f"{self.stack_name}/{path.name}"
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError:
+            self.s3.upload_file(str(path), self.bucket, key)
+        self.count += 1
+        return key
+
     def code(self, logical_id: str, uri: Any) -> str | None:
         path = self.local(uri)
         if path is None:
             return None
         if path.is_file() and path.suffix in (".zip", ".jar"):
             return self.put(logical_id, path.read_bytes(), path.suffix)
+        if (path / "requirements.txt").exists():
+            # sam build would vendor them into the function; the offline deploy does not
+            raise DeployError(
+                f"{logical_id}: {path}/requirements.txt is not supported offline; ship "
+                "third-party packages in a layer (BuildMethod: makefile)"
+            )
         return self.put(logical_id, zip_dir(path), ".zip")
 
-    def layer(self, logical_id: str, uri: Any) -> str | None:
+    def layer(self, logical_id: str, uri: Any, build_method: str | None = None) -> str | None:
         path = self.local(uri)
         if path is None:
             return None
+        if build_method == "makefile" and path.is_dir():
+            try:
+                return self.put_file(build_layer(logical_id, path))
+            except LayerBuildError as exc:
+                raise DeployError(str(exc)) from None
+        if build_method:
+            raise DeployError(
+                f"{logical_id}: BuildMethod {build_method!r} is not supported offline "
+                "(use makefile)"
+            )
         data = path.read_bytes() if path.is_file() else layer_zip(path)
         return self.put(logical_id, data, ".zip")
 
@@ -193,7 +218,11 @@ def package(template: dict[str, Any], base: Path, s3: Any, bucket: str, stack_na
         if rule is None or "InlineCode" in props:
             continue
         prop, how, style = rule
-        key = uploads[how](logical_id, props.get(prop))
+        if how == "layer":
+            method = (resource.get("Metadata") or {}).get("BuildMethod")
+            key = up.layer(logical_id, props.get(prop), method)
+        else:
+            key = uploads[how](logical_id, props.get(prop))
         if key:
             props[prop] = sam_loc(key) if style == "sam" else cfn_loc(key)
     return up.count
@@ -277,19 +306,125 @@ def _wait(cfn: Any, stack_name: str, action: str, timeout: float) -> str:
         time.sleep(0.5)
 
 
-def _failure_report(cfn: Any, stack_name: str) -> str:
-    lines: list[str] = []
+def _settle(cfn: Any, stack_name: str, timeout: float = 30.0) -> str | None:
+    """The stack's status once it stopped changing (a failed update may still roll back after
+    a first *_FAILED status)."""
+    deadline = time.monotonic() + timeout
+    last, since = _stack_status(cfn, stack_name), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = _stack_status(cfn, stack_name)
+        if status != last:
+            last, since = status, time.monotonic()
+        elif (status is None or not status.endswith("_IN_PROGRESS")) and (
+            time.monotonic() - since >= 1.5
+        ):
+            break
+    return last
+
+
+def _events(cfn: Any, stack_name: str, since_event_id: str | None = None) -> list[dict[str, Any]]:
+    """The stack's events, newest first, down to (not including) ``since_event_id``."""
+    events: list[dict[str, Any]] = []
+    try:
+        for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack_name):
+            for event in page["StackEvents"]:
+                if since_event_id is not None and event.get("EventId") == since_event_id:
+                    return events
+                events.append(event)
+    except ClientError:
+        pass
+    return events
+
+
+def _latest_event_id(cfn: Any, stack_name: str) -> str | None:
     try:
         events = cfn.describe_stack_events(StackName=stack_name)["StackEvents"]
     except ClientError:
-        events = []
+        return None
+    return str(events[0]["EventId"]) if events else None
+
+
+def failed_events(events: list[dict[str, Any]], stack_name: str) -> list[dict[str, Any]]:
+    """The *_FAILED events of resources, oldest first and without repeats; the stack's own
+    events carrying a reason stand in when no resource failed (e.g. a template error)."""
+    seen: set[tuple[str, str, str]] = set()
+    resources: list[dict[str, Any]] = []
+    stack: list[dict[str, Any]] = []
+    for event in reversed(events):
+        status = str(event.get("ResourceStatus", ""))
+        reason = str(event.get("ResourceStatusReason") or "")
+        logical_id = str(event.get("LogicalResourceId", ""))
+        key = (logical_id, status, reason)
+        if key in seen:
+            continue
+        if logical_id == stack_name and event.get("ResourceType") == _STACK_TYPE:
+            if reason and ("FAILED" in status or "ROLLBACK" in status):
+                seen.add(key)
+                stack.append(event)
+        elif status.endswith("FAILED"):
+            seen.add(key)
+            resources.append(event)
+    return resources or stack
+
+
+def failed_resources(events: list[dict[str, Any]], stack_name: str) -> list[str]:
+    """Logical ids of the resources that failed, in order, once each."""
+    ids = (str(e.get("LogicalResourceId")) for e in failed_events(events, stack_name))
+    return [i for i in dict.fromkeys(ids) if i != stack_name]
+
+
+def update_failed(events: list[dict[str, Any]], stack_name: str) -> bool:
+    """Did this update fail? (LocalStack's engine, unpatched, ends a failed update as
+    UPDATE_COMPLETE: its events tell the truth.) A DELETE_FAILED alone is a cleanup problem
+    of an update that succeeded, as on AWS."""
     for event in events:
-        if event.get("ResourceStatus", "").endswith("FAILED"):
-            lines.append(
-                f"  {event.get('LogicalResourceId')} ({event.get('ResourceType')}): "
-                f"{event.get('ResourceStatus')} {event.get('ResourceStatusReason', '')}"
-            )
-    return "\n".join(lines[:20]) or "  (no failed resource events)"
+        status = str(event.get("ResourceStatus", ""))
+        if event.get("LogicalResourceId") == stack_name and event.get("ResourceType") == (
+            _STACK_TYPE
+        ):
+            if "ROLLBACK" in status or status.endswith("FAILED"):
+                return True
+        elif status.endswith("FAILED") and status != "DELETE_FAILED":
+            return True
+    return False
+
+
+def format_failures(events: list[dict[str, Any]], stack_name: str, limit: int = 20) -> str:
+    lines = [
+        f"  {e.get('LogicalResourceId')} ({e.get('ResourceType')}): {e.get('ResourceStatus')}: "
+        f"{e.get('ResourceStatusReason') or 'no reason given'}"
+        for e in failed_events(events, stack_name)
+    ]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"  ... and {len(lines) - limit} more"]
+    return "\n".join(lines) or "  (no failed resource events)"
+
+
+def _failure_report(cfn: Any, stack_name: str, since_event_id: str | None = None) -> str:
+    return format_failures(_events(cfn, stack_name, since_event_id), stack_name)
+
+
+def recovery_advice(stack_name: str, status: str | None, *, can_update: bool = True) -> str:
+    """How to get a working stack back after a failed update that left it ``status``."""
+    state = (
+        "LocalStack rolled it back to its previous template: its resources and data are kept."
+        if status == "UPDATE_ROLLBACK_COMPLETE"
+        else f"It is {status}: it may be half updated (LocalStack did not roll it back)."
+    )
+    again = (
+        "  * fix the template or parameters and run `python -m opspawn.offline deploy` again "
+        "(an update: data kept);\n"
+        if can_update
+        else ""
+    )
+    return (
+        f"{state}\nTo recover, either:\n{again}"
+        f"  * `python -m opspawn.offline deploy --stack-name {stack_name} --recreate ...` "
+        "(deletes the stack AND ITS DATA, then creates it);\n"
+        "  * `python -m opspawn.offline down` then `up` and `deploy` (a fresh LocalStack: "
+        "every stack and all data gone)."
+    )
 
 
 def _delete(cfn: Any, stack_name: str, timeout: float) -> None:
@@ -331,6 +466,68 @@ def _parameters(template: dict[str, Any], parameters: dict[str, str]) -> list[di
         for key, value in parameters.items()
         if key in declared
     ]
+
+
+def stack_action(status: str | None, *, recreate: bool = False) -> str:
+    """What deploy does with a stack in ``status``: "create" (none), "update" (in place, data
+    kept), "recreate" (delete then create: asked for, or its creation failed) or "refuse" (a
+    stack that cannot be updated is never deleted without ``--recreate``)."""
+    if status is None:
+        return "create"
+    if recreate or status in FAILED_CREATE_STATES:
+        return "recreate"
+    return "update" if status in GOOD_STATES else "refuse"
+
+
+def _create(cfn: Any, kwargs: dict[str, Any], timeout: float, log_file: Path) -> None:
+    stack_name = kwargs["StackName"]
+    say(f"creating stack {stack_name}")
+    try:
+        cfn.create_stack(**kwargs)
+    except ClientError as exc:
+        raise DeployError(f"CreateStack {stack_name} refused: {exc}") from None
+    final = _wait(cfn, stack_name, "create", timeout)
+    if final != "CREATE_COMPLETE":
+        events = _events(cfn, stack_name)
+        raise DeployError(
+            f"stack {stack_name} ended {final}:\n{format_failures(events, stack_name)}\n"
+            "Fix the template or parameters and deploy again (a stack whose creation failed "
+            "is deleted and created again).\n"
+            f"last lines of {log_file}:\n{tail(log_file, 25)}",
+            failed_resources=failed_resources(events, stack_name),
+        )
+
+
+def _update(cfn: Any, kwargs: dict[str, Any], status: str, timeout: float, log_file: Path) -> bool:
+    """Update the stack in place. False if there was nothing to update. A failed update raises
+    DeployError naming the failed resources (never deletes or recreates the stack)."""
+    stack_name = kwargs["StackName"]
+    say(f"updating stack {stack_name} (was {status})")
+    marker = _latest_event_id(cfn, stack_name)
+    try:
+        cfn.update_stack(**kwargs)
+    except ClientError as exc:
+        if "No updates are to be performed" in str(exc):
+            say("no changes")
+            return False
+        raise DeployError(
+            f"UpdateStack {stack_name} refused (the stack is unchanged): {exc}"
+        ) from None
+    final: str | None = _wait(cfn, stack_name, "update", timeout)
+    events = _events(cfn, stack_name, marker)
+    if final == "UPDATE_COMPLETE" and not update_failed(events, stack_name):
+        if failed_events(events, stack_name):
+            say(f"WARNING: the update left:\n{format_failures(events, stack_name)}")
+        return True
+    final = _settle(cfn, stack_name)
+    events = _events(cfn, stack_name, marker)
+    raise DeployError(
+        f"updating stack {stack_name} failed (now {final}):\n"
+        f"{format_failures(events, stack_name)}\n"
+        f"{recovery_advice(stack_name, final)}\n"
+        f"LocalStack's log: {log_file}",
+        failed_resources=failed_resources(events, stack_name),
+    )
 
 
 # ---- outputs ---------------------------------------------------------------------------------
@@ -379,9 +576,10 @@ def deploy(
     recreate: bool = False,
     timeout: float = 600.0,
 ) -> StackOutputs:
-    """Package and deploy a SAM template; update the stack if it exists (or delete and
-    recreate it when ``recreate`` or when it is in a failed state). Saves the outputs to
-    ``.offline/outputs.json`` and returns them."""
+    """Package and deploy a SAM template. A stack that exists is updated in place (its data
+    kept); a failed update raises DeployError naming the failed resources and how to recover,
+    it never deletes the stack. The stack is deleted first only with ``recreate`` or when its
+    creation had failed. Saves the outputs to ``.offline/outputs.json`` and returns them."""
     started = time.monotonic()
     layout = Layout.current()
     template_file = Path(template_path or REPO_ROOT / "template.yaml").resolve()
@@ -410,36 +608,41 @@ def deploy(
     }
 
     status = _stack_status(cfn, stack_name)
-    if status is not None and (recreate or status not in GOOD_STATES):
+    if status is not None and status.endswith("_IN_PROGRESS"):
+        say(f"stack {stack_name} is {status}: waiting for it to settle")
+        status = _wait(cfn, stack_name, "settle", timeout)
+    action = stack_action(status, recreate=recreate)
+    if action == "recreate":
+        why = "--recreate" if recreate else f"its creation failed ({status})"
+        say(f"{why}: deleting stack {stack_name} and its data, then creating it")
         _delete(cfn, stack_name, timeout)
         status = None
-    no_changes = False
-    if status is None:
-        say(f"creating stack {stack_name}")
-        cfn.create_stack(**kwargs)
-        final = _wait(cfn, stack_name, "create", timeout)
-    else:
-        say(f"updating stack {stack_name} (was {status})")
-        try:
-            cfn.update_stack(**kwargs)
-            final = _wait(cfn, stack_name, "update", timeout)
-        except ClientError as exc:
-            if "No updates are to be performed" not in str(exc):
-                raise
-            say("no changes")
-            final, no_changes = status, True
-        if final != "UPDATE_COMPLETE" and not no_changes:
-            say(f"update ended {final}:\n{_failure_report(cfn, stack_name)}\nrecreating the stack")
-            _delete(cfn, stack_name, timeout)
-            cfn.create_stack(**kwargs)
-            final = _wait(cfn, stack_name, "create", timeout)
-    if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE") and not no_changes:
+    elif action == "refuse":
         raise DeployError(
-            f"stack {stack_name} ended {final}:\n{_failure_report(cfn, stack_name)}\n"
-            f"last lines of {layout.log_file}:\n{tail(layout.log_file, 25)}"
+            f"stack {stack_name} is {status}: it cannot be updated.\n"
+            f"{_failure_report(cfn, stack_name)}\n"
+            f"{recovery_advice(stack_name, status, can_update=False)}"
         )
+    if status is None:
+        _create(cfn, kwargs, timeout, layout.log_file)
+        final = "CREATE_COMPLETE"
+    else:
+        updated = _update(cfn, kwargs, status, timeout, layout.log_file)
+        final = "UPDATE_COMPLETE" if updated else status
 
     result = collect_outputs(stack_name, endpoint, boto3_client("apigateway", port=port), cfn)
+    declared = [
+        key
+        for key, spec in (template.get("Outputs") or {}).items()
+        if not (isinstance(spec, dict) and "Condition" in spec)
+    ]
+    missing = [key for key in declared if key not in result.outputs]
+    if missing:
+        raise DeployError(
+            f"stack {stack_name} is {final} but has no output(s) {', '.join(missing)}: "
+            f"LocalStack did not deploy it completely.\n{_failure_report(cfn, stack_name)}\n"
+            f"{recovery_advice(stack_name, final)}"
+        )
     result.deploy_seconds = round(time.monotonic() - started, 1)
     layout.outputs_file.write_text(result.model_dump_json(indent=2) + "\n")
     say(f"deployed {stack_name} in {result.deploy_seconds} s; outputs in {layout.outputs_file}")

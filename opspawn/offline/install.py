@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from opspawn.build import LAMBDA_PYTHON, find_python312
 from opspawn.offline.console import say
 from opspawn.offline.paths import (
     DYNAMODB_LOCAL_NPM,
+    LAMBDA_RUNTIME_REQUIREMENTS,
     LOCALSTACK_REQUIREMENTS,
     PLUGIN_DIR,
     Layout,
@@ -282,12 +284,59 @@ def _step_agent_jar(layout: Layout) -> bool:
     return True
 
 
+def lambda_python(layout: Layout) -> Path:
+    """The Python 3.12 the functions run on, as found by the install."""
+    try:
+        return Path(layout.lambda_python_file.read_text().strip())
+    except OSError:
+        raise InstallError(
+            "the Lambda runtime is not installed: run `python -m opspawn.offline install`"
+        ) from None
+
+
+def _step_lambda_runtime(layout: Layout) -> bool:
+    """What the Lambda python3.12 runtime provides: a CPython 3.12 and its boto3/botocore
+    (in their own directory, like the runtime's; nothing else)."""
+    python = find_python312()
+    if python is None:
+        raise InstallError(
+            f"no Python {LAMBDA_PYTHON} found: the offline stack runs every function on the "
+            f"Lambda runtime's Python ({LAMBDA_PYTHON}). Install one (e.g. `pyenv install "
+            f"{LAMBDA_PYTHON}`) or point OPSPAWN_PYTHON312 at a python{LAMBDA_PYTHON}."
+        )
+    fingerprint = _fingerprint("lambda-runtime", LAMBDA_RUNTIME_REQUIREMENTS, python)
+    target = layout.lambda_runtime
+    if _stamp_ok(layout, "lambda-runtime", fingerprint, target / "boto3", Path(python)):
+        return False
+    started = time.monotonic()
+    say(f"installing the Lambda runtime: Python {LAMBDA_PYTHON} ({python}) with "
+        + " ".join(LAMBDA_RUNTIME_REQUIREMENTS))
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    _run(
+        layout,
+        "pip install the Lambda runtime's boto3",
+        [
+            python, "-m", "pip", "install", "--disable-pip-version-check", "--no-compile",
+            "--quiet", "--target", target, *LAMBDA_RUNTIME_REQUIREMENTS,
+        ],
+    )
+    shutil.rmtree(target / "bin", ignore_errors=True)
+    _run(layout, "compile the Lambda runtime", [python, "-m", "compileall", "-q", target])
+    layout.lambda_python_file.write_text(python + "\n")
+    _write_stamp(layout, "lambda-runtime", fingerprint)
+    say(f"Lambda runtime ready ({time.monotonic() - started:.0f} s)")
+    return True
+
+
 STEPS: tuple[Callable[[Layout], bool], ...] = (
     _step_venv,
     _step_plugin,
     _step_dynamodb_local,
     _step_java,
     _step_agent_jar,
+    _step_lambda_runtime,
 )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from opspawn.offline.console import progress, say
-from opspawn.offline.install import tail
+from opspawn.offline.install import lambda_python, tail
 from opspawn.offline.paths import (
     EXECUTOR_NAME,
     REGION,
@@ -125,8 +125,10 @@ def localstack_env(layout: Layout, port: int) -> dict[str, str]:
             "LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC": "1",
             "XDG_CACHE_HOME": str(layout.cache_dir),
             "TMPDIR": str(layout.tmp_dir),
-            "OPSPAWN_OFFLINE_STATE": str(layout.root),
-            "OPSPAWN_LAMBDA_PYTHON": os.environ.get("OPSPAWN_LAMBDA_PYTHON") or sys.executable,
+            "OPSPAWN_OFFLINE_STATE": str(layout.home),
+            # Functions run as on AWS: the runtime's Python and boto3, their code, their layers.
+            "OPSPAWN_LAMBDA_PYTHON": str(lambda_python(layout)),
+            "OPSPAWN_LAMBDA_RUNTIME": str(layout.lambda_runtime),
             "AWS_DEFAULT_REGION": REGION,
         }
     )
@@ -162,7 +164,7 @@ def start(
     elif health(port) is not None:
         raise StartError(
             f"something else already answers LocalStack health on {endpoint_url(port)} "
-            f"(not started from {layout.root}); stop it or set OPSPAWN_OFFLINE_PORT"
+            f"(not started from {layout.home}); stop it or set OPSPAWN_OFFLINE_PORT"
         )
     if pid is None and not _port_free(port):
         raise StartError(
@@ -171,6 +173,7 @@ def start(
         )
     for directory in (layout.filesystem_root, layout.cache_dir, layout.tmp_dir, layout.lambda_logs):
         directory.mkdir(parents=True, exist_ok=True)
+    _share_installed_packages(layout)
 
     started = time.monotonic()
     if pid is None:
@@ -185,7 +188,7 @@ def start(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=localstack_env(layout, port),
-                cwd=str(layout.root),
+                cwd=str(layout.home),
                 start_new_session=True,
             )
         pid = proc.pid
@@ -222,6 +225,18 @@ def start(
     if warm_dynamodb:
         _warm_dynamodb(port, layout)
     return True
+
+
+def _share_installed_packages(layout: Layout) -> None:
+    """A named instance's LocalStack finds DynamoDB Local and Java where the default one
+    does: its packages directory is a link to the shared one."""
+    link = layout.instance_lib_dir
+    if link == layout.lib_dir or link.is_symlink():
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.exists():
+        shutil.rmtree(link)
+    link.symlink_to(layout.lib_dir, target_is_directory=True)
 
 
 def _warm_dynamodb(port: int, layout: Layout) -> None:
@@ -340,6 +355,6 @@ def status(layout: Layout | None = None) -> dict[str, Any]:
         "healthy": doc is not None,
         "services": (doc or {}).get("services", {}),
         "version": (doc or {}).get("version"),
-        "state_dir": str(layout.root),
+        "state_dir": str(layout.home),
         "log_file": str(layout.log_file),
     }

@@ -80,7 +80,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _sessions_dir() -> Path:
-    path = Layout.current().root / "test-sessions"
+    path = Layout.current().test_sessions
     path.mkdir(parents=True, exist_ok=True)
     return path
 

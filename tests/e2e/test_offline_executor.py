@@ -1,4 +1,8 @@
-"""The opspawn-subprocess Lambda executor on a real LocalStack (no template needed)."""
+"""The opspawn-subprocess Lambda executor on a real LocalStack (no template needed).
+
+Functions run as AWS runs them: Python 3.12, only the runtime's boto3, their own code and
+their own layers (the agentkit and MCP layers below are built by their Makefiles, as for
+`sam build`), so a package a function does not ship fails to import here as on AWS."""
 
 from __future__ import annotations
 
@@ -14,8 +18,15 @@ from typing import Any
 
 import pytest
 
-from opspawn.offline.deploy import layer_zip
-from opspawn.offline.paths import REPO_ROOT, Layout
+from opspawn.offline.layers import build_layer
+from opspawn.offline.paths import (
+    DEFAULT_PORT,
+    LAMBDA_RUNTIME_REQUIREMENTS,
+    REPO_ROOT,
+    Layout,
+    state_dir,
+)
+from opspawn.offline.server import running_port
 from opspawn.offline.stack import LocalStackSession
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +75,26 @@ def lambda_handler(event, context):
         return {"queue_url": queue}
     if action == "pid":
         return os.getpid()
+    if action == "runtime":
+        import importlib
+
+        import botocore
+        found = {}
+        for module in event["modules"]:
+            try:
+                found[module] = importlib.import_module(module).__file__ or "namespace"
+            except ImportError as error:
+                found[module] = f"{type(error).__name__}: {error}"
+        return {
+            "version": list(sys.version_info[:2]),
+            "boto3": boto3.__version__,
+            "botocore": botocore.__version__,
+            "boto3_file": boto3.__file__,
+            "sys_path": sys.path,
+            "flags": {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site},
+            "env": sorted(os.environ),
+            "modules": found,
+        }
     return {"unknown": action}
 """
 
@@ -76,31 +107,102 @@ def _zip(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module")
-def function(localstack: LocalStackSession) -> Iterator[str]:
-    lam: Any = localstack.client("lambda")
-    suffix = uuid.uuid4().hex[:8]
+def _publish_built_layer(lam: Any, logical_id: str, directory: str, suffix: str) -> str:
+    """The layer as `sam build` makes it (its Makefile, requirements vendored)."""
+    zip_path = build_layer(logical_id, REPO_ROOT / "layers" / directory)
     layer = lam.publish_layer_version(
-        LayerName=f"agentkit-test-{suffix}",
-        Content={"ZipFile": layer_zip(REPO_ROOT / "layers" / "agentkit")},
-        CompatibleRuntimes=["python3.11"],
+        LayerName=f"{directory}-test-{suffix}",
+        Content={"ZipFile": zip_path.read_bytes()},
+        CompatibleRuntimes=["python3.12"],
     )
-    name = f"executor-test-{suffix}"
+    return str(layer["LayerVersionArn"])
+
+
+def _create_function(lam: Any, name: str, layers: list[str]) -> None:
     lam.create_function(
         FunctionName=name,
-        Runtime="python3.11",
+        Runtime="python3.12",
         Role="arn:aws:iam::000000000000:role/lambda-role",
         Handler="app.lambda_handler",
         Code={"ZipFile": _zip({"app.py": HANDLER_SOURCE})},
         Timeout=TIMEOUT_S,
         MemorySize=256,
-        Layers=[layer["LayerVersionArn"]],
+        Layers=layers,
         Environment={"Variables": {"GREETING": "hello"}},
     )
     lam.get_waiter("function_active_v2").wait(FunctionName=name)
+
+
+@pytest.fixture(scope="module")
+def layers(localstack: LocalStackSession) -> Iterator[dict[str, str]]:
+    lam: Any = localstack.client("lambda")
+    suffix = uuid.uuid4().hex[:8]
+    arns = {
+        "agentkit": _publish_built_layer(lam, "AgentKitLayer", "agentkit", suffix),
+        "mcp": _publish_built_layer(lam, "McpLayer", "mcp", suffix),
+    }
+    yield arns
+    for arn in arns.values():
+        name, version = arn.rsplit(":", 2)[-2:]
+        lam.delete_layer_version(LayerName=name, VersionNumber=int(version))
+
+
+@pytest.fixture(scope="module")
+def function(localstack: LocalStackSession, layers: dict[str, str]) -> Iterator[str]:
+    lam: Any = localstack.client("lambda")
+    name = f"executor-test-{uuid.uuid4().hex[:8]}"
+    _create_function(lam, name, [layers["agentkit"]])
     yield name
     lam.delete_function(FunctionName=name)
-    lam.delete_layer_version(LayerName=f"agentkit-test-{suffix}", VersionNumber=layer["Version"])
+
+
+@pytest.fixture(scope="module")
+def function_with_mcp(localstack: LocalStackSession, layers: dict[str, str]) -> Iterator[str]:
+    lam: Any = localstack.client("lambda")
+    name = f"executor-mcp-{uuid.uuid4().hex[:8]}"
+    _create_function(lam, name, [layers["agentkit"], layers["mcp"]])
+    yield name
+    lam.delete_function(FunctionName=name)
+
+
+#: in the project venv, so a leak of it into a function would make them importable
+DEV_ONLY_MODULES = ["pytest", "moto", "openai", "localstack", "yaml"]
+
+
+def test_runs_on_the_lambda_runtime_only(localstack: LocalStackSession, function: str) -> None:
+    result = invoke(localstack, function, {"action": "runtime", "modules": DEV_ONLY_MODULES})
+    assert result["error"] is None, result
+    runtime = result["payload"]
+    assert runtime["version"] == [3, 12]
+    assert runtime["flags"] == {"isolated": 1, "no_site": 1}
+    # the runtime's boto3 (pinned runtime-like version), not the project's
+    pins = dict(req.split("==") for req in LAMBDA_RUNTIME_REQUIREMENTS)
+    assert (runtime["boto3"], runtime["botocore"]) == (pins["boto3"], pins["botocore"])
+    assert str(Layout.current().lambda_runtime) in runtime["boto3_file"]
+    # code, layers, the standard library, the runtime's packages: no site-packages, no venv
+    assert not any(".venv" in entry or Path(entry).name == "site-packages"
+                   for entry in runtime["sys_path"] if "/python/" not in entry)
+    for module, where in runtime["modules"].items():
+        assert where.startswith("ModuleNotFoundError"), f"{module} leaked in from {where}"
+    leaked = [k for k in runtime["env"] if k.startswith(("OPSPAWN_", "VIRTUAL_ENV", "PYTHON"))]
+    assert leaked == []
+
+
+def test_a_layer_module_is_importable_only_with_its_layer(
+    localstack: LocalStackSession, function: str, function_with_mcp: str
+) -> None:
+    modules = ["mcp", "pydantic", "aws_lambda_powertools", "agentkit.tools.mcp"]
+    without = invoke(localstack, function, {"action": "runtime", "modules": modules})
+    with_mcp = invoke(localstack, function_with_mcp, {"action": "runtime", "modules": modules})
+    assert without["error"] is None and with_mcp["error"] is None, (without, with_mcp)
+    assert without["payload"]["modules"]["mcp"] == "ModuleNotFoundError: No module named 'mcp'"
+    assert "/python/mcp/" in with_mcp["payload"]["modules"]["mcp"]
+    for payload in (without["payload"], with_mcp["payload"]):
+        # the agentkit layer ships its requirements, vendored for python3.12
+        assert "/python/pydantic/" in payload["modules"]["pydantic"]
+        assert "/python/aws_lambda_powertools/" in payload["modules"]["aws_lambda_powertools"]
+        # agentkit's MCP module imports the SDK lazily: importable either way
+        assert "/python/agentkit/tools/mcp.py" in payload["modules"]["agentkit.tools.mcp"]
 
 
 def invoke(localstack: LocalStackSession, name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +274,7 @@ def test_layer_module_resolves_from_the_layer(localstack: LocalStackSession, fun
     source_tree = REPO_ROOT / "layers" / "agentkit"
     assert source_tree not in agentkit_file.parents
     assert agentkit_file.parts[-3:] == ("python", "agentkit", "__init__.py")
-    assert str(Layout.current().root) in str(agentkit_file)
+    assert str(Layout.current().home) in str(agentkit_file)
 
 
 def test_prints_are_kept_as_logs(localstack: LocalStackSession, function: str) -> None:
@@ -213,7 +315,7 @@ def test_import_error_is_reported_and_retried(localstack: LocalStackSession) -> 
     name = f"executor-broken-{uuid.uuid4().hex[:8]}"
     lam.create_function(
         FunctionName=name,
-        Runtime="python3.11",
+        Runtime="python3.12",
         Role="arn:aws:iam::000000000000:role/lambda-role",
         Handler="app.lambda_handler",
         Code={"ZipFile": _zip({"app.py": "import no_such_module_here\n"})},
@@ -224,7 +326,23 @@ def test_import_error_is_reported_and_retried(localstack: LocalStackSession) -> 
         for _ in range(2):  # the broken worker is replaced, and fails the same way again
             result = invoke(localstack, name, {})
             assert result["error"] == "Unhandled"
-            assert result["payload"]["errorType"].startswith("Runtime.ImportModuleError")
-            assert "no_such_module_here" in result["payload"]["errorMessage"]
+            assert result["payload"]["errorType"] == "Runtime.ImportModuleError"
+            assert result["payload"]["errorMessage"] == (
+                "Unable to import module 'app': No module named 'no_such_module_here'"
+            )
     finally:
         lam.delete_function(FunctionName=name)
+
+
+def test_the_suite_runs_its_own_stack_beside_the_users(localstack: LocalStackSession) -> None:
+    """`make test` must leave a stack the user keeps up (`make up`, `demo --keep`: the
+    default instance on port 4566) alone: the suite's LocalStack is another instance, with
+    its own port, pid, data, outputs and logs."""
+    users = Layout(state_dir())
+    ours = Layout.current()
+    assert ours.instance == "test" and ours.home != users.home
+    assert localstack.port != DEFAULT_PORT
+    assert running_port(ours) == localstack.port
+    assert running_port(users) != localstack.port  # whether or not the user's stack is up
+    for path in (ours.pid_file, ours.outputs_file, ours.lambda_logs, ours.filesystem_root):
+        assert ours.home in path.parents

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -103,7 +102,7 @@ def test_an_auth_error_fails_the_task_without_echoing_the_key(
 def test_no_provider_key_appears_in_any_log_or_api_response(
     api: OpspawnClient, offline_stack: StackOutputs
 ) -> None:
-    logs = sorted(Path(Layout.current().root, "lambda-logs").glob("*.log"))
+    logs = sorted(Layout.current().lambda_logs.glob("*.log"))
     assert any("Llm" in path.name for path in logs), [p.name for p in logs]
     text = "\n".join(path.read_text(errors="replace") for path in logs)
     assert "HTTP 401" in text  # the failures above were logged...

@@ -77,6 +77,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("OPSPAWN_OFFLINE_DIR", str(tmp_path / "offline"))
+    monkeypatch.delenv("OPSPAWN_OFFLINE_INSTANCE", raising=False)  # the default stack's outputs
     monkeypatch.setattr(cli, "POLL_SECONDS", 0)
     monkeypatch.setenv("COLUMNS", "200")  # wide tables whatever the runner's terminal
 
