@@ -16,13 +16,11 @@ from agentkit.llm.router import ModelRouter
 from agentkit.models import Task, TurnRef
 from agentkit.steps.call_model import call_model
 from agentkit.store import TaskStore
-from agentkit.tools import default_registry
 
 logger = Logger()
 metrics = Metrics()
 _config = settings()
 _store = TaskStore(_config.table_name)
-_registry = default_registry()
 
 
 _router = ModelRouter(breaker=DynamoCircuitBreaker(_store.client, _config.table_name))
@@ -47,7 +45,6 @@ def lambda_handler(event: TurnRef, context: LambdaContext) -> dict[str, Any]:
         output = call_model(
             event,
             store=_store,
-            registry=_registry,
             client_for=_client_for,
             router=_router,
             time_budget_s=max(context.get_remaining_time_in_millis() / 1000 - _MARGIN_S, 1.0),

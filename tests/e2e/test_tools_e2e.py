@@ -39,6 +39,21 @@ def test_an_mcp_tool_through_the_deployed_stack(api: OpspawnClient) -> None:
     assert json.loads(result.content or "{}")["timezone"] == "Asia/Tokyo"
 
 
+def test_an_mcp_tool_the_server_does_not_offer_fails_the_task_at_plan(
+    api: OpspawnClient,
+) -> None:
+    # Submit checks an MCP name by its server only (the API carries no MCP SDK); Plan lists
+    # the server and ends the task naming what it offers.
+    task = api.submit({"goal": "use the tools", "model": "scripted",
+                       "tools": ["time__no_such_tool"], "scripted_turns": [{"content": "x"}]})
+    view = api.wait(task.task_id, timeout_s=TIMEOUT_S, poll_s=0.3)
+    assert view.status == TaskStatus.FAILED
+    assert view.error == (
+        "UnknownToolError: unknown tool 'time__no_such_tool'; "
+        "time__* offers: time__convert_time, time__get_current_time"
+    )
+
+
 def test_a_hung_tool_ends_as_a_timeout_result_not_a_stuck_task(api: OpspawnClient) -> None:
     started = time.monotonic()
     view = _run(api, ["slow__sleep"], [{"name": "slow__sleep", "arguments": {"seconds": 600}}])

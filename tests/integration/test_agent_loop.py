@@ -58,7 +58,6 @@ def _drive(
         output = call_model(
             TurnRef(task_id=task_id, turn=step.turn),
             store=store,
-            registry=registry,
             client_for=_client_for,
         )
         if output.action != "tool_calls":
@@ -175,8 +174,8 @@ def test_retried_steps_do_not_repeat_work(store: TaskStore, registry: ToolRegist
     plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
     plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
     ref = TurnRef(task_id=task_id, turn=0)
-    first = call_model(ref, store=store, registry=registry, client_for=_client_for)
-    again = call_model(ref, store=store, registry=registry, client_for=_client_for)
+    first = call_model(ref, store=store, client_for=_client_for)
+    again = call_model(ref, store=store, client_for=_client_for)
     assert again == first
     assert store.require_task(task_id).usage.model_calls == 1
     result = run_tool_call(first.tool_calls[0], store=store, registry=registry)
@@ -190,13 +189,13 @@ def test_a_cancelled_task_stops_at_the_next_step(store: TaskStore, registry: Too
     task_id = _submit(store, registry, TWO_TOOLS_THEN_ANSWER)
     plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
     first = call_model(
-        TurnRef(task_id=task_id, turn=0), store=store, registry=registry, client_for=_client_for
+        TurnRef(task_id=task_id, turn=0), store=store, client_for=_client_for
     )
     store.finish_task(task_id, TaskStatus.CANCELLED, error="cancelled")
     result = run_tool_call(first.tool_calls[0], store=store, registry=registry)
     assert result.is_error and "CANCELLED" in result.content
     after = call_model(
-        TurnRef(task_id=task_id, turn=1), store=store, registry=registry, client_for=_client_for
+        TurnRef(task_id=task_id, turn=1), store=store, client_for=_client_for
     )
     assert after.action == "stop"
     finalize_task(task_id, store=store)
@@ -324,7 +323,7 @@ def test_max_cost_ends_the_task_when_the_priced_spend_reaches_it(
     step = plan_task(TaskRef(task_id=task.task_id), store=store, registry=registry)
     while True:
         output = call_model(TurnRef(task_id=task.task_id, turn=step.turn), store=store,
-                            registry=registry, client_for=lambda _task, _model: client)
+                            client_for=lambda _task, _model: client)
         if output.action != "tool_calls":
             break
         for ref in output.tool_calls:
@@ -354,9 +353,8 @@ def test_the_tool_surface_is_fixed_at_plan_time(store: TaskStore,
             return super().complete(request)
 
     spy = Spy([ScriptedTurn(content="done")])
-    # Even with a registry that lists nothing now, the model sees the planned surface.
-    call_model(TurnRef(task_id=task_id, turn=0), store=store, registry=Registry(),
-               client_for=lambda *_: spy)
+    # CallModel reads the planned surface only (it lists no tool source).
+    call_model(TurnRef(task_id=task_id, turn=0), store=store, client_for=lambda *_: spy)
     assert seen == [["calculator"]]
     # A retried Plan keeps the first snapshot.
     plan_task(TaskRef(task_id=task_id), store=store, registry=Registry())
@@ -392,3 +390,79 @@ def test_a_broken_ceiling_setting_stops_the_function(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("BUDGET_CEILINGS", '{"tenants": {"acme": {"max_turns": "lots"}}}')
     with pytest.raises(RuntimeError, match="BUDGET_CEILINGS is invalid"):
         Settings.from_env()
+
+
+class _Source:
+    """A tool source (as an MCP server is) whose listing is counted, or fails."""
+
+    prefix = "srv__"
+
+    def __init__(self, names: list[str], error: Exception | None = None) -> None:
+        self.names, self.error, self.listings = names, error, 0
+
+    def tools(self) -> list[Any]:
+        from agentkit.tools import Tool
+
+        self.listings += 1
+        if self.error is not None:
+            raise self.error
+        return [Tool(name=f"srv__{n}", description=n, args_model=None, func=lambda a: "ok",
+                     input_schema={"type": "object"}) for n in self.names]
+
+
+def _registry_with(source: _Source) -> ToolRegistry:
+    from agentkit.tools import ToolRegistry as Registry
+    from agentkit.tools.builtin import BUILTIN_TOOLS
+
+    return Registry(BUILTIN_TOOLS, sources=[source])
+
+
+def test_submit_accepts_a_source_tool_without_listing_the_source(store: TaskStore) -> None:
+    # The submit function has no MCP SDK: listing a server there fails (as on AWS).
+    source = _Source([], error=ModuleNotFoundError("No module named 'mcp'"))
+    registry = _registry_with(source)
+    task = submit_task(SubmitTaskRequest(goal="g", tools=["srv__echo", "calculator"]),
+                       store=store, registry=registry, settings=SETTINGS,
+                       start_execution=lambda task_id: f"arn:{task_id}")
+    assert task.tools == ["srv__echo", "calculator"]
+    assert source.listings == 0
+    with pytest.raises(InputError) as caught:
+        submit_task(SubmitTaskRequest(goal="g", tools=["other__echo", "srv__"]), store=store,
+                    registry=registry, settings=SETTINGS, start_execution=lambda t: t)
+    assert caught.value.field == "tools"
+    assert caught.value.problem.startswith("unknown tool(s): other__echo, srv__; available: ")
+    assert "srv__<tool>" in caught.value.problem
+
+
+def test_plan_refuses_a_tool_its_source_does_not_offer(store: TaskStore) -> None:
+    from agentkit.steps.plan import UnknownToolError
+
+    registry = _registry_with(_Source(["echo", "add"]))
+    task_id = _submit(store, registry, [{"content": "done"}], tools=["srv__nope", "calculator"])
+    with pytest.raises(UnknownToolError) as caught:
+        plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
+    assert str(caught.value) == "unknown tool 'srv__nope'; srv__* offers: srv__add, srv__echo"
+    assert store.get_tool_specs(task_id) is None  # nothing planned: the task fails instead
+
+
+def test_plan_waits_for_an_unreachable_source_then_snapshots_it(store: TaskStore) -> None:
+    from agentkit.steps.plan import ToolSourceUnavailableError
+
+    source = _Source(["echo"], error=ConnectionError("server 'srv' unreachable"))
+    registry = _registry_with(source)
+    task_id = _submit(store, registry, [{"content": "done"}], tools=["srv__echo"])
+    with pytest.raises(ToolSourceUnavailableError, match=r"srv__echo.*unreachable"):
+        plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
+    source.error = None  # the state machine retries Plan; the server is back
+    plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
+    assert [s.name for s in store.get_tool_specs(task_id) or []] == ["srv__echo"]
+
+
+def test_call_model_needs_the_planned_tool_surface(store: TaskStore,
+                                                   registry: ToolRegistry) -> None:
+    from agentkit.steps.call_model import MissingToolSnapshotError
+
+    task_id = _submit(store, registry, [{"content": "done"}], tools=["calculator"])
+    store.update_task(task_id, changes={"status": TaskStatus.RUNNING.value})
+    with pytest.raises(MissingToolSnapshotError, match="Plan step did not complete"):
+        call_model(TurnRef(task_id=task_id, turn=0), store=store, client_for=_client_for)

@@ -68,14 +68,14 @@ def test_the_model_gets_the_output_from_s3_capped_with_the_pointer(
 ) -> None:
     big_store.create_task(Task(task_id="tsk_A", goal="g", model="scripted", max_turns=5,
                                status=TaskStatus.RUNNING, turn=1))
+    big_store.put_tool_specs("tsk_A", [])  # what Plan fixed: no tool for the model
     big_store.put_message("tsk_A", 0, 1, Message(role="user", content="g"))
     big_store.put_message("tsk_A", 1, 0, Message(role="assistant", tool_calls=[
         ToolCall(id="c1", name="dump")]))
     big_store.put_message("tsk_A", 1, 1, Message(role="tool", content=_one_mb(),
                                                  tool_call_id="c1", name="dump"))
     client = CapturingClient()
-    call_model(TurnRef(task_id="tsk_A", turn=1), store=big_store, registry=registry,
-               client_for=lambda *_: client)
+    call_model(TurnRef(task_id="tsk_A", turn=1), store=big_store, client_for=lambda *_: client)
     tool_message: Any = client.requests[0].messages[-1]
     assert tool_message.content.startswith("line 0000000\nline 0000001")
     assert len(tool_message.content) < MAX_MODEL_CONTENT_CHARS + 300

@@ -1,5 +1,6 @@
 """MCP tools against REAL servers: server-everything (stdio and streamable HTTP),
-server-filesystem and mcp-server-time (stdio), and tests/mcp/slow_server.py.
+server-filesystem, server-memory and mcp-server-time (stdio), tests/mcp/slow_server.py
+and tests/mcp/schema_server.py.
 
 The npm servers are installed by tests/mcp/servers.py (`npm ci`) when missing.
 """
@@ -14,13 +15,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agentkit.llm.tool_schema import (
+    anthropic_input_schema,
+    gemini_parameters,
+    openai_parameters,
+    openrouter_parameters,
+)
 from agentkit.models import TOOL_NAME_PATTERN, ToolCall
 from agentkit.tools import ToolRegistry
 from agentkit.tools.mcp import (
@@ -34,6 +41,13 @@ from agentkit.tools.mcp import (
     registry_with_mcp,
 )
 from tests.mcp import servers
+from tests.mcp.capture_schemas import live_configs, published_schemas
+from tests.unit.provider_support import (
+    anthropic_problems,
+    gemini_problems,
+    openai_problems,
+)
+from tests.unit.provider_support import published_schemas as captured_schemas
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -219,6 +233,70 @@ def test_is_error_from_the_server_becomes_an_error_result() -> None:
     assert result.is_error
     assert result.content.startswith("error: ")
     assert "the disk is on fire" in result.content
+
+
+def test_a_call_is_one_session_with_initialize_and_tools_call_only(tmp_path: Path) -> None:
+    log = tmp_path / "methods.log"
+    registry = registry_with_mcp([servers.schema_stdio(log=log)], base=ToolRegistry())
+    client = _source(registry, "schema__").client
+    assert registry.get("schema__weather") is not None  # listed once (own session), cached
+    assert log.read_text().split() == ["initialize", "notifications/initialized", "tools/list"]
+    log.write_text("")
+
+    for city in ("Paris", "Oslo"):
+        result = registry.run(_call("schema__weather", city=city))
+        assert not result.is_error, result.content
+        assert json.loads(result.content) == {"temperature": 21.5, "conditions": "sunny"}
+    # Each call: a session of its own, and no tools/list inside it (the SDK's call_tool
+    # would list the tools again to validate the result against the output schema).
+    assert log.read_text().split() == [
+        "initialize", "notifications/initialized", "tools/call"] * 2
+    assert (client.sessions_opened, client.listings, client.calls) == (3, 1, 2)
+
+    log.write_text("")
+    fresh = McpClient(servers.schema_stdio(log=log))  # nothing listed, nothing cached
+    assert fresh.call_tool("ping", {}).text == "pong"
+    assert log.read_text().split() == ["initialize", "notifications/initialized", "tools/call"]
+
+
+@pytest.mark.parametrize(("answer", "problem"), [
+    ("wrong_type", "field 'temperature': must be number"),
+    ("missing_field", "field 'conditions': Field required"),
+    ("unstructured", "it has no structuredContent"),
+])
+def test_a_result_that_breaks_its_output_schema_reads_as_that(answer: str, problem: str) -> None:
+    registry = registry_with_mcp([servers.schema_stdio()], base=ToolRegistry())
+    result = registry.run(_call("schema__weather", city="Paris", answer=answer))
+    assert result.is_error
+    assert result.content == (
+        "error: tool 'schema__weather' returned a result that does not match its output "
+        f"schema: {problem}"
+    )
+    # The server is fine: the next call works, and an is_error result is not checked.
+    assert not registry.run(_call("schema__weather", city="Paris")).is_error
+    failed = registry.run(_call("schema__weather", city="Paris", answer="error"))
+    assert failed.is_error and failed.content == "error: no weather today"
+
+
+def test_every_live_schema_is_shaped_into_what_each_provider_accepts(
+    node_bin: Path, tmp_path: Path
+) -> None:
+    live = published_schemas(live_configs(tmp_path))
+    # The unit tests shape the captured copy; it must be what the servers publish now.
+    assert live == captured_schemas(), "re-run: python -m tests.mcp.capture_schemas"
+    providers: list[tuple[Callable[..., Any], Callable[..., list[str]]]] = [
+        (openai_parameters, openai_problems),
+        (openrouter_parameters, openai_problems),
+        (anthropic_input_schema, anthropic_problems),
+        (gemini_parameters, gemini_problems),
+    ]
+    shaped = 0
+    for server, tools in live.items():
+        for tool, schema in tools.items():
+            for shape, problems in providers:
+                assert problems(shape(schema)) == [], (server, tool, shape.__name__)
+                shaped += 1
+    assert shaped == 4 * sum(len(tools) for tools in live.values()) >= 4 * 40
 
 
 # --- cache

@@ -1,13 +1,16 @@
 """Real MCP servers for the integration tests: installation, start/stop, configs.
 
-* npm servers (`@modelcontextprotocol/server-everything`, `.../server-filesystem`) are
+* npm servers (`@modelcontextprotocol/server-everything`, `.../server-filesystem`,
+  `.../server-memory`) are
   pinned in tests/mcp/package.json + package-lock.json and installed with `npm ci`
   into tests/mcp/node_modules by `ensure_node_servers()` when missing or stale
   (idempotent; a version check when present). `make` can do the same ahead of time:
   `cd tests/mcp && npm ci --no-audit --no-fund`.
 * `mcp-server-time` comes from PyPI (pyproject's `dev` extra) and runs from the venv.
 * `slow_server.py` (next to this file) is a tiny SDK server with a tool that hangs and
-  a tool that fails.
+  a tool that fails; `schema_server.py` publishes input schemas of the shapes real
+  servers publish, a tool that can break its own output schema, and logs the request
+  methods it gets.
 * HTTP servers are started on a free port bound to 127.0.0.1 only (loopback.cjs is
   preloaded into node so `listen(port)` does not bind every interface), and stopped
   by the fixture that started them.
@@ -34,9 +37,11 @@ NODE_MODULES = HERE / "node_modules"
 BIN = NODE_MODULES / ".bin"
 LOOPBACK = HERE / "loopback.cjs"
 SLOW_SERVER = HERE / "slow_server.py"
+SCHEMA_SERVER = HERE / "schema_server.py"
 NPM_PACKAGES = {
     "@modelcontextprotocol/server-everything": "mcp-server-everything",
     "@modelcontextprotocol/server-filesystem": "mcp-server-filesystem",
+    "@modelcontextprotocol/server-memory": "mcp-server-memory",
 }
 INSTALL_COMMAND = ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"]
 
@@ -175,6 +180,15 @@ def filesystem_stdio(root: Path, name: str = "fs", **overrides: object) -> McpSe
     )
 
 
+def memory_stdio(store: Path, name: str = "memory", **overrides: object) -> McpServerConfig:
+    """server-memory keeping its knowledge graph in the file `store`."""
+    ensure_node_servers()
+    return McpServerConfig.model_validate(
+        {"name": name, "transport": "stdio", "command": str(BIN / "mcp-server-memory"),
+         "env": {"MEMORY_FILE_PATH": str(store)}, **overrides}
+    )
+
+
 def time_stdio(name: str = "time", **overrides: object) -> McpServerConfig:
     script = Path(sys.executable).parent / "mcp-server-time"
     if script.exists():
@@ -191,4 +205,15 @@ def slow_stdio(name: str = "slow", **overrides: object) -> McpServerConfig:
     return McpServerConfig.model_validate(
         {"name": name, "transport": "stdio", "command": sys.executable,
          "args": [str(SLOW_SERVER)], **overrides}
+    )
+
+
+def schema_stdio(
+    name: str = "schema", log: Path | None = None, **overrides: object
+) -> McpServerConfig:
+    """schema_server.py; with `log`, the request methods it gets are appended there."""
+    env = {"SCHEMA_SERVER_LOG": str(log)} if log is not None else {}
+    return McpServerConfig.model_validate(
+        {"name": name, "transport": "stdio", "command": sys.executable,
+         "args": [str(SCHEMA_SERVER)], "env": env, **overrides}
     )

@@ -29,7 +29,13 @@ from agentkit.llm import base
 from agentkit.llm.anthropic_client import DEFAULT_BASE_URL, AnthropicClient
 from agentkit.llm.base import LLMRequest, ModelRequestError, RetryableModelError
 from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
-from tests.unit.provider_support import CALCULATOR, CURRENT_TIME
+from tests.unit.provider_support import (
+    CALCULATOR,
+    CURRENT_TIME,
+    anthropic_problems,
+    published_schemas,
+    published_tools,
+)
 
 BASE_URL = "http://127.0.0.1:9"
 MESSAGES_URL = f"{BASE_URL}/v1/messages"
@@ -364,6 +370,30 @@ def test_multi_turn_conversation_sends_the_exact_wire_body(api, client):
     }
     roles = [wire["role"] for wire in api.body["messages"]]
     assert all(a != b for a, b in itertools.pairwise(roles))  # strict alternation
+
+
+def test_published_mcp_schemas_go_out_in_a_form_anthropic_accepts(api, client):
+    # Real servers' schemas (tests/mcp/published_schemas.json), e.g. a top-level anyOf,
+    # which the API refuses: "input_schema does not support oneOf, allOf, or anyOf at the
+    # top level".
+    tools = published_tools()
+    assert any(anthropic_problems(spec.parameters) for spec in tools)  # as published
+    api.reply(200, message(text("ok")))
+
+    client.complete(ask(tools=tools))
+
+    wire = {tool["name"]: tool for tool in api.body["tools"]}
+    assert list(wire) == [spec.name for spec in tools]
+    problems = {name: anthropic_problems(tool["input_schema"]) for name, tool in wire.items()}
+    assert {name: found for name, found in problems.items() if found} == {}
+    assert wire["schema__lookup"]["input_schema"] == {"type": "object", "properties": {
+        "id": {"type": "string"}, "path": {"type": "string"}, "verbose": {"type": "boolean"}}}
+    # Below the top level the schema is the tool's own (nested oneOf, title, default...).
+    published = published_schemas()
+    search = wire["schema__search"]["input_schema"]
+    assert search["properties"]["filter"] == published["schema"]["search"]["properties"]["filter"]
+    assert search["properties"]["page"]["default"] == 1
+    assert wire["time__get_current_time"]["input_schema"] == published["time"]["get_current_time"]
 
 
 def test_system_messages_are_joined_and_empty_turns_dropped(api, client):

@@ -35,7 +35,12 @@ from agentkit.llm.base import (
 )
 from agentkit.llm.google_client import API_VERSION, DEFAULT_BASE_URL, GoogleClient
 from agentkit.models import Message, ToolCall, ToolSpec
-from tests.unit.provider_support import CALCULATOR
+from tests.unit.provider_support import (
+    CALCULATOR,
+    gemini_problems,
+    published_tools,
+    subschemas,
+)
 
 API_KEY = "AIzaSyUnitTEST" + "x" * 21 + "Qw7Z"  # shaped like a real key (39 characters)
 MODEL = "gemini-2.5-flash"
@@ -464,7 +469,8 @@ def test_multi_turn_conversation_sends_the_exact_wire_body(gemini, client):
             {
                 "functionDeclarations": [
                     # The SDK writes this key in snake_case; the API's proto3 JSON parser
-                    # accepts both spellings. The schema goes out untouched.
+                    # accepts both spellings. A plain schema goes out as it is; pydantic's
+                    # is reduced to the documented subset (tool_schema.gemini_parameters).
                     {
                         "name": "calculator",
                         "description": "Evaluate an arithmetic expression.",
@@ -473,7 +479,26 @@ def test_multi_turn_conversation_sends_the_exact_wire_body(gemini, client):
                     {
                         "name": "current_time",
                         "description": "The current time in a time zone.",
-                        "parameters_json_schema": CURRENT_TIME.parameters,
+                        "parameters_json_schema": {
+                            "type": "object",
+                            "title": "CurrentTimeArgs",
+                            "additionalProperties": False,
+                            "properties": {
+                                "timezone": {
+                                    "type": "string",
+                                    "title": "Timezone",
+                                    "description": 'Default: "UTC".',
+                                },
+                                "format": {
+                                    "anyOf": [
+                                        {"enum": ["iso", "human"], "title": "Format",
+                                         "type": "string"},
+                                        {"type": "null"},
+                                    ],
+                                    "description": "Default: null.",
+                                },
+                            },
+                        },
                     },
                 ]
             }
@@ -481,6 +506,34 @@ def test_multi_turn_conversation_sends_the_exact_wire_body(gemini, client):
         "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
         "generationConfig": {"temperature": 0.2, "maxOutputTokens": 256},
     }
+
+
+def test_published_mcp_schemas_go_out_in_the_subset_gemini_documents(gemini, client):
+    # Real servers' schemas (tests/mcp/published_schemas.json): `$schema`, `$defs`/`$ref`,
+    # `definitions`, oneOf, allOf, const, default, minLength, exclusiveMinimum...
+    tools = published_tools()
+    assert any(gemini_problems(spec.parameters) for spec in tools)  # as published
+    gemini.reply(body=generate_response(text("ok")))
+
+    client.complete(ask(tools=tools))
+
+    (declarations,) = [tool["functionDeclarations"] for tool in gemini.last.body["tools"]]
+    wire = {declaration["name"]: declaration for declaration in declarations}
+    assert list(wire) == [spec.name for spec in tools]
+    problems = {name: gemini_problems(declaration.get("parameters_json_schema"))
+                for name, declaration in wire.items()}
+    assert {name: found for name, found in problems.items() if found} == {}
+    # A tool without parameters declares none (rather than an empty object).
+    for name in ("schema__ping", "everything__get-env", "fs__list_allowed_directories"):
+        assert wire[name] == {"name": name, "description": wire[name]["description"]}
+    for declaration in declarations:  # never the OpenAPI-subset `parameters` field
+        assert set(declaration) <= {"name", "description", "parameters_json_schema"}
+    keywords = {key for declaration in declarations
+                for _, node in subschemas(declaration.get("parameters_json_schema"))
+                for key in node}
+    assert keywords.isdisjoint({"$ref", "$defs", "$schema", "definitions", "oneOf", "allOf",
+                                "const", "default", "minLength", "exclusiveMinimum"})
+    assert {"anyOf", "enum", "format", "additionalProperties", "prefixItems"} <= keywords
 
 
 def test_no_automatic_function_calling_or_continuation(gemini, client, monkeypatch):

@@ -29,7 +29,12 @@ from agentkit.llm.base import (
 )
 from agentkit.llm.openai_client import DEFAULT_BASE_URL, OpenAIClient
 from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
-from tests.unit.provider_support import CALCULATOR, CURRENT_TIME
+from tests.unit.provider_support import (
+    CALCULATOR,
+    CURRENT_TIME,
+    openai_problems,
+    published_tools,
+)
 
 BASE_URL = "http://127.0.0.1:9/v1"
 COMPLETIONS_URL = f"{BASE_URL}/chat/completions"
@@ -291,6 +296,30 @@ def test_multi_turn_conversation_sends_the_exact_wire_body(router, client):
     # Arguments travel as a JSON *string* that decodes back to what the model sent.
     arguments = body["messages"][2]["tool_calls"][0]["function"]["arguments"]
     assert json.loads(arguments) == {"timezone": "Europe/Paris"}
+
+
+def test_published_mcp_schemas_go_out_in_a_form_openai_accepts(router, client):
+    # Real servers' schemas: draft-07 `$schema`, `definitions`/`$defs` refs, a top-level
+    # anyOf, `{"type": "object"}`, arrays without items... (tests/mcp/published_schemas.json)
+    tools = published_tools()
+    assert any(openai_problems(spec.parameters) for spec in tools)  # as published: refused
+    route = reply_with(router, 200, completion(content="ok"))
+
+    client.complete(ask(tools=tools))
+
+    wire = {tool["function"]["name"]: tool for tool in sent_body(route)["tools"]}
+    assert list(wire) == [spec.name for spec in tools]
+    problems = {name: openai_problems(tool["function"]["parameters"])
+                for name, tool in wire.items()}
+    assert {name: found for name, found in problems.items() if found} == {}
+    assert wire["schema__ping"]["function"] == {
+        "name": "schema__ping", "description": "ping of schema",
+        "parameters": {"type": "object", "properties": {}},
+    }
+    assert wire["schema__combine"]["function"]["parameters"]["properties"]["c"] == {
+        "type": "array", "items": {}}
+    sent = json.dumps(sent_body(route)["tools"])
+    assert "$ref" not in sent and "$schema" not in sent and "definitions" not in sent
 
 
 def test_an_empty_assistant_turn_is_sent_with_empty_content(router, client):

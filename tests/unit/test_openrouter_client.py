@@ -28,6 +28,7 @@ from agentkit.llm.base import (
 )
 from agentkit.llm.openrouter_client import DEFAULT_BASE_URL, DEFAULT_SITE_URL, OpenRouterClient
 from agentkit.models import Message, ToolCall, ToolSpec
+from tests.unit.provider_support import openai_problems, published_tools
 
 BASE_URL = "http://127.0.0.1:9/api/v1"
 COMPLETIONS_URL = f"{BASE_URL}/chat/completions"
@@ -271,6 +272,23 @@ def test_tool_call_round_trip(router, client):
 
 
 # --- errors carry the openrouter prefix
+
+
+def test_published_mcp_schemas_go_out_in_openais_accepted_form(router, client):
+    # OpenRouter takes OpenAI's tool format (and passes it on as-is to OpenAI-style APIs).
+    tools = published_tools()
+    route = reply_with(router, 200, completion(content="ok"))
+
+    client.complete(ask(tools=tools))
+
+    wire = sent_body(route)["tools"]
+    assert [tool["function"]["name"] for tool in wire] == [spec.name for spec in tools]
+    problems = {tool["function"]["name"]: openai_problems(tool["function"]["parameters"])
+                for tool in wire}
+    assert {name: found for name, found in problems.items() if found} == {}
+    lookup = next(t for t in wire if t["function"]["name"] == "schema__lookup")["function"]
+    assert lookup["parameters"] == {"type": "object", "properties": {
+        "id": {"type": "string"}, "path": {"type": "string"}, "verbose": {"type": "boolean"}}}
 
 
 def test_429_is_retryable_with_the_openrouter_prefix(router, client):

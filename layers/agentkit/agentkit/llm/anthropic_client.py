@@ -28,6 +28,9 @@ Decisions worth knowing:
   sampling hint, so it is left out rather than failing the call. (The SDK also sends
   the key as `Authorization: Bearer`, not `x-api-key`; gateways behind
   `ANTHROPIC_BASE_URL` must accept that.)
+* **Tool schemas** go out as `tool_schema.anthropic_input_schema` shapes them: an object at
+  the top (no top-level `anyOf`/`oneOf`/`allOf`, which the API refuses), references
+  inlined; everything else as the tool published it.
 * **Tool arguments**: `tool_use.input` is already an object. Anything else never fails
   the call: a string is decoded as JSON text, other values become
   `{INVALID_ARGUMENTS_KEY: "<what was wrong>"}` like the OpenAI client's malformed
@@ -53,6 +56,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
+from agentkit.llm.tool_schema import anthropic_input_schema
 from agentkit.llm.wire import (
     api_key_from,
     decode_arguments,
@@ -188,7 +192,11 @@ def build_request_body(
         body["system"] = "\n\n".join(system)
     if request.tools:
         body["tools"] = [
-            {"name": spec.name, "description": spec.description, "input_schema": spec.parameters}
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "input_schema": anthropic_input_schema(spec.parameters),
+            }
             for spec in request.tools
         ]
     # request.temperature is not sent: see the module docstring.

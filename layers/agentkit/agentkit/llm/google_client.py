@@ -27,10 +27,11 @@ Decisions worth knowing:
   httpx2/httpx exceptions through) are retryable. A prompt blocked by safety filters
   (no candidates, `promptFeedback.blockReason`) is a `ModelRequestError` naming the
   reason: the same prompt would be blocked again.
-* **Tools** are declared with `parameters_json_schema`, the schema exactly as pydantic
-  produced it (`title`, `additionalProperties`, `$defs`/`$ref`, `anyOf` included):
-  the OpenAPI-subset `parameters` field rejects several of those keys, and a
-  sanitizer would silently change what the model is told.
+* **Tools** are declared with `parameters_json_schema` (JSON Schema; the OpenAPI-subset
+  `parameters` field rejects far more), shaped by `tool_schema.gemini_parameters` into the
+  JSON Schema subset the Gemini API documents: references inlined, `oneOf`/`allOf`/`const`
+  rewritten, `default` moved into the description, other keywords dropped. A tool without
+  parameters declares none. Arguments are still validated against the original schema.
 * **Contents**: system messages become `system_instruction` (joined by blank lines);
   user → role `user`; assistant → role `model` with a text part and `function_call`
   parts (with our call ids); consecutive tool results → one role `user` content of
@@ -69,6 +70,7 @@ import re
 from typing import Any
 
 from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
+from agentkit.llm.tool_schema import gemini_parameters
 from agentkit.llm.wire import (
     api_key_from,
     error_for_status,
@@ -251,7 +253,7 @@ def build_request(request: LLMRequest) -> tuple[list[Any], Any]:
                     types.FunctionDeclaration(
                         name=spec.name,
                         description=spec.description,
-                        parameters_json_schema=spec.parameters,
+                        parameters_json_schema=gemini_parameters(spec.parameters),
                     )
                     for spec in request.tools
                 ]

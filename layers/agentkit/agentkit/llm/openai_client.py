@@ -25,6 +25,10 @@ Decisions worth knowing:
 * **Usage**: `input_tokens` is OpenAI's `prompt_tokens`, which *includes* the cached
   ones; `cached_tokens` is the cached subset. `cost_usd` stays 0.0 until a price table
   exists.
+* **Tool schemas** go out as `tool_schema.openai_parameters` shapes them (an object at the
+  top, objects with `properties`, arrays with `items`, references inlined): MCP servers
+  publish schemas the API would refuse with a 400 for the whole request. A subclass for
+  another OpenAI-compatible API overrides `tool_parameters`.
 * **Secrets**: no message built here contains the API key. OpenAI's own 401 message
   echoes a masked key (`sk-proj-****…Ab1c`); key-like tokens and the key itself are
   scrubbed from every error message.
@@ -33,12 +37,13 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 from pydantic import ValidationError
 
 from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
+from agentkit.llm.tool_schema import openai_parameters
 from agentkit.llm.wire import (
     api_key_from,
     decode_arguments,
@@ -114,7 +119,8 @@ class OpenAIClient(BaseLLMClient):
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         try:
-            completion = self._sdk.chat.completions.create(**build_request_body(request))
+            body = build_request_body(request, tool_parameters=self.tool_parameters)
+            completion = self._sdk.chat.completions.create(**body)
         except self._openai.OpenAIError as error:
             raise self._map_error(error) from None
         try:
@@ -123,6 +129,10 @@ class OpenAIClient(BaseLLMClient):
             raise ModelRequestError(
                 self._scrub(f"{self.provider}: the response could not be used: {error}")
             ) from None
+
+    def tool_parameters(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """A tool's input schema as this API takes it as `parameters`."""
+        return openai_parameters(schema)
 
     # --- errors
 
@@ -145,8 +155,13 @@ class OpenAIClient(BaseLLMClient):
 # --- request
 
 
-def build_request_body(request: LLMRequest) -> dict[str, Any]:
-    """The keyword arguments for `chat.completions.create` (= the JSON body sent)."""
+def build_request_body(
+    request: LLMRequest,
+    *,
+    tool_parameters: Callable[[dict[str, Any]], dict[str, Any]] = openai_parameters,
+) -> dict[str, Any]:
+    """The keyword arguments for `chat.completions.create` (= the JSON body sent);
+    `tool_parameters` shapes each tool's input schema for the API."""
     body: dict[str, Any] = {
         "model": request.model,
         "messages": [_wire_message(message) for message in request.messages],
@@ -158,7 +173,7 @@ def build_request_body(request: LLMRequest) -> dict[str, Any]:
                 "function": {
                     "name": spec.name,
                     "description": spec.description,
-                    "parameters": spec.parameters,
+                    "parameters": tool_parameters(spec.parameters),
                 },
             }
             for spec in request.tools

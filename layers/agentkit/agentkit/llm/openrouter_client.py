@@ -10,6 +10,8 @@ scrubbing) is the OpenAI client's; see `openai_client` for those decisions. Here
   https://openrouter.ai/api/v1), `OPENROUTER_TIMEOUT_S` (default 60),
   `OPENROUTER_SITE_URL` (the `HTTP-Referer` OpenRouter attributes usage to; default the
   project's repository). `X-Title` is always "Opspawn".
+* **Tool schemas** are shaped by `tool_schema.openrouter_parameters`: OpenRouter takes
+  OpenAI's tool format and passes it on as-is to OpenAI-style upstreams.
 * **Errors** are prefixed `openrouter:`. OpenRouter's error `code` is the numeric HTTP
   status, so the message carries the API's text alone.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 from agentkit.llm.openai_client import DEFAULT_TIMEOUT_S, OpenAIClient
+from agentkit.llm.tool_schema import openrouter_parameters
 from agentkit.llm.wire import optional_env
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
@@ -48,6 +51,9 @@ class OpenRouterClient(OpenAIClient):
             http_client=http_client,
             default_headers={"HTTP-Referer": site_url or DEFAULT_SITE_URL, "X-Title": APP_TITLE},
         )
+
+    def tool_parameters(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return openrouter_parameters(schema)
 
     @classmethod
     def from_env(cls, *, http_client: Any = None, **options: Any) -> Self:

@@ -18,7 +18,6 @@ from agentkit.models import (
     TurnRef,
 )
 from agentkit.store import ConflictError, TaskStore
-from agentkit.tools import ToolRegistry
 
 # (task, "provider:model") → client; the task carries what the scripted client plays.
 ClientFactory = Callable[[Task, str], BaseLLMClient]
@@ -27,6 +26,10 @@ ClientFactory = Callable[[Task, str], BaseLLMClient]
 # finite); the full output stays in S3 behind the pointer the model is shown.
 MAX_MODEL_CONTENT_CHARS = 100_000
 
+class MissingToolSnapshotError(RuntimeError):
+    """CallModel ran for a task whose Plan step did not store its tool surface."""
+
+
 MISSING_RESULT = "error: the tool call did not complete (it timed out or could not run)"
 
 
@@ -34,7 +37,6 @@ def call_model(
     ref: TurnRef,
     *,
     store: TaskStore,
-    registry: ToolRegistry,
     client_for: ClientFactory,
     router: ModelRouter | None = None,
     time_budget_s: float = 60.0,
@@ -64,10 +66,17 @@ def call_model(
             )
         return stop
 
+    # The tool surface Plan fixed (it lists the MCP servers; this function does not carry
+    # their SDK): every turn sees the same tools.
+    tools = store.get_tool_specs(task.task_id)
+    if tools is None:
+        raise MissingToolSnapshotError(
+            f"task {task.task_id} has no tool snapshot: its Plan step did not complete"
+        )
     request = LLMRequest(
         model=task.model,
         messages=[_for_model(store, message) for message in store.list_messages(task.task_id)],
-        tools=store.get_tool_specs(task.task_id) or registry.specs(task.tools),
+        tools=tools,
     )
     started = time.monotonic()
     try:

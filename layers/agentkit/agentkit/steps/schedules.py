@@ -9,21 +9,16 @@ of that tenant (same validation, same loop).
 from __future__ import annotations
 
 import contextlib
-import re
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from agentkit.models import SubmitTaskRequest, Task, utc_now
+from agentkit.schedule_expressions import At, ScheduleExpressionError, parse, zone
 from agentkit.store import TaskStore
 from agentkit.store.dynamo import from_item, to_item
-
-# rate(5 minutes) | cron(0 9 * * ? *) | at(2026-12-01T09:00:00), as EventBridge Scheduler reads.
-_EXPRESSION = re.compile(
-    r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]{9,100}\)"
-    r"|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
-)
 
 
 class CreateScheduleRequest(BaseModel):
@@ -32,20 +27,43 @@ class CreateScheduleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
+    # Before schedule_expression: an at(...) is read in this zone.
+    timezone: str = Field(
+        default="UTC",
+        max_length=50,
+        description="IANA time zone the expression is evaluated in (`Europe/Paris`); UTC by "
+        "default. Daylight saving time: a skipped time does not fire, a repeated one fires once.",
+    )
     schedule_expression: str = Field(
-        max_length=120, description="`rate(1 hour)`, `cron(0 9 * * ? *)` or `at(...)`."
+        max_length=256,
+        description="As EventBridge Scheduler reads it: `rate(1 hour)` / `rate(5 minutes)` "
+        "(singular unit only for 1), `cron(0 9 ? * MON-FRI *)` (six fields: minutes hours "
+        "day-of-month month day-of-week year; one of the two day fields is `?`), or a one-time "
+        "`at(2026-12-01T09:00:00)` (in `timezone`, not in the past).",
     )
     task: SubmitTaskRequest
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except ScheduleExpressionError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("schedule_expression")
     @classmethod
-    def _expression(cls, value: str) -> str:
-        if not _EXPRESSION.match(value):
-            raise ValueError(
-                "must be rate(N minutes|hours|days), cron(six fields) or at(yyyy-mm-ddThh:mm:ss)"
-            )
-        if value.startswith("rate(") and int(value[5:].split()[0]) < 1:
-            raise ValueError("a rate must be at least 1")
+    def _expression(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            expression = parse(value)
+        except ScheduleExpressionError as exc:
+            raise ValueError(f"{value[:80]}: {exc}") from None
+        if isinstance(expression, At):
+            # A one-time schedule whose time has passed would never run: refuse it now.
+            tz = zone(info.data.get("timezone") or "UTC")  # absent: the zone was refused
+            if expression.when.replace(tzinfo=tz) <= datetime.now(UTC):
+                raise ValueError(f"{value}: that time ({tz}) is in the past")
         return value
 
 
@@ -53,6 +71,7 @@ class Schedule(BaseModel):
     schedule_id: str
     name: str
     schedule_expression: str
+    timezone: str = "UTC"
     task: SubmitTaskRequest
     created_at: str
 
@@ -97,6 +116,7 @@ def create_schedule(
         schedule_id="sch_" + secrets.token_hex(8),
         name=request.name,
         schedule_expression=request.schedule_expression,
+        timezone=request.timezone,
         task=request.task,
         created_at=utc_now(),
     )
@@ -109,11 +129,16 @@ def create_schedule(
         ConditionExpression="attribute_not_exists(sk)",
     )
     fired = ScheduleFired(schedule_id=schedule.schedule_id, tenant_id=tenant_id)
+    one_time = isinstance(parse(schedule.schedule_expression), At)
     try:
         scheduler.create_schedule(
             Name=scheduler_name(schedule.schedule_id),
             GroupName=target.group,
             ScheduleExpression=schedule.schedule_expression,
+            ScheduleExpressionTimezone=schedule.timezone,
+            # A one-time schedule removes itself from Scheduler once it has fired (its
+            # template stays listed here until DELETE /schedules/{id}).
+            ActionAfterCompletion="DELETE" if one_time else "NONE",
             FlexibleTimeWindow={"Mode": "OFF"},
             Target={
                 "Arn": target.function_arn,

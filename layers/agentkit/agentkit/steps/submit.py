@@ -95,11 +95,14 @@ def submit_task(
         if provider == "scripted" and not settings.scripted_model_enabled:
             raise InputError(field, "model 'scripted' is disabled in this deployment")
     tools = registry.names if request.tools is None else list(dict.fromkeys(request.tools))
-    unknown = registry.unknown(tools)
+    # MCP tool names are checked against the deployment's servers by their shape
+    # (`<server>__<tool>`), not by listing the servers: the API needs neither the MCP SDK nor
+    # the servers to be up. The Plan step, which lists them, refuses a name none offers.
+    unknown = registry.unknown(tools, resolve_sources=False)
     if unknown:
         raise InputError(
             "tools",
-            f"unknown tool(s): {', '.join(unknown)}; available: {', '.join(registry.names)}",
+            f"unknown tool(s): {', '.join(unknown)}; available: {registry.describe_available()}",
         )
     # The deployment's (tenant's) security policy bounds what a task may use: by default a
     # task gets the tools the policy allows; asking for another one is refused.

@@ -13,7 +13,13 @@ sees one tool surface; the tool Lambda does the forwarding.
 
 * A session is opened per operation (spawn or connect, `initialize`, one request,
   close): a Lambda keeps no connection between invocations. The whole session runs
-  under the server's `timeout_s`.
+  under the server's `timeout_s`. A call is `initialize` + `tools/call` and nothing
+  else: the SDK's `ClientSession.call_tool` would send `tools/list` first in every fresh
+  session (to validate the result), so the request is sent with `send_request` and the
+  result is checked here against the `outputSchema` of the cached listing.
+* A result that does not match the tool's own `outputSchema` (or lacks the
+  `structuredContent` it promises) is an error result naming the field, not a transport
+  failure: "tool '<s>__<t>' returned a result that does not match its output schema: ...".
 * `tools/list` results are cached per server for `list_ttl_s` (in-process, monotonic
   clock, injectable), so a warm function lists a server at most once per TTL.
 * Nothing raises into the agent: a timeout, an MCP error, a result with
@@ -29,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import functools
 import json
 import logging
 import os
@@ -37,14 +44,16 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from agentkit.tools.registry import Tool, ToolError, ToolRegistry
+from agentkit.tools.registry import Tool, ToolError, ToolRegistry, describe_schema_error
 
 if TYPE_CHECKING:
     from mcp.client.session import ClientSession
+    from mcp.types import CallToolResult
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +193,8 @@ class McpToolInfo:
     exposed_name: str
     description: str
     input_schema: dict[str, Any]
+    # The tool's `outputSchema`: its results are checked against it (None: not checked).
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -269,13 +280,53 @@ class McpClient:
         with self._lock:
             self._listing = self._failure = None
 
-    def call_tool(self, name: str, arguments: dict[str, Any]) -> McpCallOutcome:
-        async def call(session: ClientSession) -> McpCallOutcome:
-            self.calls += 1
-            result = await session.call_tool(name, arguments)
-            return render_result(result)
+    def call_tool(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        output_schema: dict[str, Any] | EllipsisType | None = ...,
+    ) -> McpCallOutcome:
+        """One session: `initialize` and `tools/call`. The result is checked against
+        `output_schema` (default: the tool's in the cached listing, if any; the server is
+        not listed for it). Raises `ToolError` for a result that does not match it."""
+        if output_schema is ...:
+            listed = {tool.name: tool for tool in self._listing or []}.get(name)
+            output_schema = listed.output_schema if listed else None
 
-        return run_sync(lambda: self._session(call))
+        async def call(session: ClientSession) -> CallToolResult:
+            from mcp import types
+
+            self.calls += 1
+            request = types.CallToolRequest(
+                params=types.CallToolRequestParams(name=name, arguments=arguments)
+            )
+            return await session.send_request(request, types.CallToolResult)
+
+        result = run_sync(lambda: self._session(call))
+        if output_schema is not None and not result.is_error:
+            self._check_output(name, output_schema, result.structured_content)
+        return render_result(result)
+
+    def _check_output(self, name: str, schema: dict[str, Any], structured: Any) -> None:
+        exposed = self.config.prefix + _UNSAFE_CHARS.sub("_", name)
+        mismatch = f"tool '{exposed}' returned a result that does not match its output schema"
+        if structured is None:
+            raise ToolError(f"{mismatch}: it has no structuredContent")
+        import fastjsonschema
+
+        try:
+            validate = _output_validator(json.dumps(schema, sort_keys=True))
+        except Exception as error:  # JsonSchemaDefinitionException, or not a schema at all
+            raise ToolError(
+                f"tool '{exposed}' has an output schema that cannot be checked: "
+                f"{_redact(str(error), None)}"
+            ) from None
+        try:
+            validate(structured)
+        except fastjsonschema.JsonSchemaValueException as error:
+            detail = _redact(describe_schema_error(error, structured), None)
+            raise ToolError(f"{mismatch}: {detail}") from None
 
     # --- async core
 
@@ -290,7 +341,9 @@ class McpClient:
             params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
             page = await session.list_tools(params=params)
             for tool in page.tools:
-                info = self._tool_info(tool.name, tool.description, tool.input_schema)
+                info = self._tool_info(
+                    tool.name, tool.description, tool.input_schema, tool.output_schema
+                )
                 if info is None or info.exposed_name in exposed:
                     logger.warning(
                         "MCP server '%s': tool '%s' skipped (name not usable or clashing)",
@@ -305,7 +358,11 @@ class McpClient:
         return tools
 
     def _tool_info(
-        self, name: str, description: str | None, schema: dict[str, Any] | None
+        self,
+        name: str,
+        description: str | None,
+        schema: dict[str, Any] | None,
+        output_schema: dict[str, Any] | None = None,
     ) -> McpToolInfo | None:
         exposed = self.config.prefix + _UNSAFE_CHARS.sub("_", name)
         if not name or not _EXPOSED_NAME.match(exposed):
@@ -317,6 +374,7 @@ class McpClient:
             exposed_name=exposed,
             description=(description or f"Tool '{name}' of MCP server '{self.config.name}'."),
             input_schema=schema,
+            output_schema=output_schema if isinstance(output_schema, dict) else None,
         )
 
     async def _session(self, action: Callable[[ClientSession], Awaitable[T]]) -> T:
@@ -432,6 +490,27 @@ class _closing:
             await self._client.__aexit__(None, None, None)
 
 
+def _no_remote_ref(uri: str) -> Any:
+    raise ValueError(f"$ref {uri[:200]} is outside the schema (not fetched)")
+
+
+@functools.lru_cache(maxsize=64)
+def _output_validator(schema_json: str) -> Callable[[Any], Any]:
+    """A compiled validator for an output schema (given as JSON text, so it can be cached:
+    a warm function checks each tool's results without compiling again). As the SDK's own
+    check: `format` is an annotation, and a `$ref` that leaves the schema is never fetched
+    (the server's schema must not make the tool function open URLs or files)."""
+    import fastjsonschema
+
+    validator: Callable[[Any], Any] = fastjsonschema.compile(
+        json.loads(schema_json),
+        handlers=dict.fromkeys(("http", "https", "ftp", "file", "data"), _no_remote_ref),
+        use_default=False,
+        use_formats=False,
+    )
+    return validator
+
+
 def _first_error(raised: BaseException) -> Exception | None:
     """The first real exception in (possibly nested) exception groups; None for a pure
     cancellation or a BaseException that is not ours to handle."""
@@ -524,7 +603,7 @@ class McpToolSource:
         client = self.client
 
         def forward(arguments: dict[str, Any]) -> str:
-            outcome = client.call_tool(info.name, arguments)
+            outcome = client.call_tool(info.name, arguments, output_schema=info.output_schema)
             if outcome.is_error:
                 raise ToolError(outcome.text or f"tool '{info.exposed_name}' failed (no detail)")
             return outcome.text

@@ -153,6 +153,17 @@ def describe_schema_error(error: Exception, arguments: Any) -> str:
     return f"field '{location}': {message}"
 
 
+@dataclass
+class ResolvedTools:
+    """`ToolRegistry.resolve`: the tools found, and why the others were not."""
+
+    tools: list[Tool] = field(default_factory=list)
+    #: name -> what is offered instead (the name is no tool)
+    unknown: dict[str, str] = field(default_factory=dict)
+    #: name -> why its source could not be listed (it may work later)
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+
 @runtime_checkable
 class ToolSource(Protocol):
     """Tools listed on demand, e.g. an MCP server's. Owns every name starting with `prefix`."""
@@ -245,29 +256,62 @@ class ToolRegistry:
 
     def unknown(self, names: Iterable[str], *, resolve_sources: bool = True) -> list[str]:
         """The names that are no tool. With `resolve_sources=False` a name in a source's
-        namespace counts as known without listing the source (e.g. at submit time, to
-        keep a source's client library out of that function)."""
+        namespace (`<prefix><something>`) counts as known without listing the source (at
+        submit time: the API needs neither the source's client library nor the server)."""
         names = list(names)
         if not resolve_sources:
-            return [n for n in names if n not in self._tools and self._source_for(n) is None]
+            return [n for n in names if n not in self._tools and not self._in_namespace(n)]
         self._prefetch([self._source_for(name) for name in names if name not in self._tools])
         return [name for name in names if self.get(name) is None]
 
-    def specs(self, names: Iterable[str] | None = None) -> list[ToolSpec]:
-        """Specs of the named tools that exist, in the given order. Tools of a source that
-        cannot be listed right now are left out (and logged), not raised."""
-        if names is None:
-            return [self._tools[name].spec() for name in self.names]
-        names = list(names)
+    def _in_namespace(self, name: str) -> bool:
+        source = self._source_for(name)
+        return source is not None and len(name) > len(source.prefix)
+
+    def describe_available(self) -> str:
+        """What a request may name, without listing any source: for error messages."""
+        text = ", ".join(self.names)
+        if self._sources:
+            prefixes = ", ".join(f"{source.prefix}<tool>" for source in self._sources)
+            text += f"; and the tools of each tool source: {prefixes}"
+        return text
+
+    def resolve(self, names: Iterable[str]) -> ResolvedTools:
+        """Look every name up (listing the sources they need, in parallel): the tools found,
+        in order, the names no tool answers to, and those whose source cannot be listed."""
+        names = list(dict.fromkeys(names))
         self._prefetch([self._source_for(name) for name in names if name not in self._tools])
-        specs = []
+        resolved = ResolvedTools()
         for name in names:
             tool, why = self._resolve(name)
             if tool is not None:
-                specs.append(tool.spec())
+                resolved.tools.append(tool)
             elif why:
-                logger.warning("tool '%s' left out of the specs: %s", name, why)
-        return specs
+                resolved.unreachable[name] = why
+            else:
+                resolved.unknown[name] = self._offered_instead(name)
+        return resolved
+
+    def _offered_instead(self, name: str) -> str:
+        source = self._source_for(name)
+        if source is None:
+            return f"unknown tool '{name}'; available: {self.describe_available()}"
+        try:
+            offered = sorted(tool.name for tool in source.tools())
+        except Exception:  # listed a moment ago; a failure now changes nothing useful
+            offered = []
+        return f"unknown tool '{name}'; {source.prefix}* offers: {', '.join(offered) or 'none'}"
+
+    def specs(self, names: Iterable[str] | None = None) -> list[ToolSpec]:
+        """Specs of the named tools that exist, in the given order. Tools of a source that
+        cannot be listed right now are left out (and logged), not raised; `resolve` says
+        which and why."""
+        if names is None:
+            return [self._tools[name].spec() for name in self.names]
+        resolved = self.resolve(names)
+        for name, why in resolved.unreachable.items():
+            logger.warning("tool '%s' left out of the specs: %s", name, why)
+        return [tool.spec() for tool in resolved.tools]
 
     def _prefetch(self, sources: Iterable[ToolSource | None]) -> None:
         """List several sources in parallel (each caches its listing; errors resurface
