@@ -1,19 +1,26 @@
 """Schedules and budgets end to end on the offline stack, through the API Gateway URL.
 
-LocalStack 4.8.1 stores EventBridge Scheduler schedules but does not fire them, so the
-schedule test delivers the schedule's own stored target input to its target function,
-exactly what Scheduler would send, and follows the task it creates.
+Schedules really fire: LocalStack stores EventBridge Scheduler schedules and the plugin's
+scheduler thread (localstack-plugin/opspawn_localstack/scheduler.py) invokes each one's target
+at its time, with its role, as Scheduler does. A schedule made through the API submits its task
+for its tenant when it fires; nothing here calls the target by hand.
 """
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from agentkit.models import TaskStatus
+from agentkit.models import TaskStatus, TaskSummary
 from opspawn.client import OpspawnClient
+from opspawn.offline.paths import Layout
 from opspawn.offline.stack import StackOutputs
 from tests.e2e.conftest import E2E_TENANT
 from tests.fake_providers import FakeProviders, Reply
@@ -30,28 +37,128 @@ def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
         yield client
 
 
-def test_a_fired_schedule_creates_a_normal_task_of_its_tenant(
+def _template(label: str) -> dict[str, object]:
+    """A task template whose goal no other task has."""
+    return {"goal": f"Scheduled {label} {uuid.uuid4().hex[:8]}: what is 2 ** 5?",
+            "model": "scripted", "scripted_turns": [{"content": "32"}]}
+
+
+def _at(seconds: float, tz: ZoneInfo | None = None) -> tuple[str, datetime]:
+    """at(...) `seconds` from now, wall-clock in `tz` (UTC), and that instant."""
+    when = (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+    return f"at({when.astimezone(tz or UTC):%Y-%m-%dT%H:%M:%S})", when
+
+
+def _tasks_with_goal(api: OpspawnClient, goal: object) -> list[TaskSummary]:
+    return [t for t in api.list_tasks(limit=100).items if t.goal == goal]
+
+
+def _wait_for_task(api: OpspawnClient, goal: object) -> TaskSummary:
+    """The task the schedule's firing submits (it is made by the scheduled-task function)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        if found := _tasks_with_goal(api, goal):
+            return found[0]
+        time.sleep(0.5)
+    pytest.fail(f"no task with goal {goal!r} appeared: the schedule did not fire")
+
+
+def _created(task: TaskSummary) -> datetime:
+    return datetime.fromisoformat(task.created_at.replace("Z", "+00:00"))
+
+
+def test_a_one_time_schedule_fires_at_its_time_and_runs_a_task_of_its_tenant(
     api: OpspawnClient, offline_stack: StackOutputs
 ) -> None:
-    template = {"goal": "Scheduled: what is 2 ** 5?", "model": "scripted",
-                "scripted_turns": [{"content": "32"}]}
-    schedule = api.create_schedule("e2e hourly", "rate(1 hour)", template)
+    template = _template("once")
+    expression, when = _at(4)
+    schedule = api.create_schedule("e2e once", expression, template)
+    scheduler = offline_stack.client("scheduler")
     try:
-        remote = offline_stack.client("scheduler").get_schedule(
-            Name=f"opspawn-{schedule.schedule_id}")
+        remote = scheduler.get_schedule(Name=f"opspawn-{schedule.schedule_id}")
+        assert remote["ScheduleExpression"] == expression
+        assert remote["ActionAfterCompletion"] == "DELETE"
         target = remote["Target"]
         assert target["Arn"].endswith(offline_stack.physical_id("ScheduledTaskFunction"))
-        fired = offline_stack.client("lambda").invoke(
-            FunctionName=target["Arn"], Payload=target["Input"].encode())
-        result = json.loads(fired["Payload"].read())
-        assert "task_id" in result, result
-        view = api.wait(result["task_id"], timeout_s=TIMEOUT_S, poll_s=0.3)
-        assert view.status == TaskStatus.SUCCEEDED and view.answer == "32"
-        assert view.goal == template["goal"]
         assert json.loads(target["Input"])["tenant_id"] == E2E_TENANT
+
+        task = _wait_for_task(api, template["goal"])
+        assert _created(task) >= when  # fired at its time, not before
+        view = api.wait(task.task_id, timeout_s=TIMEOUT_S, poll_s=0.3)
+        assert view.status == TaskStatus.SUCCEEDED and view.answer == "32"
+
+        # Fired once; being one-time (ActionAfterCompletion DELETE) it left Scheduler ...
+        with pytest.raises(scheduler.exceptions.ResourceNotFoundException):
+            scheduler.get_schedule(Name=f"opspawn-{schedule.schedule_id}")
+        assert len(_tasks_with_goal(api, template["goal"])) == 1
+        # ... while its template stays listed until deleted.
+        assert schedule.schedule_id in [s.schedule_id for s in api.list_schedules()]
     finally:
         api.delete_schedule(schedule.schedule_id)
     assert schedule.schedule_id not in [s.schedule_id for s in api.list_schedules()]
+
+
+def test_at_is_read_in_the_schedules_time_zone(api: OpspawnClient) -> None:
+    template = _template("kolkata")
+    kolkata = ZoneInfo("Asia/Kolkata")  # UTC+05:30, no daylight saving time
+    expression, when = _at(4, kolkata)
+    response = api.request("POST", "/schedules", json={
+        "name": "e2e kolkata", "schedule_expression": expression, "timezone": "Asia/Kolkata",
+        "task": template})
+    assert response.status_code == 201, response.text
+    schedule_id = response.json()["schedule_id"]
+    try:
+        task = _wait_for_task(api, template["goal"])
+        assert _created(task) >= when
+        assert api.wait(task.task_id, timeout_s=TIMEOUT_S, poll_s=0.3).status == (
+            TaskStatus.SUCCEEDED)
+    finally:
+        api.delete_schedule(schedule_id)
+
+
+def test_a_rate_schedule_fires_when_made_then_every_period(api: OpspawnClient) -> None:
+    template = _template("hourly")
+    schedule = api.create_schedule("e2e hourly", "rate(1 hour)", template)
+    try:
+        task = _wait_for_task(api, template["goal"])  # no StartDate: it starts at once
+        assert api.wait(task.task_id, timeout_s=TIMEOUT_S, poll_s=0.3).status == (
+            TaskStatus.SUCCEEDED)
+        assert len(_tasks_with_goal(api, template["goal"])) == 1  # the next is an hour away
+    finally:
+        api.delete_schedule(schedule.schedule_id)
+
+
+def test_a_schedule_whose_role_cannot_be_assumed_invokes_nothing(
+    offline_stack: StackOutputs,
+) -> None:
+    """Scheduler calls the target as the schedule's role: a role that does not exist (or may
+    not invoke the target) means no invocation, logged by the scheduler thread."""
+    scheduler = offline_stack.client("scheduler")
+    name = f"opspawn-e2e-norole-{uuid.uuid4().hex[:8]}"
+    function_arn = offline_stack.client("lambda").get_function(
+        FunctionName=offline_stack.physical_id("ScheduledTaskFunction"))["Configuration"][
+        "FunctionArn"]
+    role_arn = f"arn:aws:iam::{function_arn.split(':')[4]}:role/{name}"
+    log = Layout.current().log_file
+    offset = log.stat().st_size
+    expression, _ = _at(2)
+    scheduler.create_schedule(
+        Name=name, ScheduleExpression=expression, FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": function_arn, "RoleArn": role_arn, "Input": "{}"},
+        ActionAfterCompletion="DELETE")
+    deadline = time.monotonic() + 60
+    expected = f"did not invoke {function_arn}: role {role_arn} does not exist"
+    while expected not in _log_since(log, offset):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the scheduler thread did not report: {expected}")
+        time.sleep(0.5)
+    assert f"{name} invoked" not in _log_since(log, offset)
+
+
+def _log_since(log: Path, offset: int) -> str:
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode("utf-8", errors="replace")
 
 
 def test_max_turns_budget(api: OpspawnClient) -> None:

@@ -1,10 +1,17 @@
 """Schedules: the API function stores a template and an EventBridge Scheduler schedule;
-the schedule's own input, delivered to the target function, submits a normal task."""
+the schedule's own input, delivered to the target function, submits a normal task.
+
+Expressions and time zones are validated as EventBridge Scheduler validates them (moto accepts
+anything, AWS would answer the create with a ValidationException: a 500 here); text meant for
+a model is refused if providers would refuse it.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -72,11 +79,62 @@ def test_create_fire_list_delete(schedules_env: str, store: TaskStore) -> None:
         scheduler.get_schedule(Name=f"opspawn-{schedule_id}")
 
 
+def test_a_one_time_schedule_in_a_time_zone_deletes_itself_after_firing(
+    schedules_env: str,
+) -> None:
+    when = datetime.now(UTC) + timedelta(days=2)
+    expression = f"at({when.astimezone(ZoneInfo('Asia/Tokyo')):%Y-%m-%dT%H:%M:%S})"
+    status, created = _call("POST", "/schedules", "acme", {
+        "name": "once", "schedule_expression": expression, "timezone": "Asia/Tokyo",
+        "task": TEMPLATE})
+    assert status == 201, created
+    assert created["timezone"] == "Asia/Tokyo"
+    remote = boto3.client("scheduler").get_schedule(Name=f"opspawn-{created['schedule_id']}")
+    assert remote["ScheduleExpression"] == expression
+    assert remote["ScheduleExpressionTimezone"] == "Asia/Tokyo"
+    assert remote["ActionAfterCompletion"] == "DELETE"
+
+    status, created = _call("POST", "/schedules", "acme", {
+        "name": "weekdays", "schedule_expression": "cron(0 9 ? * MON-FRI *)", "task": TEMPLATE})
+    assert status == 201, created
+    remote = boto3.client("scheduler").get_schedule(Name=f"opspawn-{created['schedule_id']}")
+    assert remote["ScheduleExpressionTimezone"] == "UTC"
+    assert remote["ActionAfterCompletion"] == "NONE"
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("cron(0 9 * * * *)", "exactly one of day-of-month and day-of-week must be '?'"),
+        ("cron(aaaaaaaaa)", "six fields"),
+        ("rate(1 minutes)", "a rate of 1 takes the singular unit: rate(1 minute)"),
+        ("at(2026-13-45T99:99:99)", "not a real date and time"),
+        ("at(2020-01-01T00:00:00)", "is in the past"),
+        ("rate(5 seconds)", "unknown rate unit"),
+    ],
+)
+def test_expressions_scheduler_would_refuse_are_a_400_naming_the_field(
+    schedules_env: str, store: TaskStore, expression: str, problem: str
+) -> None:
+    status, answer = _call("POST", "/schedules", "acme", {
+        "name": "x", "schedule_expression": expression, "task": TEMPLATE})
+    assert status == 400, answer
+    assert answer["error"] == "validation_error"
+    fields = {f["field"]: f["problem"] for f in answer["fields"]}
+    assert list(fields) == ["schedule_expression"] and problem in fields["schedule_expression"]
+    assert store.client.scan(TableName=store.table_name)["Count"] == 0  # nothing stored
+    assert boto3.client("scheduler").list_schedules()["Schedules"] == []
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
         ({"name": "x", "schedule_expression": "every day", "task": TEMPLATE},
          "schedule_expression"),
+        ({"name": "x", "schedule_expression": "rate(1 day)", "timezone": "Mars/Olympus",
+          "task": TEMPLATE}, "timezone"),
+        ({"name": "x", "schedule_expression": "rate(1 day)",
+          "task": {**TEMPLATE, "goal": "check\x00this"}}, "task.goal"),
         ({"name": "x", "schedule_expression": "rate(1 day)", "task": {"model": "scripted"}},
          "task.goal"),
         ({"schedule_expression": "rate(1 day)", "task": TEMPLATE}, "name"),
@@ -87,3 +145,25 @@ def test_bad_schedules_name_the_field(schedules_env: str, body: dict[str, Any],
     status, answer = _call("POST", "/schedules", "acme", body)
     assert status == 400
     assert field in {f["field"] for f in answer["fields"]}
+
+
+@pytest.mark.parametrize(
+    ("goal", "problem"),
+    [
+        ("What is\x00 2 + 2?", "control character U+0000"),
+        ("\x1b[31mred\x1b[0m", "control character U+001B"),
+        ("half a pair: \ud83d", "lone surrogate (U+D83D)"),
+    ],
+)
+def test_submit_refuses_a_goal_a_model_provider_would_reject(
+    schedules_env: str, store: TaskStore, goal: str, problem: str
+) -> None:
+    event = load_event("submit_post_tasks.json")
+    event["body"] = json.dumps({"goal": goal})  # \u0000 / \ud83d escapes, as a client sends them
+    event["requestContext"]["authorizer"] = {"tenant_id": "acme"}
+    response = load_handler("submit").lambda_handler(event, FakeLambdaContext())
+    answer = json.loads(response["body"])
+    assert response["statusCode"] == 400, answer
+    fields = {f["field"]: f["problem"] for f in answer["fields"]}
+    assert list(fields) == ["goal"] and problem in fields["goal"]
+    assert store.client.scan(TableName=store.table_name)["Count"] == 0  # nothing stored

@@ -4,7 +4,14 @@ import pytest
 from pydantic import ValidationError
 
 from agentkit.ids import new_task_id
-from agentkit.models import Message, SubmitTaskRequest, TaskStatus, ToolCall, Usage
+from agentkit.models import (
+    ApprovalDecisionRequest,
+    Message,
+    SubmitTaskRequest,
+    TaskStatus,
+    ToolCall,
+    Usage,
+)
 
 
 def _fields(error: ValidationError) -> set[str]:
@@ -67,3 +74,41 @@ def test_task_ids_are_unique_and_time_ordered() -> None:
     assert len(set(ids)) == 200
     assert all(i.startswith("tsk_") and len(i) == 30 for i in ids)
     assert ids[0][:14] <= ids[-1][:14]  # the time prefix never goes backwards
+
+
+@pytest.mark.parametrize(
+    ("char", "problem"),
+    [
+        ("\x00", "control character U+0000"),
+        ("\x07", "control character U+0007"),
+        ("\x0b", "control character U+000B"),
+        ("\x1b", "control character U+001B"),
+        ("\x1f", "control character U+001F"),
+        ("\ud800", "lone surrogate (U+D800)"),
+        ("\udfff", "lone surrogate (U+DFFF)"),
+    ],
+)
+def test_text_for_a_model_refuses_what_providers_reject(char: str, problem: str) -> None:
+    scripted = {"model": "scripted", "scripted_turns": [{"content": "ok"}]}
+    for body, field in [
+        ({"goal": f"sum{char}it"}, "goal"),
+        ({"goal": f"{char}leading, stripped only after the check"}, "goal"),
+        ({**scripted, "goal": "x", "scripted_turns": [{"content": f"a{char}"}]},
+         "scripted_turns.0.content"),
+        ({**scripted, "goal": "x", "scripted_turns": [{"error": {"message": f"a{char}"}}]},
+         "scripted_turns.0.error.message"),
+    ]:
+        with pytest.raises(ValidationError) as caught:
+            SubmitTaskRequest.model_validate(body)
+        assert _fields(caught.value) == {field}
+        assert problem in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        ApprovalDecisionRequest.model_validate({"decision": "deny", "reason": f"no{char}"})
+    assert _fields(caught.value) == {"reason"} and problem in str(caught.value)
+
+
+def test_text_for_a_model_keeps_tabs_newlines_and_any_unicode() -> None:
+    goal = "Line one\n\tline two\r\nemoji 🙂, accents é, CJK 漢字, DEL \x7f, NBSP \xa0 kept"
+    assert SubmitTaskRequest.model_validate({"goal": goal}).goal == goal
+    assert ApprovalDecisionRequest(decision="deny", reason="no:\tbad\nidea").reason == (
+        "no:\tbad\nidea")

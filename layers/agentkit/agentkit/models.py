@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -139,6 +140,33 @@ class ToolSpec(BaseModel):
 FinishReason = Literal["stop", "tool_calls", "length", "content_filter", "other"]
 
 
+# Text that reaches a model: providers refuse NUL and the other C0 control characters (tab,
+# newline and carriage return aside), and text that is not Unicode (a lone surrogate, which
+# JSON's \ud800 escapes can carry). Checked on the raw value, before whitespace is stripped.
+_NOT_MODEL_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def check_model_text(value: Any) -> Any:
+    """Refuse text a model provider would reject, saying which character and where."""
+    if isinstance(value, str) and (bad := _NOT_MODEL_TEXT.search(value)):
+        char = bad.group()
+        if "\ud800" <= char <= "\udfff":
+            raise ValueError(
+                f"contains a lone surrogate (U+{ord(char):04X}) at position {bad.start()}: "
+                "not valid Unicode text"
+            )
+        raise ValueError(
+            f"contains the control character U+{ord(char):04X} at position {bad.start()}; "
+            "model providers refuse control characters other than tab, newline and "
+            "carriage return"
+        )
+    return value
+
+
+#: a string that may be sent to a model (see check_model_text)
+ModelText = Annotated[str, BeforeValidator(check_model_text)]
+
+
 class ScriptedToolCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -150,7 +178,7 @@ class ScriptedError(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["retryable", "fatal"] = "fatal"
-    message: str = Field(min_length=1, max_length=2000)
+    message: ModelText = Field(min_length=1, max_length=2000)
 
 
 class ScriptedTurn(BaseModel):
@@ -158,7 +186,7 @@ class ScriptedTurn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    content: str | None = None
+    content: ModelText | None = None
     tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
     usage: Usage | None = None
     error: ScriptedError | None = None
@@ -189,7 +217,7 @@ class SubmitTaskRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    goal: str = Field(
+    goal: ModelText = Field(
         min_length=1, max_length=MAX_GOAL_CHARS, description="What the agent should do."
     )
     model: str | None = Field(
@@ -318,7 +346,8 @@ class ApprovalDecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     decision: Literal["approve", "deny"]
-    reason: str | None = Field(default=None, max_length=2000)
+    # A denial's reason reaches the model in the tool result.
+    reason: ModelText | None = Field(default=None, max_length=2000)
     args_hash: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
