@@ -48,6 +48,7 @@ def progress_printer(console: Console) -> Callable[[TaskView], None]:
     seen = 0
     last_status: TaskStatus | None = None
     announced: set[str] = set()
+    announced_wait: list[str | None] = [None]
 
     def on_update(view: TaskView) -> None:
         nonlocal seen, last_status
@@ -73,6 +74,11 @@ def progress_printer(console: Console) -> Callable[[TaskView], None]:
             console.print(
                 f"[yellow]approve[/] {escape(approval.tool)}({arguments}) waits: {escape(command)}"
             )
+        # Waiting for a provider (429, limiter, breaker): once per wait, with its reason.
+        waiting = getattr(view, "waiting", None)
+        if waiting is not None and waiting.until != announced_wait[0]:
+            announced_wait[0] = waiting.until
+            console.print(f"[yellow]wait[/]    {describe_wait(view)}")
         if status_changed and view.status.is_terminal:
             print_status(view.status)
 
@@ -83,11 +89,26 @@ def progress_printer(console: Console) -> Callable[[TaskView], None]:
     return on_update
 
 
+def describe_wait(view: TaskView) -> str:
+    """`openai rate_limited: calling again at 12:00:31 UTC (waited 40 s of 3600 s)`."""
+    waiting = view.waiting
+    if waiting is None:
+        return ""
+    until = waiting.until[11:19] if len(waiting.until) >= 19 else waiting.until
+    patience = f" of {view.max_wait_seconds} s" if view.max_wait_seconds is not None else ""
+    return escape(
+        f"{waiting.provider} {waiting.reason}: calling again at {until} UTC "
+        f"(waited {view.waited_seconds} s{patience})"
+    )
+
+
 def status_line(view: TaskView, elapsed_s: float) -> str:
-    """The spinner text while a task runs: status, turn, elapsed time."""
+    """The spinner text while a task runs: status, turn, elapsed time (and what it waits
+    for)."""
+    waiting = f"  [yellow]waiting: {describe_wait(view)}[/]" if view.waiting else ""
     return (
         f"[bold]{view.status.value}[/]  turn {view.turn}/{view.max_turns}  "
-        f"{elapsed_s:.1f} s  [dim]{escape(view.task_id)}[/]"
+        f"{elapsed_s:.1f} s{waiting}  [dim]{escape(view.task_id)}[/]"
     )
 
 
@@ -112,7 +133,8 @@ def follow(
             approvals = tuple(
                 (a.approval_id, a.status) for a in getattr(view, "approvals", None) or []
             )
-            marker = (view.status, view.turn, len(view.messages), approvals)
+            waiting = view.waiting.until if view.waiting else None
+            marker = (view.status, view.turn, len(view.messages), approvals, waiting)
             if marker != last:
                 on_update(view)
                 last = marker

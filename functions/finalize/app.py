@@ -1,9 +1,11 @@
-"""Finalize and MarkFailed states: the terminal write of a task."""
+"""Finalize, MarkFailed and ReleaseSlot (the stop path): the terminal write of a task, then
+its tenant slot goes to the oldest queued task of that tenant (started here)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -11,25 +13,52 @@ from pydantic import Field
 
 from agentkit.config import settings
 from agentkit.models import TaskRef
-from agentkit.steps.finalize import StepError, fail_task, finalize_task
+from agentkit.steps.finalize import StepError, end_task
+from agentkit.steps.slots import ExecutionStarter, step_functions_starter
 from agentkit.store import TaskStore
 
 logger = Logger()
-_store = TaskStore(settings().table_name)
+_config = settings()
+_store = TaskStore(_config.table_name)
+_sfn: Any = None
 
 
 class FinalizeEvent(TaskRef):
-    outcome: Literal["succeeded", "failed"]
+    #: "stopped": the task already ended (cancelled, budget, patience); only its slot is freed.
+    outcome: Literal["succeeded", "failed", "stopped"]
     error: StepError = Field(default_factory=StepError)
+    #: `$$.StateMachine.Id`: where the next queued task is started (the function cannot
+    #: name its own state machine in the template: that would be a dependency cycle).
+    state_machine_arn: str | None = None
+
+
+def _starter(state_machine_arn: str | None) -> ExecutionStarter | None:
+    global _sfn
+    arn = state_machine_arn or _config.state_machine_arn
+    if not arn:
+        return None
+    if _sfn is None:
+        _sfn = boto3.client("stepfunctions")
+    return step_functions_starter(_sfn, arn)
 
 
 @logger.inject_lambda_context
 @event_parser(model=FinalizeEvent)
 def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(task_id=event.task_id)
-    if event.outcome == "succeeded":
-        task = finalize_task(event.task_id, store=_store)
-    else:
-        task = fail_task(event.task_id, event.error, store=_store)
+    start = _starter(event.state_machine_arn)
+    if start is None:
+        logger.warning("no state machine ARN: the slot is freed but no queued task is started")
+    task, started = end_task(
+        event.task_id,
+        event.outcome,
+        store=_store,
+        error=event.error,
+        start_execution=start,
+        max_running_for=_config.max_running_for,
+    )
+    if event.outcome == "failed":
         logger.warning("task failed", extra={"reason": task.error})
+    if started:
+        logger.info("queued task started in the freed slot", extra={"started_task_id": started})
     return {"task_id": task.task_id, "status": task.status.value}

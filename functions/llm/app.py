@@ -11,11 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.config import settings
 from agentkit.llm import BaseLLMClient, ModelError, get_client
-from agentkit.llm.breaker import DynamoCircuitBreaker
 from agentkit.llm.router import ModelRouter
 from agentkit.models import Task, TurnRef
 from agentkit.steps.call_model import call_model
-from agentkit.store import TaskStore
+from agentkit.store import ProviderStateStore, TaskStore
 
 logger = Logger()
 metrics = Metrics()
@@ -23,7 +22,12 @@ _config = settings()
 _store = TaskStore(_config.table_name)
 
 
-_router = ModelRouter(breaker=DynamoCircuitBreaker(_store.client, _config.table_name))
+# Holds, rate windows and breakers shared by every instance (same table); limits from
+# PROVIDER_LIMITS via the settings.
+_router = ModelRouter(
+    state=ProviderStateStore(_store.client, _config.table_name),
+    limits=_config.provider_limits,
+)
 # Seconds kept back from the Lambda timeout for storing the reply after retries.
 _MARGIN_S = 10.0
 

@@ -39,5 +39,6 @@ def _submit(request: SubmitTaskRequest, *, tenant_id: str) -> Task:
 def lambda_handler(event: ScheduleFired, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(schedule_id=event.schedule_id, tenant_id=event.tenant_id)
     task = fire_schedule(event, store=_store, submit=_submit)
-    logger.info("scheduled task submitted", extra={"task_id": task.task_id})
+    logger.info("scheduled task submitted",
+                extra={"task_id": task.task_id, "queued": task.execution_arn is None})
     return {"task_id": task.task_id, "status": task.status.value}

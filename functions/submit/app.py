@@ -49,7 +49,9 @@ def _submit(request: SubmitTaskRequest, tenant_id: str) -> Task:
     )
     logger.info(
         "task submitted",
-        extra={"task_id": task.task_id, "model": task.model, "tenant_id": task.tenant_id},
+        extra={"task_id": task.task_id, "model": task.model, "tenant_id": task.tenant_id,
+               # no execution yet: the tenant is at its cap, the task waits for a slot
+               "queued": task.execution_arn is None},
     )
     metrics.add_metric(name="TasksSubmitted", unit=MetricUnit.Count, value=1)
     return task

@@ -21,15 +21,21 @@ from agentkit.steps.cancel import (
     step_functions_releaser,
     step_functions_stopper,
 )
+from agentkit.steps.slots import step_functions_starter
 from agentkit.steps.view import get_task_events, get_task_view, list_task_page
 from agentkit.store import TaskStore
 
 logger = Logger()
 app = create_resolver()
-_store = TaskStore(settings().table_name)
+_config = settings()
+_store = TaskStore(_config.table_name)
 _sfn = boto3.client("stepfunctions")
 _stop = step_functions_stopper(_sfn)
 _release = step_functions_releaser(_sfn)
+# A cancel frees the task's tenant slot and starts the tenant's oldest queued task in it.
+_start = (
+    step_functions_starter(_sfn, _config.state_machine_arn) if _config.state_machine_arn else None
+)
 
 
 @app.exception_handler(TaskAlreadyFinishedError)
@@ -56,9 +62,11 @@ def get_events(task_id: TaskId) -> TaskEventList:
 
 @app.post("/tasks/<task_id>/cancel", **route_doc("POST", "/tasks/<task_id>/cancel"))
 def cancel_task(task_id: TaskId) -> TaskSummary:
+    tenant_id = current_tenant(app)
     summary = cancel_tenant_task(
-        task_id, store=_store, tenant_id=current_tenant(app), stop_execution=_stop,
-        release_wait=_release,
+        task_id, store=_store, tenant_id=tenant_id, stop_execution=_stop,
+        release_wait=_release, start_execution=_start,
+        max_running=_config.max_running_for(tenant_id),
     )
     logger.info("task cancelled", extra={"task_id": task_id})
     return summary

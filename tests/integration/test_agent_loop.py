@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from agentkit.config import Settings
+from agentkit.config import Settings, TenantLimit
 from agentkit.errors import InputError
-from agentkit.llm import ModelRequestError, RetryableModelError, get_client
+from agentkit.llm import ModelRequestError, get_client
 from agentkit.models import ModelStepOutput, SubmitTaskRequest, TaskRef, TaskStatus, TurnRef
 from agentkit.steps.call_model import MISSING_RESULT, call_model
 from agentkit.steps.finalize import StepError, fail_task, finalize_task, readable_reason
@@ -147,14 +147,15 @@ def test_a_fatal_model_error_propagates_and_marks_failed(
     assert len(store.list_messages(task_id)) == 2  # the conversation so far is kept
 
 
-def test_a_retryable_error_leaves_the_turn_retryable(
+def test_a_retryable_error_makes_the_task_wait_not_fail(
     store: TaskStore, registry: ToolRegistry
 ) -> None:
     task_id = _submit(store, registry, [{"error": {"kind": "retryable", "message": "429"}}])
-    with pytest.raises(RetryableModelError):
-        _drive(store, registry, task_id)
+    output = _drive(store, registry, task_id)
+    assert output.action == "wait" and output.turn == 0 and (output.wait_seconds or 0) >= 1
     task = store.require_task(task_id)
     assert task.status == TaskStatus.RUNNING and task.turn == 0
+    assert task.waiting is not None and task.waiting.provider == "scripted"
 
 
 def test_max_turns_ends_the_task_as_budget_exceeded(
@@ -234,14 +235,21 @@ def test_a_failed_start_keeps_the_task_with_the_reason(
         raise RuntimeError("state machine unreachable")
 
     request = SubmitTaskRequest(goal="keep me")
+    one_slot = SETTINGS.model_copy(update={"default_tenant_limit": TenantLimit(max_running=1)})
     with pytest.raises(RuntimeError):
         submit_task(
-            request, store=store, registry=registry, settings=SETTINGS, start_execution=broken
+            request, store=store, registry=registry, settings=one_slot, start_execution=broken
         )
-    [item] = store.client.scan(TableName=store.table_name)["Items"]
+    items = store.client.scan(TableName=store.table_name)["Items"]
+    [item] = [i for i in items if i["sk"]["S"] == "META"]  # beside it: events, tenant slots
     task = store.require_task(item["task_id"]["S"])
     assert task.goal == "keep me" and task.status == TaskStatus.FAILED
     assert "state machine unreachable" in (task.error or "")
+    # its slot went back: the tenant's next task starts at once
+    started: list[str] = []
+    again = submit_task(request, store=store, registry=registry, settings=one_slot,
+                        start_execution=lambda task_id: started.append(task_id) or "arn")
+    assert started == [again.task_id]
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,30 @@
-"""The DynamoDB circuit breaker's transitions, shared by instances through the table."""
+"""The shared circuit breaker: transitions agreed by instances through the table, fed by
+outages only, and a half-open breaker lets exactly ONE call through."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from agentkit.llm.breaker import BreakerPolicy, DynamoCircuitBreaker
-from agentkit.store import TaskStore
+import boto3
+import pytest
+
+from agentkit.llm.base import (
+    BaseLLMClient,
+    LLMRequest,
+    LLMResponse,
+    OverloadedError,
+    ProviderOutageError,
+    ProviderWaitError,
+    RateLimitedError,
+)
+from agentkit.llm.breaker import BreakerPolicy, SharedCircuitBreaker
+from agentkit.llm.router import ModelRouter
+from agentkit.models import Message, Usage
+from agentkit.store.provider_state import ProviderStateStore
+from tests.conftest import TABLE
+
+POLICY = BreakerPolicy(failure_threshold=3, window_s=60, cooldown_s=30)
+REQUEST = LLMRequest(model="placeholder", messages=[Message(role="user", content="hi")])
 
 
 class Clock:
@@ -15,69 +34,176 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
-def _pair(store: TaskStore) -> tuple[DynamoCircuitBreaker, DynamoCircuitBreaker, Clock]:
+
+class Client(BaseLLMClient):
+    provider = "openai"
+
+    def __init__(self, errors: Sequence[Exception]) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return LLMResponse(message=Message(role="assistant", content="ok"), finish_reason="stop",
+                           usage=Usage(input_tokens=1, output_tokens=1, model_calls=1))
+
+
+@pytest.fixture
+def state(aws: None) -> ProviderStateStore:
+    return ProviderStateStore(boto3.client("dynamodb"), TABLE)
+
+
+def _pair(state: ProviderStateStore) -> tuple[SharedCircuitBreaker, SharedCircuitBreaker, Clock]:
     """Two breakers over one table: two Lambda instances."""
     clock = Clock()
-    policy = BreakerPolicy(failure_threshold=3, window_s=60, cooldown_s=30)
-    make: Any = lambda: DynamoCircuitBreaker(store.client, store.table_name, policy, clock)  # noqa: E731
-    return make(), make(), clock
+    return (SharedCircuitBreaker(state, POLICY, clock), SharedCircuitBreaker(state, POLICY, clock),
+            clock)
 
 
-def test_opens_after_threshold_failures_across_instances(store: TaskStore) -> None:
-    first, second, _ = _pair(store)
-    assert first.allow("openai")
-    first.record_failure("openai")
-    second.record_failure("openai")
-    assert first.allow("openai") and second.allow("openai")
-    second.record_failure("openai")
-    assert not first.allow("openai") and not second.allow("openai")
+def _open(breaker: SharedCircuitBreaker, provider: str = "openai") -> None:
+    for _ in range(POLICY.failure_threshold):
+        breaker.record_outage(provider)
+
+
+def _router(state: ProviderStateStore, clock: Clock) -> ModelRouter:
+    return ModelRouter(state=state, breaker_policy=POLICY, sleep=clock.sleep, clock=clock,
+                       jitter=lambda cap: cap)
+
+
+def _route(router: ModelRouter, client: Client) -> str:
+    return router.complete(["openai:gpt-4o"], REQUEST, client_for=lambda _: client,
+                           time_budget_s=60).model
+
+
+def test_opens_after_threshold_outages_across_instances(state: ProviderStateStore) -> None:
+    first, second, clock = _pair(state)
+    assert first.admit("openai").allowed
+    assert first.record_outage("openai") is None
+    assert second.record_outage("openai") is None
+    assert first.admit("openai").allowed and second.admit("openai").allowed
+    assert second.record_outage("openai") == clock.now + POLICY.cooldown_s
+    refused = first.admit("openai")
+    assert not refused.allowed and refused.retry_at == clock.now + POLICY.cooldown_s
+    assert not second.admit("openai").allowed
     assert first.state("openai")["state"] == "open"
-    assert first.allow("anthropic")  # other providers are unaffected
+    assert first.admit("anthropic").allowed  # other providers are unaffected
 
 
-def test_failures_outside_the_window_do_not_add_up(store: TaskStore) -> None:
-    breaker, _, clock = _pair(store)
-    breaker.record_failure("google")
-    breaker.record_failure("google")
+def test_outages_outside_the_window_do_not_add_up(state: ProviderStateStore) -> None:
+    breaker, _, clock = _pair(state)
+    breaker.record_outage("google")
+    breaker.record_outage("google")
     clock.now += 61
-    breaker.record_failure("google")
-    assert breaker.allow("google")
+    breaker.record_outage("google")
+    assert breaker.admit("google").allowed
     assert breaker.state("google")["failures"] == 1
 
 
-def test_half_open_lets_exactly_one_probe_through(store: TaskStore) -> None:
-    first, second, clock = _pair(store)
-    for _ in range(3):
-        first.record_failure("openai")
+def test_half_open_lets_exactly_one_probe_through(state: ProviderStateStore) -> None:
+    first, second, clock = _pair(state)
+    _open(first)
     clock.now += 31
-    assert first.allow("openai")  # this instance wins the probe
-    assert not second.allow("openai")
+    seen_first, seen_second = first.state("openai"), second.state("openai")
+    assert first.admit("openai", seen_first).probe and second.admit("openai", seen_second).probe
+    assert first.claim_probe("openai", seen_first)  # this instance wins the probe
+    assert not second.claim_probe("openai", seen_second)
+    assert not second.admit("openai").allowed
     assert first.state("openai")["state"] == "half_open"
 
 
-def test_probe_success_closes_and_probe_failure_reopens(store: TaskStore) -> None:
-    first, second, clock = _pair(store)
-    for _ in range(3):
-        first.record_failure("openai")
+def test_probe_success_closes_and_probe_failure_reopens(state: ProviderStateStore) -> None:
+    first, second, clock = _pair(state)
+    _open(first)
     clock.now += 31
-    assert first.allow("openai")
-    first.record_failure("openai")
+    assert first.claim_probe("openai", first.state("openai"))
+    assert first.record_outage("openai") == clock.now + POLICY.cooldown_s
     assert first.state("openai")["state"] == "open"
-    assert not second.allow("openai")
+    assert not second.admit("openai").allowed
     clock.now += 31
-    assert second.allow("openai")
+    assert second.claim_probe("openai", second.state("openai"))
     second.record_success("openai")
     assert first.state("openai")["state"] == "closed"
-    assert first.allow("openai") and first.state("openai")["failures"] == 0
+    assert first.admit("openai").allowed and first.state("openai")["failures"] == 0
 
 
-def test_a_probe_that_never_reports_back_is_retaken_after_cooldown(store: TaskStore) -> None:
-    first, second, clock = _pair(store)
-    for _ in range(3):
-        first.record_failure("openai")
+def test_a_probe_that_never_reports_back_is_retaken_after_cooldown(
+    state: ProviderStateStore,
+) -> None:
+    first, second, clock = _pair(state)
+    _open(first)
     clock.now += 31
-    assert first.allow("openai")  # ...and this instance dies without reporting
+    assert first.claim_probe("openai", first.state("openai"))  # ...and this instance dies
+    assert not second.admit("openai").allowed
     clock.now += 31
-    assert second.allow("openai")
-    assert not first.allow("openai")
+    assert second.claim_probe("openai", second.state("openai"))
+    assert not first.admit("openai").allowed
+
+
+# --- through the router
+
+
+def test_only_outages_feed_the_breaker(state: ProviderStateStore) -> None:
+    clock = Clock()
+    router = _router(state, clock)
+    busy = [OverloadedError("529", status_code=529)] * 10
+    for _ in range(5):
+        with pytest.raises(ProviderWaitError) as caught:
+            _route(router, Client(busy))
+        assert caught.value.reason == "overloaded"
+    client = Client([RateLimitedError("429", status_code=429, retry_after_s=1)])
+    with pytest.raises(ProviderWaitError):
+        _route(router, client)
+    assert state.breaker("openai") == {}  # ten overloads and a 429 counted nothing
+    clock.now += 2  # past the hold
+    down = [ProviderOutageError("502", status_code=502)] * 10
+    with pytest.raises(ProviderWaitError):
+        _route(router, Client(down))  # two outages (the call and its one retry)
+    with pytest.raises(ProviderWaitError) as caught:
+        _route(router, Client(down))  # the third opens it: no retry after that
+    assert caught.value.reason == "breaker_open"
+    assert caught.value.wait_seconds == POLICY.cooldown_s
+    assert state.breaker("openai")["state"] == "open"
+    skipped = Client([])
+    with pytest.raises(ProviderWaitError):
+        _route(router, skipped)
+    assert skipped.calls == 0
+
+
+def test_a_half_open_probe_is_one_call_without_retries(state: ProviderStateStore) -> None:
+    clock = Clock()
+    _open(SharedCircuitBreaker(state, POLICY, clock))
+    clock.now += 31
+    client = Client([ProviderOutageError("timeout")] * 3)
+    with pytest.raises(ProviderWaitError) as caught:
+        _route(_router(state, clock), client)
+    assert client.calls == 1  # the probe: no retry inside it
+    assert caught.value.reason == "breaker_open"
+    assert state.breaker("openai")["state"] == "open"
+
+
+def test_a_probe_that_answers_closes_the_breaker(state: ProviderStateStore) -> None:
+    clock = Clock()
+    _open(SharedCircuitBreaker(state, POLICY, clock))
+    clock.now += 31
+    client = Client([])
+    assert _route(_router(state, clock), client) == "openai:gpt-4o"
+    assert client.calls == 1 and state.breaker("openai")["state"] == "closed"
+
+
+def test_while_a_probe_is_in_flight_other_instances_do_not_call(
+    state: ProviderStateStore,
+) -> None:
+    clock = Clock()
+    breaker = SharedCircuitBreaker(state, POLICY, clock)
+    _open(breaker)
+    clock.now += 31
+    assert breaker.claim_probe("openai", breaker.state("openai"))  # another instance probes
+    client = Client([])
+    with pytest.raises(ProviderWaitError) as caught:
+        _route(_router(state, clock), client)
+    assert client.calls == 0 and caught.value.reason == "breaker_open"

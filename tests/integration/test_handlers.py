@@ -219,6 +219,16 @@ def test_finalize_failed_records_a_readable_reason(store: TaskStore) -> None:
     assert store.require_task(EXAMPLE_ID).error == "ModelRequestError: openai: 401 invalid api key"
 
 
+def test_finalize_stopped_keeps_the_status_the_loop_wrote(store: TaskStore) -> None:
+    _seed_example_task(store)
+    store.finish_task(EXAMPLE_ID, TaskStatus.CANCELLED, error="cancelled by the caller")
+    result = load_handler("finalize").lambda_handler(
+        load_event("finalize_stopped.json"), FakeLambdaContext()
+    )
+    assert result["status"] == "CANCELLED"
+    assert store.require_task(EXAMPLE_ID).error == "cancelled by the caller"
+
+
 def test_tool_poison_message_is_a_batch_failure_and_fails_the_wait_on_last_try(
     store: TaskStore,
 ) -> None:

@@ -156,3 +156,28 @@ def gemini_problems(schema: dict[str, Any] | None) -> list[str]:
         problems += [f"{where}: required {name!r} is not a property"
                      for name in node.get("required") or [] if name not in declared]
     return problems + _unresolved_refs(schema, ("#/$defs/",))
+
+
+# --- the real clients, pointed at a provider (the loopback fakes, or nowhere)
+
+FAKE_KEYS = {"openai": "sk-proj-unitTESTkey", "openrouter": "sk-or-v1-unitTESTkey",
+             "anthropic": "sk-ant-api03-unitTESTkey", "google": "AIzaSyUnitTESTkey0000"}
+
+
+def client_for(provider: str, base_url: str, *, timeout_s: float = 10.0) -> Any:
+    """`provider`'s client (its real SDK inside) talking to `base_url`."""
+    if provider == "openai":
+        from agentkit.llm.openai_client import OpenAIClient
+
+        return OpenAIClient(FAKE_KEYS[provider], base_url=base_url, timeout_s=timeout_s)
+    if provider == "openrouter":
+        from agentkit.llm.openrouter_client import OpenRouterClient
+
+        return OpenRouterClient(FAKE_KEYS[provider], base_url=base_url, timeout_s=timeout_s)
+    if provider == "anthropic":
+        from agentkit.llm.anthropic_client import AnthropicClient
+
+        return AnthropicClient(FAKE_KEYS[provider], base_url=base_url, timeout_s=timeout_s)
+    from agentkit.llm.google_client import GoogleClient
+
+    return GoogleClient(FAKE_KEYS[provider], base_url=base_url, timeout_s=timeout_s)

@@ -27,7 +27,13 @@ import pytest
 
 from agentkit.llm import base
 from agentkit.llm.anthropic_client import DEFAULT_BASE_URL, AnthropicClient
-from agentkit.llm.base import LLMRequest, ModelRequestError, RetryableModelError
+from agentkit.llm.base import (
+    LLMRequest,
+    ModelRequestError,
+    OverloadedError,
+    ProviderOutageError,
+    RetryableModelError,
+)
 from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
 from tests.unit.provider_support import (
     CALCULATOR,
@@ -587,18 +593,20 @@ def test_429_is_retryable_with_retry_after(api, client, headers, expected_wait):
 
 
 @pytest.mark.parametrize(
-    ("status", "type_", "text_"),
+    ("status", "type_", "text_", "kind"),
     [
-        (529, "overloaded_error", "Overloaded"),
-        (500, "api_error", "Internal server error"),
-        (503, "api_error", "Service unavailable"),
+        (529, "overloaded_error", "Overloaded", OverloadedError),
+        (500, "api_error", "Internal server error", ProviderOutageError),
+        (503, "api_error", "Service unavailable", OverloadedError),
     ],
 )
-def test_overloaded_and_server_errors_are_retryable(api, client, status, type_, text_):
+def test_overloaded_and_server_errors_are_retryable(api, client, status, type_, text_, kind):
     api.reply(status, api_error(type_, text_))
 
     with pytest.raises(RetryableModelError) as caught:
         client.complete(ask())
+
+    assert type(caught.value) is kind
 
     assert caught.value.status_code == status
     assert caught.value.retry_after_s is None
@@ -695,8 +703,8 @@ def test_a_key_of_any_shape_is_scrubbed_from_error_messages(api, http_client):
         (403, "permission_error", ModelRequestError),
         (404, "not_found_error", ModelRequestError),
         (413, "request_too_large", ModelRequestError),
-        (408, "timeout_error", RetryableModelError),
-        (409, "conflict_error", RetryableModelError),
+        (408, "timeout_error", ProviderOutageError),
+        (409, "conflict_error", OverloadedError),
     ],
 )
 def test_other_statuses(api, client, status, type_, error_class):

@@ -29,6 +29,8 @@ import pytest
 from agentkit.llm.base import (
     LLMRequest,
     ModelRequestError,
+    OverloadedError,
+    ProviderOutageError,
     RetryableModelError,
     clear_client_cache,
     get_client,
@@ -943,8 +945,8 @@ def test_a_key_of_any_shape_is_scrubbed_from_error_messages(gemini):
     ("status", "wire_status", "error_class"),
     [
         (404, "NOT_FOUND", ModelRequestError),
-        (408, "DEADLINE_EXCEEDED", RetryableModelError),
-        (409, "ABORTED", RetryableModelError),
+        (408, "DEADLINE_EXCEEDED", ProviderOutageError),
+        (409, "ABORTED", OverloadedError),
     ],
 )
 def test_other_statuses(gemini, client, status, wire_status, error_class):

@@ -23,6 +23,9 @@ import respx
 from agentkit.llm.base import (
     LLMRequest,
     ModelRequestError,
+    OverloadedError,
+    ProviderOutageError,
+    RateLimitedError,
     RetryableModelError,
     clear_client_cache,
     get_client,
@@ -492,17 +495,31 @@ def test_429_without_retry_after_has_no_wait(router, client):
     reply_with(
         router,
         429,
+        api_error("Rate limit reached.", type_="requests", code="rate_limit_exceeded"),
+    )
+
+    with pytest.raises(RateLimitedError) as caught:
+        client.complete(ask())
+
+    assert caught.value.retry_after_s is None
+
+
+def test_429_insufficient_quota_is_billing_not_a_rate_limit(router, client):
+    reply_with(
+        router,
+        429,
         api_error(
             "You exceeded your current quota.",
             type_="insufficient_quota",
             code="insufficient_quota",
         ),
+        headers={"retry-after": "20"},
     )
 
-    with pytest.raises(RetryableModelError) as caught:
+    with pytest.raises(ModelRequestError, match="insufficient_quota") as caught:
         client.complete(ask())
 
-    assert caught.value.retry_after_s is None
+    assert caught.value.status_code == 429 and not caught.value.retryable
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -620,8 +637,8 @@ def test_a_key_of_any_shape_is_scrubbed_from_error_messages(router):
         (403, ModelRequestError),
         (404, ModelRequestError),
         (422, ModelRequestError),
-        (408, RetryableModelError),
-        (409, RetryableModelError),
+        (408, ProviderOutageError),
+        (409, OverloadedError),
     ],
 )
 def test_other_statuses(router, client, status, error_class):

@@ -23,6 +23,7 @@ from agentkit.llm import base
 from agentkit.llm.base import (
     LLMRequest,
     ModelRequestError,
+    ProviderOutageError,
     RetryableModelError,
     parse_model,
 )
@@ -318,7 +319,7 @@ def test_429_is_retryable_with_the_openrouter_prefix(router, client):
     [
         (402, "Insufficient credits. Add more using https://openrouter.ai/credits", None),
         (400, "meta-llama/llama-nope is not a valid model ID", None),
-        (502, "Provider returned error", RetryableModelError),
+        (502, "Provider returned error", ProviderOutageError),
     ],
 )
 def test_other_statuses_carry_the_prefix(router, client, status, message, error_class):

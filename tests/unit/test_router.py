@@ -1,25 +1,43 @@
-"""Retry with backoff and Retry-After, failover across models, and the price table."""
+"""The router under provider pressure: holds after a 429, fallbacks, a short retry after an
+overload or outage, a bounded in-Lambda sleep, ProviderWaitError when nothing can be called
+now, and usage returned once. Shared state on moto; clock and sleep injected."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
 import pytest
 
 from agentkit.llm import LLMRequest, LLMResponse, ModelRequestError, RetryableModelError
-from agentkit.llm.base import BaseLLMClient
-from agentkit.llm.breaker import NoBreaker
+from agentkit.llm.base import (
+    BaseLLMClient,
+    OverloadedError,
+    ProviderOutageError,
+    ProviderWaitError,
+    RateLimitedError,
+)
+from agentkit.llm.limiter import ProviderLimits
 from agentkit.llm.pricing import price_for, with_cost
-from agentkit.llm.router import ModelRouter, RetryPolicy
+from agentkit.llm.router import ModelRouter, RouterPolicy
 from agentkit.models import Message, Usage
+from agentkit.store.provider_state import WINDOW_S, ProviderStateStore
+from tests.conftest import TABLE
 
 REQUEST = LLMRequest(model="placeholder", messages=[Message(role="user", content="hi")])
+USAGE = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_tokens=500_000,
+              model_calls=1)
+START = 60.0 * 28_333_334 + 10  # ten seconds into a minute (epoch seconds)
 
 
 class FakeClient(BaseLLMClient):
     """Raises the queued errors in order, then answers."""
 
-    def __init__(self, provider: str, errors: list[Exception]) -> None:
+    def __init__(self, provider: str, errors: Sequence[Exception], usage: Usage = USAGE) -> None:
         self.provider = provider
         self.errors = list(errors)
+        self.usage = usage
         self.models: list[str] = []
 
     def complete(self, request: LLMRequest) -> LLMResponse:
@@ -29,122 +47,225 @@ class FakeClient(BaseLLMClient):
         return LLMResponse(
             message=Message(role="assistant", content=f"from {self.provider}"),
             finish_reason="stop",
-            usage=Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_tokens=500_000,
-                        model_calls=1),
+            usage=self.usage,
         )
-
-
-class RecordingBreaker(NoBreaker):
-    def __init__(self, open_providers: set[str] | None = None) -> None:
-        self.open = open_providers or set()
-        self.events: list[tuple[str, str]] = []
-
-    def allow(self, provider: str) -> bool:
-        return provider not in self.open
-
-    def record_success(self, provider: str) -> None:
-        self.events.append(("success", provider))
-
-    def record_failure(self, provider: str) -> None:
-        self.events.append(("failure", provider))
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 0.0
+        self.now = START
         self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
 
 
-def _router(clock: Clock, breaker: NoBreaker | None = None, attempts: int = 3) -> ModelRouter:
+@pytest.fixture
+def state(aws: None) -> ProviderStateStore:
+    return ProviderStateStore(boto3.client("dynamodb"), TABLE)
+
+
+def _router(clock: Clock, state: ProviderStateStore | None = None, **limits: Any) -> ModelRouter:
     return ModelRouter(
-        breaker=breaker,
-        retry=RetryPolicy(attempts_per_model=attempts, base_delay_s=1.0, max_delay_s=8.0),
+        state=state,
+        limits=ProviderLimits.model_validate(limits),
         sleep=clock.sleep,
-        clock=lambda: clock.now,
+        clock=clock,
         jitter=lambda cap: cap / 2,  # deterministic "random" half of the cap
     )
 
 
-def throttled(retry_after: float | None = None) -> RetryableModelError:
-    return RetryableModelError("429 slow down", status_code=429, retry_after_s=retry_after)
+def _complete(router: ModelRouter, clients: dict[str, FakeClient], budget: float = 60) -> Any:
+    return router.complete(list(clients), REQUEST, client_for=clients.__getitem__,
+                           time_budget_s=budget)
 
 
-def test_retries_with_backoff_then_answers_with_cost() -> None:
+def test_success_returns_the_priced_usage_once_after_one_call(state: ProviderStateStore) -> None:
     clock = Clock()
-    client = FakeClient("openai", [throttled(), RetryableModelError("503", status_code=503)])
-    routed = _router(clock).complete(["openai:gpt-4o-mini"], REQUEST,
-                                     client_for=lambda _: client, time_budget_s=60)
-    assert routed.model == "openai:gpt-4o-mini"
-    assert client.models == ["gpt-4o-mini"] * 3
-    assert clock.sleeps == [0.5, 1.0]  # jittered halves of the 1 s and 2 s caps
+    client = FakeClient("openai", [])
+    routed = _complete(_router(clock, state), {"openai:gpt-4o-mini": client})
+    assert routed.model == "openai:gpt-4o-mini" and client.models == ["gpt-4o-mini"]
     # 0.5M uncached at 0.15 + 0.5M cached at 0.075 + 1M out at 0.60 = 0.7125 USD
     assert routed.response.usage.cost_usd == pytest.approx(0.7125)
-    assert len(routed.attempts) == 2
+    assert routed.response.usage.model_calls == 1 and routed.attempts == []
+    assert clock.sleeps == []
 
 
-def test_retry_after_is_honoured_when_longer_than_backoff() -> None:
+def test_a_429_on_the_primary_holds_it_for_everyone_and_uses_the_fallback(
+    state: ProviderStateStore,
+) -> None:
     clock = Clock()
-    client = FakeClient("openai", [throttled(retry_after=7.0)])
-    _router(clock).complete(["openai:gpt-4o-mini"], REQUEST, client_for=lambda _: client,
-                            time_budget_s=60)
-    assert clock.sleeps == [7.0]
+    primary = FakeClient("openai", [RateLimitedError("429", status_code=429, retry_after_s=30)])
+    backup = FakeClient("anthropic", [])
+    clients = {"openai:gpt-4o": primary, "anthropic:claude-haiku-4-5": backup}
+    routed = _complete(_router(clock, state), clients)
+    assert routed.model == "anthropic:claude-haiku-4-5"
+    assert primary.models == ["gpt-4o"] and backup.models == ["claude-haiku-4-5"]
+    assert clock.sleeps == []  # a rate limit is never slept on in Lambda
+    assert state.snapshot("openai").hold_until == START + 30
+    # Another Lambda (another router on the same table) skips the held provider unasked.
+    clock.now += 10
+    other = FakeClient("openai", [])
+    routed = _complete(_router(clock, state), {"openai:gpt-4o": other, "anthropic:x": backup})
+    assert routed.model == "anthropic:x" and other.models == []
+    assert "held" in routed.attempts[0].error
 
 
-def test_fails_over_to_the_next_model_after_the_threshold() -> None:
+def test_a_429_without_retry_after_holds_for_the_default(state: ProviderStateStore) -> None:
     clock = Clock()
-    breaker = RecordingBreaker()
-    primary = FakeClient("anthropic", [throttled()] * 3)
-    backup = FakeClient("google", [])
-    clients = {"anthropic:claude-sonnet-4-5": primary, "google:gemini-2.5-flash": backup}
-    routed = _router(clock, breaker).complete(
-        list(clients), REQUEST, client_for=clients.__getitem__, time_budget_s=60)
-    assert routed.model == "google:gemini-2.5-flash"
-    assert routed.response.message.content == "from google"
-    assert len(primary.models) == 3 and backup.models == ["gemini-2.5-flash"]
-    assert breaker.events == [("failure", "anthropic")] * 3 + [("success", "google")]
+    client = FakeClient("openai", [RateLimitedError("429", status_code=429)])
+    with pytest.raises(ProviderWaitError) as caught:
+        _complete(_router(clock, state), {"openai:gpt-4o": client})
+    assert state.snapshot("openai").hold_until == START + RouterPolicy().default_hold_s
+    assert caught.value.wait_seconds == RouterPolicy().default_hold_s
+    assert (caught.value.provider, caught.value.reason) == ("openai", "rate_limited")
 
 
-def test_an_open_breaker_skips_the_provider_without_a_call() -> None:
+def test_an_unclassified_429_is_read_as_a_rate_limit(state: ProviderStateStore) -> None:
     clock = Clock()
+    client = FakeClient("openai", [RetryableModelError("slow down", status_code=429,
+                                                       retry_after_s=7)])
+    with pytest.raises(ProviderWaitError) as caught:
+        _complete(_router(clock, state), {"openai:gpt-4o": client})
+    assert caught.value.reason == "rate_limited" and caught.value.wait_seconds == 7
+    assert client.models == ["gpt-4o"]
+
+
+def test_all_held_waits_for_the_soonest_without_calling(state: ProviderStateStore) -> None:
+    clock = Clock()
+    state.hold("openai", START + 100, "429", now=START)
+    state.hold("anthropic", START + 40, "429", now=START)
+    clients = {"openai:gpt-4o": FakeClient("openai", []),
+               "anthropic:claude-haiku-4-5": FakeClient("anthropic", [])}
+    with pytest.raises(ProviderWaitError) as caught:
+        _complete(_router(clock, state), clients)
+    assert caught.value.wait_seconds == 40
+    assert (caught.value.provider, caught.value.reason) == ("openai", "rate_limited")
+    assert all(client.models == [] for client in clients.values())
+
+
+def test_the_wait_is_clamped(state: ProviderStateStore) -> None:
+    clock = Clock()
+    state.hold("openai", START + 5_000, "429", now=START)
+    with pytest.raises(ProviderWaitError) as caught:
+        _complete(_router(clock, state), {"openai:gpt-4o": FakeClient("openai", [])})
+    assert caught.value.wait_seconds == RouterPolicy().max_wait_s
+    state.hold("google", START + 0.2, "429", now=START)
+    with pytest.raises(ProviderWaitError) as caught:
+        _complete(_router(clock, state), {"google:gemini-2.5-flash": FakeClient("google", [])})
+    assert caught.value.wait_seconds == RouterPolicy().min_wait_s
+
+
+def test_no_limiter_budget_uses_the_fallback_then_waits_for_the_window(
+    state: ProviderStateStore,
+) -> None:
+    clock = Clock()
+    router = _router(clock, state, openai={"rpm": 1})
     primary, backup = FakeClient("openai", []), FakeClient("anthropic", [])
     clients = {"openai:gpt-4o": primary, "anthropic:claude-haiku-4-5": backup}
-    routed = _router(clock, RecordingBreaker({"openai"})).complete(
-        list(clients), REQUEST, client_for=clients.__getitem__, time_budget_s=60)
-    assert routed.model == "anthropic:claude-haiku-4-5" and primary.models == []
-    assert "circuit is open" in routed.attempts[0].error
+    assert _complete(router, clients).model == "openai:gpt-4o"
+    assert _complete(router, clients).model == "anthropic:claude-haiku-4-5"
+    assert primary.models == ["gpt-4o"]  # the second turn did not call it
+    with pytest.raises(ProviderWaitError) as caught:
+        _complete(router, {"openai:gpt-4o": primary})
+    assert caught.value.reason == "limiter"
+    assert caught.value.wait_seconds == WINDOW_S - 10  # the rest of the minute
+    clock.now += WINDOW_S
+    assert _complete(router, {"openai:gpt-4o": primary}).model == "openai:gpt-4o"
 
 
-def test_a_non_retryable_error_never_retries_or_fails_over() -> None:
+def test_the_limiter_is_corrected_to_the_reply_usage(state: ProviderStateStore) -> None:
+    clock = Clock()
+    client = FakeClient("openai", [], usage=Usage(input_tokens=300, output_tokens=50,
+                                                  model_calls=1))
+    _complete(_router(clock, state, openai={"tpm": 100_000}), {"openai:gpt-4o": client})
+    window = state.window("openai")
+    assert (window["requests"], window["tokens"]) == (1, 350)
+
+
+def test_an_overload_is_retried_once_briefly_then_the_fallback_answers(
+    state: ProviderStateStore,
+) -> None:
+    clock = Clock()
+    primary = FakeClient("anthropic", [OverloadedError("529", status_code=529)] * 2)
+    backup = FakeClient("google", [])
+    clients = {"anthropic:claude-sonnet-4-5": primary, "google:gemini-2.5-flash": backup}
+    routed = _complete(_router(clock, state), clients)
+    assert routed.model == "google:gemini-2.5-flash"
+    assert len(primary.models) == 2 and clock.sleeps == [0.5]
+    assert state.breaker("anthropic") == {}  # overloads never feed the breaker
+    assert state.snapshot("anthropic").hold_until is None
+
+
+def test_a_long_retry_after_on_an_overload_is_not_slept(state: ProviderStateStore) -> None:
+    clock = Clock()
+    client = FakeClient("anthropic", [OverloadedError("529", status_code=529, retry_after_s=30)])
+    with pytest.raises(ProviderWaitError) as caught:
+        _complete(_router(clock, state), {"anthropic:claude-sonnet-4-5": client})
+    assert clock.sleeps == [] and len(client.models) == 1
+    assert (caught.value.reason, caught.value.wait_seconds) == ("overloaded", 30)
+
+
+def test_in_lambda_sleep_is_capped_across_the_whole_call(state: ProviderStateStore) -> None:
+    clock = Clock()
+    clients = {
+        f"{provider}:m": FakeClient(provider, [ProviderOutageError("502", status_code=502,
+                                                                   retry_after_s=2.5)] * 2)
+        for provider in ("openai", "anthropic", "google")
+    }
+    with pytest.raises(ProviderWaitError) as caught:
+        _complete(_router(clock, state), clients)
+    assert sum(clock.sleeps) <= RouterPolicy().max_total_sleep_s
+    assert clock.sleeps == [2.5, 2.5]  # the third model gets no retry: the cap is spent
+    assert [len(c.models) for c in clients.values()] == [2, 2, 1]
+    assert caught.value.reason == "outage"
+
+
+def test_no_sleep_past_the_time_budget(state: ProviderStateStore) -> None:
+    clock = Clock()
+    client = FakeClient("openai", [ProviderOutageError("timeout")] * 2)
+    with pytest.raises(ProviderWaitError):
+        _complete(_router(clock, state), {"openai:gpt-4o": client}, budget=0.1)
+    assert clock.sleeps == [] and len(client.models) == 1
+
+
+def test_a_fatal_error_raises_at_once(state: ProviderStateStore) -> None:
     clock = Clock()
     primary = FakeClient("openai", [ModelRequestError("401 bad key", status_code=401)])
     backup = FakeClient("anthropic", [])
-    clients = {"openai:gpt-4o": primary, "anthropic:claude-haiku-4-5": backup}
     with pytest.raises(ModelRequestError, match="401"):
-        _router(clock).complete(list(clients), REQUEST, client_for=clients.__getitem__,
-                                time_budget_s=60)
+        _complete(_router(clock, state), {"openai:gpt-4o": primary, "anthropic:x": backup})
     assert len(primary.models) == 1 and backup.models == [] and clock.sleeps == []
 
 
-def test_all_models_exhausted_raises_retryable_for_the_state_machine() -> None:
+def test_failed_bookkeeping_after_a_success_never_calls_again(
+    state: ProviderStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("DynamoDB is unhappy")
+
+    monkeypatch.setattr(state, "settle", broken)
     clock = Clock()
-    client = FakeClient("openai", [throttled(retry_after=3.0)] * 10)
-    with pytest.raises(RetryableModelError, match="no model answered") as caught:
-        _router(clock, attempts=2).complete(["openai:gpt-4o"], REQUEST,
-                                            client_for=lambda _: client, time_budget_s=60)
-    assert caught.value.retry_after_s == 3.0 and caught.value.status_code == 429
+    client = FakeClient("openai", [])
+    routed = _complete(_router(clock, state, openai={"tpm": 10**9}), {"openai:gpt-4o": client})
+    assert routed.response.message.content == "from openai" and client.models == ["gpt-4o"]
 
 
-def test_no_sleep_past_the_time_budget() -> None:
+def test_without_shared_state_a_429_still_fails_over_and_then_waits() -> None:
     clock = Clock()
-    client = FakeClient("openai", [throttled(retry_after=30.0)] * 3)
-    with pytest.raises(RetryableModelError):
-        _router(clock).complete(["openai:gpt-4o"], REQUEST, client_for=lambda _: client,
-                                time_budget_s=10)
-    assert clock.sleeps == [] and len(client.models) == 1
+    primary = FakeClient("openai", [RateLimitedError("429", retry_after_s=12)] * 2)
+    backup = FakeClient("anthropic", [OverloadedError("503", status_code=503)] * 2)
+    clients = {"openai:gpt-4o": primary, "openai:gpt-4o-mini": FakeClient("openai", []),
+               "anthropic:x": backup}
+    with pytest.raises(ProviderWaitError) as caught:
+        _complete(_router(clock), clients)
+    # The held provider is skipped for its other model within the call, too.
+    assert clients["openai:gpt-4o-mini"].models == [] and len(backup.models) == 2
+    assert (caught.value.reason, caught.value.wait_seconds) == ("rate_limited", 10)
 
 
 @pytest.mark.parametrize(

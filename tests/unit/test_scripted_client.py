@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from agentkit.llm import LLMRequest, ModelRequestError, RetryableModelError, get_client
+from agentkit.llm.base import ModelError, OverloadedError, ProviderOutageError, RateLimitedError
 from agentkit.llm.scripted import ScriptedClient
 from agentkit.models import Message, ScriptedTurn, Task, ToolCall, Usage
 
@@ -50,8 +52,54 @@ def test_running_out_of_turns_is_a_clear_error() -> None:
                                              ("retryable", RetryableModelError)])
 def test_scripted_errors(kind: str, error: type[Exception]) -> None:
     client = ScriptedClient(_turns({"error": {"kind": kind, "message": "boom"}}))
-    with pytest.raises(error, match="boom"):
+    with pytest.raises(error, match="boom") as caught:
         client.complete(_request(0))
+    assert type(caught.value) is error
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "status"),
+    [("rate_limited", RateLimitedError, 429), ("overloaded", OverloadedError, 503),
+     ("outage", ProviderOutageError, 500), ("retryable", RetryableModelError, None)],
+)
+def test_scripted_error_kinds_play_the_provider_s_error(
+    kind: str, error: type[ModelError], status: int | None
+) -> None:
+    client = ScriptedClient(_turns(
+        {"error": {"kind": kind, "message": "slow down", "retry_after_s": 12.5}},
+        {"content": "after the wait"},
+    ))
+    with pytest.raises(error) as caught:
+        client.complete(_request(0))
+    raised = caught.value
+    assert type(raised) is error and raised.retryable
+    assert raised.retry_after_s == 12.5 and raised.status_code == status
+    assert raised.kind == (kind if kind != "retryable" else "retryable")
+    assert client.complete(_request(1)).message.content == "after the wait"
+
+
+def test_a_scripted_error_without_a_wait_has_none() -> None:
+    client = ScriptedClient(_turns({"error": {"kind": "rate_limited", "message": "429"}}))
+    with pytest.raises(RateLimitedError) as caught:
+        client.complete(_request(0))
+    assert caught.value.retry_after_s is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [{"kind": "fatal", "message": "x", "retry_after_s": 3},  # a fatal error has no wait
+     {"kind": "rate_limited", "message": "x", "retry_after_s": -1},
+     {"kind": "throttled", "message": "x"},
+     {"kind": "outage", "message": "x", "status": 500}],
+)
+def test_scripted_error_shapes_are_checked(error: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        ScriptedTurn.model_validate({"error": error})
+
+
+def test_the_original_error_form_still_validates() -> None:
+    turn = ScriptedTurn.model_validate({"error": {"message": "boom"}})
+    assert turn.error is not None and turn.error.kind == "fatal"
 
 
 def test_scripted_is_chosen_only_explicitly_and_when_enabled() -> None:

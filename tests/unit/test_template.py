@@ -254,7 +254,17 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
     decide = states["Decide"]
     assert decide["Type"] == "Choice"
     routes = {c.get("StringEquals"): c["Next"] for c in decide["Choices"] if "StringEquals" in c}
-    assert routes == {"tool_calls": "RunTools", "final": "Finalize", "stop": "Stopped"}
+    assert routes == {"tool_calls": "RunTools", "final": "Finalize", "stop": "ReleaseSlot",
+                      "wait": "WaitForProvider"}
+    # Waiting for a provider is a Wait state (no compute billed), then the same turn again.
+    wait = states["WaitForProvider"]
+    assert wait["Type"] == "Wait" and wait["SecondsPath"] == "$.step.wait_seconds"
+    assert wait["Next"] == "CallModel"
+    assert states["ReleaseSlot"]["Next"] == "Stopped"
+    assert states["ReleaseSlot"]["Catch"][0]["Next"] == "Stopped"
+    for name in ("Finalize", "MarkFailed", "ReleaseSlot"):
+        payload = states[name]["Parameters"]["Payload"]
+        assert payload["state_machine_arn.$"] == "$$.StateMachine.Id", name
     assert decide["Choices"][0]["Next"] == "TurnLimitReached", "the turn limit is checked first"
     assert decide["Default"] == "UnknownAction"
     run_tools = states["RunTools"]
@@ -270,7 +280,7 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
     # CallModel's ResultSelector keeps the fields of ModelStepOutput the loop needs.
     selected = {k.removesuffix(".$") for k in states["CallModel"]["ResultSelector"]}
     assert (
-        {"turn", "action", "tool_calls"}
+        {"turn", "action", "tool_calls", "wait_seconds"}
         <= selected
         <= set(ModelStepOutput.model_fields) | {"turn_limit"}
     )

@@ -175,10 +175,31 @@ class ScriptedToolCall(BaseModel):
 
 
 class ScriptedError(BaseModel):
+    """A provider failure the scripted model plays instead of a reply."""
+
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["retryable", "fatal"] = "fatal"
+    kind: Literal["rate_limited", "overloaded", "outage", "fatal", "retryable"] = Field(
+        default="fatal",
+        description=(
+            "rate_limited: a 429 (the provider is held for `retry_after_s`); overloaded: a "
+            "503/529; outage: a 5xx or timeout (feeds the circuit breaker); fatal: a bad "
+            "request or credentials; retryable: transient, kind unknown."
+        ),
+    )
     message: ModelText = Field(min_length=1, max_length=2000)
+    retry_after_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=86_400,
+        description="The wait the provider asks for (not with kind fatal).",
+    )
+
+    @model_validator(mode="after")
+    def _no_wait_when_fatal(self) -> ScriptedError:
+        if self.kind == "fatal" and self.retry_after_s is not None:
+            raise ValueError("retry_after_s is for retryable kinds, not 'fatal'")
+        return self
 
 
 class ScriptedTurn(BaseModel):
@@ -212,6 +233,10 @@ def _check_model(value: str) -> None:
         )
 
 
+#: A week: a task may wait this long in all for its providers.
+MAX_WAIT_SECONDS_LIMIT = 7 * 24 * 3600
+
+
 class SubmitTaskRequest(BaseModel):
     """Body of POST /tasks."""
 
@@ -239,6 +264,13 @@ class SubmitTaskRequest(BaseModel):
     )
     max_cost_usd: float | None = Field(
         default=None, gt=0, le=10_000, description="USD spent on model calls at most."
+    )
+    max_wait_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_WAIT_SECONDS_LIMIT,
+        description="Patience: how long in all the task may wait for its providers (rate "
+        "limits, overload, outages) before it fails; default from the deployment.",
     )
     scripted_turns: list[ScriptedTurn] | None = Field(
         default=None,
@@ -275,6 +307,19 @@ class SubmitTaskRequest(BaseModel):
         return value
 
 
+class WaitInfo(BaseModel):
+    """Why a task is waiting for its provider, and until when (no compute runs meanwhile)."""
+
+    provider: str
+    reason: str = Field(
+        description="`rate_limited` (the provider answered 429), `limiter` (the deployment's "
+        "own limit for it is used up), `breaker_open`, `overloaded` or `outage`."
+    )
+    message: str = ""
+    until: str = Field(description="When the model is called again (UTC).")
+    since: str
+
+
 class Task(BaseModel):
     """The task record (DynamoDB item `TASK#<id>` / `META`)."""
 
@@ -288,6 +333,9 @@ class Task(BaseModel):
     max_turns: int
     max_tokens: int | None = None
     max_cost_usd: float | None = None
+    max_wait_seconds: int | None = None
+    waited_seconds: int = 0
+    waiting: WaitInfo | None = None
     turn: int = 0
     usage: Usage = Field(default_factory=Usage)
     answer: str | None = None
@@ -309,6 +357,9 @@ class TaskSummary(BaseModel):
     usage: Usage
     answer: str | None = None
     error: str | None = None
+    waiting: WaitInfo | None = Field(
+        default=None, description="Set while the task waits for its provider: why, until when."
+    )
     created_at: str
     updated_at: str
 
@@ -362,16 +413,19 @@ class TaskView(TaskSummary):
     max_turns: int
     max_tokens: int | None = None
     max_cost_usd: float | None = None
+    max_wait_seconds: int | None = None
+    waited_seconds: int = Field(default=0, description="Seconds waited for providers so far.")
     messages: list[Message]
     approvals: list[ApprovalView] = Field(default_factory=list)
 
 
-EventKind = Literal["model_call", "tool_call", "approval", "status"]
+EventKind = Literal["model_call", "tool_call", "approval", "status", "wait"]
 
 
 class TaskEvent(BaseModel):
     """One entry of a task's timeline (GET /tasks/{id}/events): a model call, a tool call,
-    an approval decision or a status change, with timing, tokens, cost and error."""
+    an approval decision, a status change or a wait for a provider, with timing, tokens,
+    cost and error."""
 
     kind: EventKind
     turn: int = 0
@@ -417,7 +471,7 @@ class ToolCallRef(TurnRef):
     index: int = Field(ge=0)
 
 
-StepAction = Literal["tool_calls", "final", "stop"]
+StepAction = Literal["tool_calls", "final", "stop", "wait"]
 
 
 class ModelStepOutput(BaseModel):
@@ -427,3 +481,5 @@ class ModelStepOutput(BaseModel):
     turn: int  # the turn just completed
     action: StepAction
     tool_calls: list[ToolCallRef] = Field(default_factory=list)
+    #: action "wait": seconds the state machine waits (a Wait state) before calling again
+    wait_seconds: int | None = None

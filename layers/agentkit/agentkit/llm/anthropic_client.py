@@ -6,11 +6,13 @@ nothing, and a deployment without the SDK fails only for tasks that ask for Anth
 Decisions worth knowing:
 
 * **Retries** belong to the state machine, so the SDK client is built with
-  `max_retries=0`; every failure surfaces at once as `RetryableModelError` (429, 408,
-  409, 5xx incl. Anthropic's 529 `overloaded_error`, timeouts, connection failures;
-  `retry_after_s` from `retry-after-ms` / `retry-after`) or `ModelRequestError`
-  (everything else: 400 incl. "prompt is too long", 401, 403, 404, 413, a missing key,
-  a missing SDK).
+  `max_retries=0`; every failure surfaces at once, classified by `wire.error_for_status`:
+  429 `rate_limit_error` → `RateLimitedError` (`retry_after_s` from `retry-after-ms` /
+  `retry-after`, else the `anthropic-ratelimit-*-reset` time of the limit that ran
+  out), 529 `overloaded_error`, 503 and 409 → `OverloadedError`, 408, other 5xx,
+  timeouts and connection failures → `ProviderOutageError`, everything else (400 incl.
+  "prompt is too long", 401, 403, 404, 413, a missing key, a missing SDK) →
+  `ModelRequestError`.
 * **Conversation shape**: system messages become the `system` parameter (several are
   joined with a blank line, wherever they stand). Assistant tool calls become
   `tool_use` blocks; tool results become `tool_result` blocks (`is_error: true` only

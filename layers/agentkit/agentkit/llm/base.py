@@ -33,13 +33,56 @@ class ModelError(Exception):
 
 
 class RetryableModelError(ModelError):
-    """Throttling, 5xx, timeouts, connection failures: worth another try later."""
+    """Throttling, 5xx, timeouts, connection failures: worth another try later.
+
+    Raised as such only where the kind is unknown; clients raise one of the three kinds
+    below, which decide what the router does: a rate limit holds the provider (for every
+    Lambda) until its reset, an overload is retried briefly, an outage feeds the breaker."""
 
     retryable = True
+    kind = "retryable"
+
+
+class RateLimitedError(RetryableModelError):
+    """429: the provider's limits for this key are used up until `retry_after_s` (from
+    Retry-After or the provider's own reset headers)."""
+
+    kind = "rate_limited"
+
+
+class OverloadedError(RetryableModelError):
+    """503 / 529 (Anthropic's overloaded_error): the provider is busy, not down."""
+
+    kind = "overloaded"
+
+
+class ProviderOutageError(RetryableModelError):
+    """Other 5xx, timeouts, connection failures: the provider may be down (feeds the
+    circuit breaker)."""
+
+    kind = "outage"
 
 
 class ModelRequestError(ModelError):
     """Bad request, auth, context too long, unknown model: retrying cannot help."""
+
+    kind = "fatal"
+
+
+class ProviderWaitError(ModelError):
+    """No model of the task can be called now (its provider is held after a 429, its
+    limiter is empty, or its breaker is open): not a failure. The loop waits
+    `wait_seconds` in a Wait state (no compute billed) and calls again."""
+
+    retryable = True
+    kind = "wait"
+
+    def __init__(self, message: str, *, wait_seconds: float, provider: str, reason: str) -> None:
+        super().__init__(message, retry_after_s=wait_seconds)
+        self.wait_seconds = wait_seconds
+        self.provider = provider
+        #: why: "rate_limited" (held), "limiter" (no budget now) or "breaker_open"
+        self.reason = reason
 
 
 class LLMRequest(BaseModel):

@@ -1,27 +1,28 @@
-"""A circuit breaker per provider whose state lives in DynamoDB, shared by every Lambda.
+"""The outage circuit breaker per provider: policy and state machine. Its state lives in
+DynamoDB (`agentkit.store.provider_state`, item `PROVIDER#<provider>` / `BREAKER`), shared
+by every Lambda.
 
-Item `BREAKER#<provider>` / `STATE`:
-  state         closed | open | half_open
-  failures      retryable failures counted in the current window
-  window_start  epoch seconds the window began
-  open_until    epoch seconds an open breaker stays open
-  probe_at      epoch seconds the half-open probe was claimed
-
-closed → (threshold failures within the window) → open → (cool-down passed; exactly one
-caller wins a conditional write and probes) → half_open → success: closed / failure: open.
-Every transition is a conditional write, so concurrent instances agree on one outcome.
+closed → (threshold outages within the window) → open → (cool-down passed; exactly one
+caller wins a conditional write and makes ONE call) → half_open → that call answered:
+closed / it failed with an outage: open again. A probe that never reports back is retaken
+after another cool-down. Only outages (`ProviderOutageError`: 5xx other than 503/529,
+timeouts, connection failures) feed it: a rate limit or an overload says the provider is
+up and busy, which holds and the limiter deal with.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from agentkit.store.dynamo import from_item, to_attr, to_item
+from agentkit.store.provider_state import ProviderStateStore
+
+#: An in-flight probe usually answers within this: when to look again.
+PROBE_RECHECK_S = 10.0
 
 
 class BreakerPolicy(BaseModel):
@@ -30,134 +31,100 @@ class BreakerPolicy(BaseModel):
     cooldown_s: float = Field(default=30.0, gt=0)
 
 
+@dataclass(frozen=True)
+class Admission:
+    """`allowed`: a call may be made. `probe`: only after `claim_probe` wins, and then
+    exactly one call. `retry_at`: when not allowed, the epoch time to look again."""
+
+    allowed: bool
+    probe: bool = False
+    retry_at: float | None = None
+
+
 class CircuitBreaker(Protocol):
-    def allow(self, provider: str) -> bool: ...
+    def admit(self, provider: str, item: dict[str, Any] | None = None) -> Admission: ...
+
+    def claim_probe(self, provider: str, item: dict[str, Any]) -> bool: ...
 
     def record_success(self, provider: str) -> None: ...
 
-    def record_failure(self, provider: str) -> None: ...
+    def record_outage(self, provider: str) -> float | None: ...
 
 
 class NoBreaker:
-    """Always closed (tests, or a deployment that opts out)."""
+    """Always closed (tests, or a router without shared state)."""
 
-    def allow(self, provider: str) -> bool:
+    def admit(self, provider: str, item: dict[str, Any] | None = None) -> Admission:
+        return Admission(True)
+
+    def claim_probe(self, provider: str, item: dict[str, Any]) -> bool:
         return True
 
     def record_success(self, provider: str) -> None:
         return None
 
-    def record_failure(self, provider: str) -> None:
+    def record_outage(self, provider: str) -> float | None:
         return None
 
 
-def _conditional(call: Callable[..., Any], **kwargs: Any) -> bool:
-    try:
-        call(**kwargs)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-class DynamoCircuitBreaker:
+class SharedCircuitBreaker:
     def __init__(
         self,
-        client: Any,
-        table_name: str,
+        store: ProviderStateStore,
         policy: BreakerPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = client
-        self._table = table_name
+        self._store = store
         self.policy = policy or BreakerPolicy()
         self._clock = clock
 
     def state(self, provider: str) -> dict[str, Any]:
-        response = self._client.get_item(
-            TableName=self._table, Key=self._key(provider), ConsistentRead=True
-        )
-        return from_item(response.get("Item", {}))
+        return self._store.breaker(provider)
 
-    def allow(self, provider: str) -> bool:
-        item = self.state(provider)
+    def admit(self, provider: str, item: dict[str, Any] | None = None) -> Admission:
+        """Read-only: may a call be made now? `item`: the breaker item already read (the
+        router reads it with the provider's hold in one query)."""
+        item = self.state(provider) if item is None else item
         now = self._clock()
         state = item.get("state", "closed")
         if state == "closed":
-            return True
+            return Admission(True)
         if state == "open" and now < float(item.get("open_until", 0)):
-            return False
-        if state == "half_open" and now < float(item.get("probe_at", 0)) + self.policy.cooldown_s:
-            return False  # another caller is probing
-        # Cool-down over (or a probe that never reported back): one caller wins the probe.
-        return self._update(
+            return Admission(False, retry_at=float(item["open_until"]))
+        probe_expires = float(item.get("probe_at", 0)) + self.policy.cooldown_s
+        if state == "half_open" and now < probe_expires:
+            # Another caller is probing: look again soon (it usually answers quickly).
+            return Admission(False, retry_at=min(probe_expires, now + PROBE_RECHECK_S))
+        # Cool-down over (or a probe that never reported back): a probe may be claimed.
+        return Admission(True, probe=True)
+
+    def claim_probe(self, provider: str, item: dict[str, Any]) -> bool:
+        """Exactly one caller wins: a conditional write on the state it read."""
+        return self._store.breaker_claim_probe(
             provider,
-            "SET #state = :half, probe_at = :now",
-            "#state = :seen AND (attribute_not_exists(probe_at) OR probe_at = :seen_probe)",
-            {
-                ":half": "half_open",
-                ":now": now,
-                ":seen": state,
-                ":seen_probe": item.get("probe_at", 0),
-            },
+            now=self._clock(),
+            seen_state=item.get("state", "closed"),
+            seen_probe_at=item.get("probe_at"),
         )
 
     def record_success(self, provider: str) -> None:
-        self._update(
-            provider,
-            "SET #state = :closed, failures = :zero, window_start = :now",
-            "attribute_exists(#state) AND #state <> :closed",
-            {":closed": "closed", ":zero": 0, ":now": self._clock()},
-        )
+        """The provider answered a probe: close (a no-op when already closed)."""
+        self._store.breaker_close(provider, now=self._clock())
 
-    def record_failure(self, provider: str) -> None:
+    def record_outage(self, provider: str) -> float | None:
+        """Count an outage; the time the breaker stays open until when it is open now."""
         now = self._clock()
-        policy = self.policy
-        if self._update(
-            provider,
-            "SET #state = :open, open_until = :until, failures = :zero",
-            "#state = :half",
-            {":open": "open", ":until": now + policy.cooldown_s, ":zero": 0, ":half": "half_open"},
-        ):
-            return  # the probe failed: open again
-        # A new window when there is none or it is stale; else count within it.
-        if not self._update(
-            provider,
-            "SET failures = :one, window_start = :now, #state = if_not_exists(#state, :closed)",
-            "attribute_not_exists(window_start) OR window_start < :stale",
-            {":one": 1, ":now": now, ":stale": now - policy.window_s, ":closed": "closed"},
-        ):
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=self._key(provider),
-                UpdateExpression="ADD failures :one",
-                ExpressionAttributeValues={":one": to_attr(1)},
-                ReturnValues="UPDATED_NEW",
-            )
-            if int(response["Attributes"]["failures"]["N"]) < policy.failure_threshold:
-                return
-        elif policy.failure_threshold > 1:
-            return
-        self._update(
-            provider,
-            "SET #state = :open, open_until = :until",
-            "#state = :closed",
-            {":open": "open", ":until": now + policy.cooldown_s, ":closed": "closed"},
+        open_until = now + self.policy.cooldown_s
+        if self._store.breaker_reopen(provider, open_until=open_until):
+            return open_until  # the probe failed: open again
+        failures = self._store.breaker_count_failure(
+            provider, now=now, window_s=self.policy.window_s
         )
-
-    def _key(self, provider: str) -> dict[str, Any]:
-        return to_item({"pk": f"BREAKER#{provider}", "sk": "STATE"})
-
-    def _update(
-        self, provider: str, expression: str, condition: str, values: dict[str, Any]
-    ) -> bool:
-        return _conditional(
-            self._client.update_item,
-            TableName=self._table,
-            Key=self._key(provider),
-            UpdateExpression=expression,
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
-        )
+        if failures < self.policy.failure_threshold:
+            return None
+        if self._store.breaker_trip(provider, open_until=open_until):
+            return open_until
+        item = self.state(provider)  # another caller tripped it (or it is half_open)
+        if item.get("state") == "open":
+            return float(item.get("open_until", open_until))
+        return None

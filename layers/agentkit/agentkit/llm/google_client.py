@@ -18,13 +18,15 @@ Decisions worth knowing:
   Python callable anyway) and so is automatic continuation, which would otherwise
   send follow-up requests inside one `complete()`; a `CONTINUATION` finish is
   reported as `length`.
-* **Errors**: `google.genai.errors.APIError` goes through `error_for_status`, so 408,
-  409, 429 and 5xx are `RetryableModelError` and every other status (400
-  `INVALID_ARGUMENT` incl. a prompt over the context window, 401, 403, 404) is
-  `ModelRequestError`. The wait comes from `retry-after-ms` / `retry-after` headers
-  and, since the Gemini API usually sends neither, from the `google.rpc.RetryInfo`
-  `retryDelay` in the error details. Timeouts and connection failures (the SDK lets
-  httpx2/httpx exceptions through) are retryable. A prompt blocked by safety filters
+* **Errors**: `google.genai.errors.APIError` is classified by `wire.error_for_status`
+  (the table there): 429 `RESOURCE_EXHAUSTED` → `RateLimitedError`, 503 `UNAVAILABLE`
+  → `OverloadedError`, 409 `ABORTED` → `OverloadedError`, 408 / other 5xx →
+  `ProviderOutageError`, every other status (400 `INVALID_ARGUMENT` incl. a prompt over
+  the context window, 401, 403, 404) → `ModelRequestError`. The wait comes from
+  `retry-after-ms` / `retry-after` headers and, since the Gemini API usually sends
+  neither, from the `google.rpc.RetryInfo` `retryDelay` in the error details. Timeouts
+  and connection failures (the SDK lets httpx2/httpx exceptions through) are
+  `ProviderOutageError`. A prompt blocked by safety filters
   (no candidates, `promptFeedback.blockReason`) is a `ModelRequestError` naming the
   reason: the same prompt would be blocked again.
 * **Tools** are declared with `parameters_json_schema` (JSON Schema; the OpenAPI-subset
@@ -66,14 +68,12 @@ from __future__ import annotations
 
 import base64
 import importlib
-import re
 from typing import Any
 
 from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
 from agentkit.llm.tool_schema import gemini_parameters
 from agentkit.llm.wire import (
     api_key_from,
-    error_for_status,
     import_sdk,
     map_sdk_error,
     optional_env,
@@ -106,8 +106,6 @@ _FINISH_REASONS: dict[str, FinishReason] = {
     "MODEL_ARMOR": "content_filter",
 }
 
-_RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
 class GoogleClient(BaseLLMClient):
@@ -187,14 +185,17 @@ class GoogleClient(BaseLLMClient):
     # --- errors
 
     def _map_api_error(self, error: Any) -> ModelError:
-        status = error.code if isinstance(error.code, int) else 0
-        label = f"HTTP {status} {error.status}" if error.status else f"HTTP {status}"
-        text = str(error.message or "") or type(error).__name__
-        headers = getattr(getattr(error, "response", None), "headers", None)
-        mapped = error_for_status(self._scrub(f"google: {label}: {text}"), status, headers)
-        if mapped.retryable and mapped.retry_after_s is None:
-            mapped.retry_after_s = _retry_delay(error.details)
-        return mapped
+        return map_sdk_error(
+            self.provider,
+            error,
+            status_types=self._errors.APIError,
+            status_of=lambda api_error: api_error.code if isinstance(api_error.code, int) else 0,
+            label_of=lambda api_error: str(api_error.status or ""),
+            text_of=lambda api_error: str(api_error.message or "") or type(api_error).__name__,
+            headers_of=lambda api_error: getattr(api_error.response, "headers", None),
+            body_of=lambda api_error: api_error.details,  # RetryInfo lives here
+            scrub=self._scrub,
+        )
 
     def _scrub(self, text: str) -> str:
         return scrub(text, [self._api_key])
@@ -216,18 +217,6 @@ def _transport_exceptions() -> tuple[_Exceptions, _Exceptions]:
         timeouts.append(module.TimeoutException)
         transport.append(module.TransportError)
     return tuple(timeouts), tuple(transport)
-
-
-def _retry_delay(details: Any) -> float | None:
-    """Seconds from a `google.rpc.RetryInfo` detail (`"retryDelay": "7s"`), if any."""
-    error = details.get("error", details) if isinstance(details, dict) else None
-    entries = error.get("details") if isinstance(error, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("@type") == _RETRY_INFO_TYPE:
-            match = _DURATION.match(str(entry.get("retryDelay", "")))
-            if match:
-                return float(match.group(1))
-    return None
 
 
 # --- request

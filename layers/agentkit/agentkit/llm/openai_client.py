@@ -6,10 +6,13 @@ nothing, and a deployment without the SDK fails only for tasks that ask for Open
 Decisions worth knowing:
 
 * **Retries** belong to the state machine, so the SDK client is built with
-  `max_retries=0`; every failure surfaces at once as `RetryableModelError` (429, 408,
-  409, 5xx, timeouts, connection failures; `retry_after_s` from `retry-after-ms` /
-  `retry-after`) or `ModelRequestError` (everything else: 400 incl.
-  `context_length_exceeded`, 401, 403, 404, 422, a missing key, a missing SDK).
+  `max_retries=0`; every failure surfaces at once, classified by `wire.error_for_status`:
+  429 → `RateLimitedError` (`retry_after_s` from `retry-after-ms` / `retry-after`, else
+  the `x-ratelimit-reset-requests` / `-tokens` durations of the limit that ran out;
+  `insufficient_quota` is billing, so fatal), 503 and 409 → `OverloadedError`, 408,
+  other 5xx, timeouts and connection failures → `ProviderOutageError`, everything else
+  (400 incl. `context_length_exceeded`, 401, 403, 404, 422, a missing key, a missing
+  SDK) → `ModelRequestError`.
 * **Output limit** goes out as `max_completion_tokens`: the SDK documents `max_tokens`
   as deprecated on Chat Completions and the reasoning models (o-series, gpt-5) reject
   it. OpenAI-compatible servers behind `OPENAI_BASE_URL` that only know `max_tokens`
@@ -120,9 +123,13 @@ class OpenAIClient(BaseLLMClient):
     def complete(self, request: LLMRequest) -> LLMResponse:
         try:
             body = build_request_body(request, tool_parameters=self.tool_parameters)
-            completion = self._sdk.chat.completions.create(**body)
+            raw = self._sdk.chat.completions.with_raw_response.create(**body)
+            completion = raw.parse()
         except self._openai.OpenAIError as error:
             raise self._map_error(error) from None
+        failure = self.error_in_body(completion, raw.headers)
+        if failure is not None:
+            raise failure
         try:
             return parse_completion(completion, provider=self.provider)
         except ValidationError as error:
@@ -135,6 +142,10 @@ class OpenAIClient(BaseLLMClient):
         return openai_parameters(schema)
 
     # --- errors
+
+    def error_in_body(self, completion: Any, headers: Any) -> ModelError | None:
+        """An error the API reports inside an HTTP 200 (OpenRouter does); None here."""
+        return None
 
     def _map_error(self, error: Exception) -> ModelError:
         openai = self._openai

@@ -14,15 +14,26 @@ scrubbing) is the OpenAI client's; see `openai_client` for those decisions. Here
   OpenAI's tool format and passes it on as-is to OpenAI-style upstreams.
 * **Errors** are prefixed `openrouter:`. OpenRouter's error `code` is the numeric HTTP
   status, so the message carries the API's text alone.
+* **Errors inside an HTTP 200**: once a model has started on a request OpenRouter
+  answers 200 and reports a failure in the body: `{"error": {"code": 429, "message",
+  "metadata"}}` instead of a completion, or a choice with `finish_reason: "error"` (and
+  its own `error`). Both are errors classified by their `code` as if it were the HTTP
+  status (`wire.error_for_status`, with the response's Retry-After), never an empty
+  final answer; an error without a usable code is an upstream failure mid-answer
+  (`ProviderOutageError`, as a 502 would be).
 """
 
 from __future__ import annotations
 
 from typing import Any, Self
 
+from agentkit.llm.base import ModelError
 from agentkit.llm.openai_client import DEFAULT_TIMEOUT_S, OpenAIClient
 from agentkit.llm.tool_schema import openrouter_parameters
-from agentkit.llm.wire import optional_env
+from agentkit.llm.wire import error_for_status, optional_env
+
+# A reported error without a usable code: the upstream model failed mid-answer.
+UPSTREAM_FAILURE_STATUS = 502
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_SITE_URL = "https://github.com/opspawn/opspawn"
@@ -54,6 +65,31 @@ class OpenRouterClient(OpenAIClient):
 
     def tool_parameters(self, schema: dict[str, Any]) -> dict[str, Any]:
         return openrouter_parameters(schema)
+
+    def error_in_body(self, completion: Any, headers: Any) -> ModelError | None:
+        """The error of a 200 whose body is `{"error": {...}}`, or whose first choice
+        finished with `finish_reason: "error"`; None for a real completion."""
+        extra = getattr(completion, "model_extra", None) or {}
+        reported = extra.get("error")
+        choices = getattr(completion, "choices", None) or []
+        if reported is None and choices and choices[0].finish_reason == "error":
+            choice_extra = getattr(choices[0], "model_extra", None) or {}
+            reported = choice_extra.get("error") or {}
+        if reported is None:
+            return None
+        detail = reported if isinstance(reported, dict) else {"message": str(reported)}
+        code = detail.get("code")
+        if isinstance(code, str) and code.strip().isdigit():
+            code = int(code)
+        status = code if isinstance(code, int) and 400 <= code <= 599 else None
+        message = str(detail.get("message") or "the model reported an error")
+        label = f"HTTP 200, error {code}" if status is not None else "HTTP 200, error"
+        return error_for_status(
+            self._scrub(f"{self.provider}: {label}: {message}"),
+            status if status is not None else UPSTREAM_FAILURE_STATUS,
+            headers,
+            body={"error": detail},
+        )
 
     @classmethod
     def from_env(cls, *, http_client: Any = None, **options: Any) -> Self:

@@ -1,7 +1,9 @@
 """A client that plays a given list of replies: deterministic runs for tests and the demo.
 
 Turn N of the conversation (counted by assistant messages already present) gets
-scripted reply N. Chosen only when a task's model is `scripted` explicitly.
+scripted reply N. Chosen only when a task's model is `scripted` explicitly. A turn's
+`error` plays a provider failure of each kind (`rate_limited` with its `retry_after_s`,
+`overloaded`, `outage`, `fatal`), raised as the provider clients raise it.
 """
 
 from __future__ import annotations
@@ -10,10 +12,24 @@ from agentkit.llm.base import (
     BaseLLMClient,
     LLMRequest,
     LLMResponse,
+    ModelError,
     ModelRequestError,
+    OverloadedError,
+    ProviderOutageError,
+    RateLimitedError,
     RetryableModelError,
 )
-from agentkit.models import Message, ScriptedTurn, ToolCall, Usage
+from agentkit.models import Message, ScriptedError, ScriptedTurn, ToolCall, Usage
+
+# The scripted error kinds as a provider would raise them, with the HTTP status it
+# would have answered (the router and the logs see the same error either way).
+_ERRORS: dict[str, tuple[type[ModelError], int | None]] = {
+    "rate_limited": (RateLimitedError, 429),
+    "overloaded": (OverloadedError, 503),
+    "outage": (ProviderOutageError, 500),
+    "fatal": (ModelRequestError, 400),
+    "retryable": (RetryableModelError, None),
+}
 
 
 class ScriptedClient(BaseLLMClient):
@@ -30,10 +46,7 @@ class ScriptedClient(BaseLLMClient):
             )
         turn = self._turns[index]
         if turn.error is not None:
-            error_class = (
-                RetryableModelError if turn.error.kind == "retryable" else ModelRequestError
-            )
-            raise error_class(f"scripted error: {turn.error.message}")
+            raise scripted_error(turn.error)
         tool_calls = [
             ToolCall(id=f"call_{index + 1}_{position}", name=call.name, arguments=call.arguments)
             for position, call in enumerate(turn.tool_calls)
@@ -44,6 +57,16 @@ class ScriptedClient(BaseLLMClient):
             finish_reason="tool_calls" if tool_calls else "stop",
             usage=usage.model_copy(update={"model_calls": 1}),
         )
+
+
+def scripted_error(error: ScriptedError) -> ModelError:
+    """The exception a scripted turn's `error` stands for."""
+    error_class, status = _ERRORS[error.kind]
+    if error_class is ModelRequestError:
+        return ModelRequestError(f"scripted error: {error.message}", status_code=status)
+    return error_class(
+        f"scripted error: {error.message}", status_code=status, retry_after_s=error.retry_after_s
+    )
 
 
 def _estimate_usage(request: LLMRequest, turn: ScriptedTurn) -> Usage:

@@ -7,24 +7,74 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any
 
-from agentkit.llm.base import ModelError, ModelRequestError, RetryableModelError
+from agentkit.llm.base import (
+    ModelError,
+    ModelRequestError,
+    OverloadedError,
+    ProviderOutageError,
+    RateLimitedError,
+)
 from agentkit.models import INVALID_ARGUMENTS_KEY
 
 MAX_RAW_ARGUMENTS_CHARS = 2_000
 MAX_ERROR_MESSAGE_CHARS = 1_000
 
-# Timeout, lock conflict, throttling; every 5xx is retryable too.
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
+# --- error classification: the one table every client goes through
+#
+#   429                          → RateLimitedError (wait: Retry-After, else the provider's
+#                                  reset headers / RetryInfo); but OpenAI's
+#                                  `insufficient_quota` 429 (billing) → ModelRequestError
+#   503, 529                     → OverloadedError (Anthropic's 529 `overloaded_error`;
+#                                  503 "overloaded" / "no provider available")
+#   409                          → OverloadedError: a lock conflict on the provider's side
+#                                  (the SDKs retry it): contention, worth a short retry, but
+#                                  no sign the provider is down, so it must not feed the
+#                                  breaker
+#   408, other 5xx               → ProviderOutageError: 408 is the server timing out on the
+#                                  request, the same as our own timeout
+#   timeouts, connection errors  → ProviderOutageError
+#   402 with Retry-After         → RateLimitedError (OpenRouter's in-flight spending budget;
+#                                  a 402 without it is out of credits: fatal)
+#   any other status (400, 401, 403, 404, 413, 422, context too long...) → ModelRequestError
+RATE_LIMITED_STATUSES = frozenset({429})
+OVERLOADED_STATUSES = frozenset({409, 503, 529})
+OUTAGE_STATUSES = frozenset({408})
+# Kept for callers that only ask "worth retrying at all?".
+RETRYABLE_STATUSES = RATE_LIMITED_STATUSES | OVERLOADED_STATUSES | OUTAGE_STATUSES
 
 # Key-shaped tokens, masked or not: OpenAI/Anthropic/OpenRouter `sk-...`, Google `AIza...`.
 _KEY_LIKE = re.compile(r"\b(?:sk-[A-Za-z0-9_*.\-]{3,}|AIza[0-9A-Za-z_\-]{10,})")
+
+# Go-style durations in OpenAI's `x-ratelimit-reset-*` ("1s", "6m0s", "20ms", "1h2m3.5s").
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+# protobuf Duration in JSON ("30s", "1.500s"): Google's RetryInfo `retryDelay`.
+_PROTO_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+_RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo"
+
+# Per limit: the header with when it resets, the one with what remains, whether the
+# limit is in tokens (a request can exceed what remains of it without it reading 0).
+_OPENAI_LIMITS = (
+    ("x-ratelimit-reset-requests", "x-ratelimit-remaining-requests", False),
+    ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens", True),
+)
+_ANTHROPIC_LIMITS = tuple(
+    (
+        f"anthropic-ratelimit-{name}-reset",
+        f"anthropic-ratelimit-{name}-remaining",
+        name != "requests",
+    )
+    for name in ("requests", "tokens", "input-tokens", "output-tokens")
+)
 
 
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
@@ -34,36 +84,142 @@ def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUSES or status >= 500
 
 
-def error_for_status(message: str, status: int, headers: Any = None) -> ModelError:
-    """The normalized error for an HTTP status: retryable (with Retry-After) or not."""
-    if is_retryable_status(status):
-        return RetryableModelError(
-            message, status_code=status, retry_after_s=retry_after_seconds(headers)
+def error_for_status(
+    message: str, status: int, headers: Any = None, *, body: Any = None
+) -> ModelError:
+    """The normalized error for an HTTP status (table above). `headers`: the response's
+    (any mapping with `.get`); `body`: its decoded JSON, where the wait (Google's
+    RetryInfo) or the fatal 429 (OpenAI's `insufficient_quota`) may be written."""
+    if status in RATE_LIMITED_STATUSES:
+        if _error_code(body) == "insufficient_quota":  # billing: no reset will help
+            return ModelRequestError(message, status_code=status)
+        return RateLimitedError(
+            message, status_code=status, retry_after_s=rate_limit_wait(headers, body)
         )
+    wait = retry_after_seconds(headers)
+    if status == 402 and wait is not None:
+        return RateLimitedError(message, status_code=status, retry_after_s=wait)
+    if status in OVERLOADED_STATUSES:
+        return OverloadedError(message, status_code=status, retry_after_s=wait)
+    if status in OUTAGE_STATUSES or status >= 500:
+        return ProviderOutageError(message, status_code=status, retry_after_s=wait)
     return ModelRequestError(message, status_code=status)
 
 
-def retry_after_seconds(headers: Any) -> float | None:
+def rate_limit_wait(headers: Any, body: Any = None, *, now: float | None = None) -> float | None:
+    """Seconds until a rate-limited provider takes requests again, as the provider says:
+    `retry-after-ms` / `retry-after`, else its reset headers (OpenAI `x-ratelimit-reset-*`
+    durations, Anthropic `anthropic-ratelimit-*-reset` RFC 3339 times), else a Google
+    `RetryInfo.retryDelay` in the body. None: the provider said nothing."""
+    explicit = retry_after_seconds(headers, now=now)
+    if explicit is not None:
+        return explicit
+    if headers is not None:
+        for limits, parse in ((_OPENAI_LIMITS, go_duration_seconds), (_ANTHROPIC_LIMITS, None)):
+            wait = _reset_wait(headers, limits, parse, now=now)
+            if wait is not None:
+                return wait
+    return retry_info_delay(body)
+
+
+def _reset_wait(
+    headers: Any,
+    limits: tuple[tuple[str, str, bool], ...],
+    parse: Callable[[str], float | None] | None,
+    *,
+    now: float | None,
+) -> float | None:
+    """The latest reset among the limits that ran out (remaining 0, or not said); when
+    none reads 0, a token limit the request was too large for: the latest token reset."""
+    exhausted: list[float] = []
+    token_resets: list[float] = []
+    for reset_header, remaining_header, in_tokens in limits:
+        raw = headers.get(reset_header)
+        if raw is None:
+            continue
+        seconds = parse(raw) if parse is not None else _seconds_until(raw, now=now)
+        if seconds is None:
+            continue
+        if in_tokens:
+            token_resets.append(seconds)
+        if _number(headers.get(remaining_header)) in (None, 0.0):
+            exhausted.append(seconds)
+    pool = exhausted or token_resets
+    return max(pool) if pool else None
+
+
+def retry_after_seconds(headers: Any, *, now: float | None = None) -> float | None:
     """Seconds to wait from `retry-after-ms`, else `retry-after` (seconds or HTTP date)."""
     if headers is None:
         return None
     for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(header)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / divisor
-        except ValueError:
-            continue
-        if seconds == seconds and seconds != float("inf"):  # not NaN, not infinite
-            return max(seconds, 0.0)
+        value = _number(headers.get(header))
+        if value is not None:
+            return max(value / divisor, 0.0)
     value = headers.get("retry-after")
     if value:
         try:
-            return max(parsedate_to_datetime(value).timestamp() - time(), 0.0)
+            moment = parsedate_to_datetime(value).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
+        return max(moment - (time() if now is None else now), 0.0)
     return None
+
+
+def go_duration_seconds(text: str) -> float | None:
+    """A Go duration ("6m0s", "20ms", "1h2m3.5s", "0s") → seconds; anything else → None."""
+    text = str(text).strip()
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _GO_UNITS[unit] for number, unit in parts)
+
+
+def retry_info_delay(body: Any) -> float | None:
+    """Seconds from a `google.rpc.RetryInfo` detail (`"retryDelay": "7s"`) of a Google
+    error body (`{"error": {"details": [...]}}` or the inner object), if any."""
+    error = body.get("error", body) if isinstance(body, dict) else None
+    entries = error.get("details") if isinstance(error, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("@type") == _RETRY_INFO_TYPE:
+            match = _PROTO_DURATION.match(str(entry.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _seconds_until(timestamp: str, *, now: float | None) -> float | None:
+    """An RFC 3339 time ("2026-01-01T00:00:30Z") → seconds from now (not below 0)."""
+    try:
+        moment = datetime.fromisoformat(str(timestamp).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(moment.timestamp() - (time() if now is None else now), 0.0)
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from header text; None when absent or not a number."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _error_code(body: Any) -> str | None:
+    """`code` (or `type`) of an OpenAI-style error body, inner (`{"code"...}`, as the SDK
+    keeps it) or whole (`{"error": {...}}`)."""
+    if not isinstance(body, dict):
+        return None
+    inner = body.get("error", body)
+    if not isinstance(inner, dict):
+        return None
+    code = inner.get("code") or inner.get("type")
+    return code if isinstance(code, str) else None
 
 
 def map_sdk_error(
@@ -77,30 +233,40 @@ def map_sdk_error(
     text_of: Callable[[Any], str] = str,
     status_of: Callable[[Any], int] = lambda error: error.status_code,
     headers_of: Callable[[Any], Any] = lambda error: error.response.headers,
+    body_of: Callable[[Any], Any] = lambda error: getattr(error, "body", None),
     cause_of: Callable[[Any], BaseException | None] = lambda error: error.__cause__,
+    label_of: Callable[[Any], str] | None = None,
 ) -> ModelError:
     """An exception raised by a provider SDK → the normalized error, messages prefixed
     `<provider>: `:
 
     * `timeout_types` (checked first: SDK timeouts often subclass connection errors) →
-      retryable "the request timed out";
-    * `connection_types` → retryable "connection error (<type of `cause_of(error)`>)";
-    * `status_types` → `error_for_status` with "HTTP <status_of>: <text_of, scrubbed>"
-      and the Retry-After of `headers_of` (defaults: the `status_code` and
-      `response.headers` of the openai/anthropic SDKs' `APIStatusError`);
+      `ProviderOutageError` "the request timed out";
+    * `connection_types` → `ProviderOutageError` "connection error (<type of
+      `cause_of(error)`>)";
+    * `status_types` → `error_for_status` with "HTTP <status_of>[ <label_of>]: <text_of,
+      scrubbed>", the headers of `headers_of` and the body of `body_of` (defaults: the
+      `status_code`, `response.headers` and `body` of the openai/anthropic SDKs'
+      `APIStatusError`);
     * anything else (bad configuration, an unusable response) → not transient.
 
     `scrub` cleans provider text of secrets (usually the client's `_scrub`)."""
     if isinstance(error, timeout_types):
-        return RetryableModelError(f"{provider}: the request timed out")
+        return ProviderOutageError(f"{provider}: the request timed out")
     if isinstance(error, connection_types):
         cause = cause_of(error)
         detail = f" ({type(cause).__name__})" if cause is not None else ""
-        return RetryableModelError(f"{provider}: connection error{detail}")
+        return ProviderOutageError(f"{provider}: connection error{detail}")
     if isinstance(error, status_types):
         status = status_of(error)
+        label = label_of(error) if label_of is not None else ""
         text = scrub(text_of(error))
-        return error_for_status(f"{provider}: HTTP {status}: {text}", status, headers_of(error))
+        return error_for_status(
+            f"{provider}: HTTP {status}{' ' + label if label else ''}: {text}",
+            status,
+            headers_of(error),
+            body=body_of(error),
+        )
     text = scrub(str(error) or type(error).__name__)
     return ModelRequestError(f"{provider}: {type(error).__name__}: {text}")
 

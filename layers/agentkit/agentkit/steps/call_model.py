@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-from agentkit.llm.base import BaseLLMClient, LLMRequest, ModelError
+from agentkit.llm.base import BaseLLMClient, LLMRequest, ModelError, ProviderWaitError
 from agentkit.llm.router import ModelRouter
 from agentkit.models import (
     Message,
@@ -16,6 +18,8 @@ from agentkit.models import (
     ToolCallRef,
     ToolResult,
     TurnRef,
+    WaitInfo,
+    utc_now,
 )
 from agentkit.store import ConflictError, TaskStore
 
@@ -86,6 +90,8 @@ def call_model(
             client_for=lambda model: client_for(task, model),
             time_budget_s=time_budget_s,
         )
+    except ProviderWaitError as wait:
+        return _wait_for_provider(store, task, turn, wait, stop)
     except ModelError as error:
         store.add_event(
             task.task_id,
@@ -102,29 +108,91 @@ def call_model(
     reply = _unique_call_ids(routed.response.message, turn).model_copy(
         update={"model": routed.model}
     )
+    event = TaskEvent(
+        kind="model_call",
+        turn=turn,
+        name=routed.model,
+        duration_ms=_ms_since(started),
+        usage=routed.response.usage,
+        detail={
+            "finish_reason": routed.response.finish_reason,
+            "tool_calls": len(reply.tool_calls),
+            "failed_attempts": [f"{a.model}: {a.error}" for a in routed.attempts],
+        },
+    )
     try:
         store.commit_model_turn(task.task_id, turn, reply, task.usage + routed.response.usage)
     except ConflictError:
+        # Step Functions and Lambda deliver at least once, and a cancel may land mid-call.
         current = store.require_task(task.task_id)
+        committed = store.get_message(task.task_id, turn, 0)
+        if current.turn >= turn and committed is not None:
+            # A twin of this step committed the turn first: answer from what it stored
+            # (this call's reply is dropped and its usage not counted twice).
+            return _output(task.task_id, turn, committed)
         if current.status != TaskStatus.RUNNING:
+            # Ended meanwhile (cancelled): the call happened and was paid for, so its usage
+            # and its event stay with the task.
+            store.add_usage(task.task_id, routed.response.usage)
+            event.detail["after"] = current.status.value
+            store.add_event(task.task_id, event)
             return stop
         raise
+    store.add_event(task.task_id, event)
+    return _output(task.task_id, turn, reply)
+
+
+def _wait_for_provider(
+    store: TaskStore, task: Task, turn: int, wait: ProviderWaitError, stop: ModelStepOutput
+) -> ModelStepOutput:
+    """No model can be called now: wait in the state machine (no compute billed) and call
+    again, until the task's patience (`max_wait_seconds`) is used up."""
+    seconds = max(1, math.ceil(wait.wait_seconds))
+    patience = task.max_wait_seconds
+    if patience is not None and task.waited_seconds + seconds > patience:
+        reason = (
+            f"gave up waiting for {wait.provider} ({wait.reason}) after "
+            f"{task.waited_seconds} s of waiting (max_wait_seconds {patience}): {wait}"
+        )
+        if store.finish_task(task.task_id, TaskStatus.FAILED, error=reason[:2000]):
+            store.add_event(
+                task.task_id,
+                TaskEvent(kind="status", turn=turn, name=TaskStatus.FAILED.value, error=reason),
+            )
+        return stop
+    now = datetime.now(UTC)
+    info = WaitInfo(
+        provider=wait.provider,
+        reason=wait.reason,
+        message=str(wait)[:500],
+        until=(now + timedelta(seconds=seconds)).isoformat(timespec="seconds"),
+        since=(task.waiting.since if task.waiting else utc_now()),
+    )
+    recorded = store.update_task(
+        task.task_id,
+        changes={
+            "waiting": info.model_dump(mode="json"),
+            "waited_seconds": task.waited_seconds + seconds,
+        },
+        allowed_statuses=[TaskStatus.RUNNING],
+        expected_turn=task.turn,
+    )
+    if not recorded:
+        return stop  # cancelled or moved on meanwhile
     store.add_event(
         task.task_id,
         TaskEvent(
-            kind="model_call",
+            kind="wait",
             turn=turn,
-            name=routed.model,
-            duration_ms=_ms_since(started),
-            usage=routed.response.usage,
-            detail={
-                "finish_reason": routed.response.finish_reason,
-                "tool_calls": len(reply.tool_calls),
-                "failed_attempts": [f"{a.model}: {a.error}" for a in routed.attempts],
-            },
+            name=wait.provider,
+            error=str(wait)[:1000],
+            detail={"reason": wait.reason, "wait_seconds": seconds, "until": info.until,
+                    "waited_seconds": task.waited_seconds + seconds},
         ),
     )
-    return _output(task.task_id, turn, reply)
+    return ModelStepOutput(
+        task_id=task.task_id, turn=task.turn, action="wait", wait_seconds=seconds
+    )
 
 
 def _ms_since(started: float) -> int:

@@ -1,12 +1,16 @@
-"""Finalize / MarkFailed: the terminal writes of the agent loop."""
+"""Finalize / MarkFailed / the stop path: the terminal writes of the agent loop, then the
+task's tenant slot goes to the oldest task of that tenant waiting for one."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.models import Task, TaskEvent, TaskStatus
+from agentkit.steps.slots import ExecutionStarter, release_and_start_next
 from agentkit.store import TaskStore
 
 MAX_REASON_CHARS = 2000
@@ -54,3 +58,34 @@ def fail_task(task_id: str, step_error: StepError, *, store: TaskStore) -> Task:
             task_id, TaskEvent(kind="status", name=TaskStatus.FAILED.value, error=reason)
         )
     return store.require_task(task_id)
+
+
+Outcome = Literal["succeeded", "failed", "stopped"]
+
+
+def end_task(
+    task_id: str,
+    outcome: Outcome,
+    *,
+    store: TaskStore,
+    error: StepError | None = None,
+    start_execution: ExecutionStarter | None,
+    max_running_for: Callable[[str], int],
+) -> tuple[Task, str | None]:
+    """The terminal write for `outcome` ("stopped": none, the status is already terminal),
+    then the task's slot is released (exactly once, however often this runs) and the
+    oldest queued task of its tenant started in it. Returns the task and the id started."""
+    if outcome == "succeeded":
+        task = finalize_task(task_id, store=store)
+    elif outcome == "failed":
+        task = fail_task(task_id, error or StepError(), store=store)
+    else:
+        task = store.require_task(task_id)
+    started = release_and_start_next(
+        task.task_id,
+        task.tenant_id,
+        store=store,
+        start_execution=start_execution,
+        max_running=max_running_for(task.tenant_id),
+    )
+    return task, started

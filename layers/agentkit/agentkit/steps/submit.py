@@ -1,10 +1,10 @@
-"""POST /tasks: validate against the deployment, store the task, start its execution."""
+"""POST /tasks: validate against the deployment, store the task, start its execution — or
+queue it when its tenant already runs its cap of tasks (agentkit.steps.slots)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -15,42 +15,24 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from botocore.exceptions import ClientError
 
 from agentkit.config import Settings
 from agentkit.errors import InputError
 from agentkit.ids import new_task_id
 from agentkit.llm.base import known_providers, parse_model
-from agentkit.models import SubmitTaskRequest, Task, TaskStatus
+from agentkit.models import SubmitTaskRequest, Task
 from agentkit.security import SecurityManager
+from agentkit.steps.slots import ExecutionStarter, admit, step_functions_starter
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 
-
-class ExecutionStarter(Protocol):
-    def __call__(self, task_id: str) -> str:
-        """Start the agent loop for a task; return the execution ARN."""
-        ...
-
-
-def step_functions_starter(client: Any, state_machine_arn: str) -> ExecutionStarter:
-    """Starts one execution per task, named after the task so a repeated start is a no-op."""
-
-    def start(task_id: str) -> str:
-        try:
-            response = client.start_execution(
-                stateMachineArn=state_machine_arn,
-                name=task_id,
-                input=json.dumps({"task_id": task_id}),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
-                raise
-            execution_arn = state_machine_arn.replace(":stateMachine:", ":execution:")
-            return f"{execution_arn}:{task_id}"
-        return str(response["executionArn"])
-
-    return start
+__all__ = [
+    "ExecutionStarter",
+    "IdempotencyConflictError",
+    "IdempotentSubmitter",
+    "step_functions_starter",
+    "submit_task",
+]
 
 
 def _budgets(request: SubmitTaskRequest, settings: Settings, tenant_id: str) -> dict[str, Any]:
@@ -125,18 +107,20 @@ def submit_task(
         fallback_models=fallbacks,
         tools=tools,
         **_budgets(request, settings, tenant_id),
+        max_wait_seconds=(
+            request.max_wait_seconds
+            if request.max_wait_seconds is not None
+            else settings.default_max_wait_seconds
+        ),
         scripted_turns=request.scripted_turns,
     )
     store.create_task(task)
-    try:
-        execution_arn = start_execution(task.task_id)
-    except Exception as error:
-        # The task is kept, marked FAILED with the reason, so the caller can see what happened.
-        reason = f"could not start the agent loop: {type(error).__name__}: {error}"
-        store.finish_task(task.task_id, TaskStatus.FAILED, error=reason[:2000])
-        raise
-    store.update_task(task.task_id, changes={"execution_arn": execution_arn})
-    return task.model_copy(update={"execution_arn": execution_arn})
+    # Started now if its tenant has a free slot (and no older task waits), else it waits
+    # QUEUED with no execution. A start that fails leaves the task FAILED with the reason
+    # (the caller can see what happened) and raises.
+    admit(task, store=store, max_running=settings.max_running_for(tenant_id),
+          start_execution=start_execution)
+    return store.require_task(task.task_id)
 
 
 # --- Idempotency-Key: a retried POST /tasks makes one task, never two.

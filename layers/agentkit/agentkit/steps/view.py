@@ -28,6 +28,8 @@ def get_task_view(task_id: str, *, store: TaskStore, tenant_id: str) -> TaskView
         max_turns=task.max_turns,
         max_tokens=task.max_tokens,
         max_cost_usd=task.max_cost_usd,
+        max_wait_seconds=task.max_wait_seconds,
+        waited_seconds=task.waited_seconds,
         messages=store.list_messages(task_id),
         approvals=[record.view() for record in ApprovalStore(store).list(task_id)],
     )

@@ -374,7 +374,9 @@ class TaskStore:
         finished) or is not at turn-1 (a duplicate step) — nothing is written then.
         """
         names, values, assignments = self._update_parts(
-            {"turn": turn, "usage": usage.model_dump(mode="json"), "updated_at": utc_now()},
+            # a turn made means the task no longer waits for its provider
+            {"turn": turn, "usage": usage.model_dump(mode="json"), "waiting": None,
+             "updated_at": utc_now()},
             [TaskStatus.RUNNING],
             turn - 1,
         )
@@ -407,6 +409,30 @@ class TaskStore:
                     "at the expected turn"
                 ) from None
             raise
+
+    def add_usage(self, task_id: str, usage: Usage, attempts: int = 5) -> None:
+        """Add a call's usage to the task whatever its status (a call that completed after
+        a cancel was still paid for). Optimistic: conditional on the usage read."""
+        for _ in range(attempts):
+            task = self.require_task(task_id)
+            total = (task.usage + usage).model_dump(mode="json")
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=to_item({"pk": task_pk(task_id), "sk": META}),
+                    UpdateExpression="SET #usage = :new",
+                    ConditionExpression="#usage = :old",
+                    ExpressionAttributeNames={"#usage": "usage"},
+                    ExpressionAttributeValues={
+                        ":new": to_attr(total),
+                        ":old": to_attr(task.usage.model_dump(mode="json")),
+                    },
+                )
+                return
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise
+        raise ConflictError(f"task '{task_id}': usage kept changing; could not add {usage}")
 
     # --- helpers
 
