@@ -160,3 +160,28 @@ def test_admin_command_against_the_offline_stack(
     revoked = _admin("revoke", record["key_id"])
     assert revoked.returncode == 0, revoked.stderr
     _gateway_error(raw.get("/tasks/tsk_01JCLI", headers=authorized), 403, "ACCESS_DENIED")
+
+
+def test_a_tenant_with_many_queued_tasks_never_delays_another_tenants_task(
+    offline_stack: StackOutputs, new_api_key: Callable[[str], str]
+) -> None:
+    """Each tenant has its own running slots (TenantLimits; 10 by default): a burst of one
+    tenant queues behind its own slots only (the submit order within a tenant is tested on
+    moto, tests/integration/test_tenant_slots.py)."""
+    assert offline_stack.api_url
+    busy = {"model": "scripted", "tools": ["calculator"], "scripted_turns": [
+        {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1 + 1"}}]},
+        {"tool_calls": [{"name": "calculator", "arguments": {"expression": "2 + 2"}}]},
+        {"content": "done"}]}
+    with OpspawnClient(offline_stack.api_url, api_key=new_api_key("burst-tenant")) as burst, \
+            OpspawnClient(offline_stack.api_url, api_key=new_api_key("calm-tenant")) as calm:
+        burst_tasks = [burst.submit({"goal": f"burst {n}", **busy}) for n in range(25)]
+        assert sum(t.status.value == "QUEUED" for t in burst_tasks) >= 15  # cap 10
+        single = calm.submit({"goal": "just one", **SCRIPTED})
+        done = calm.wait(single.task_id, timeout_s=120, poll_s=0.3)
+        assert done.status.value == "SUCCEEDED"
+        # The calm tenant's task finished while the burst still had tasks waiting.
+        statuses = [burst.get(t.task_id).status.value for t in burst_tasks]
+        assert statuses.count("QUEUED") >= 1, statuses
+        finished = [burst.wait(t.task_id, timeout_s=300, poll_s=0.5) for t in burst_tasks]
+    assert [v.status.value for v in finished] == ["SUCCEEDED"] * 25
