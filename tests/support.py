@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,3 +83,37 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
+
+
+class AtomicRequests:
+    """A DynamoDB client that applies each request atomically, as DynamoDB applies a
+    conditional write (moto evaluates a condition and writes without a lock, which real
+    DynamoDB never does). Requests of different threads still interleave between two
+    requests: a reader can be overtaken between its read and its write, the race under
+    test. Subclasses hook `before` / `after` each request to steer the interleaving."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def before(self, name: str) -> None:
+        """Called before the request `name` (outside the lock)."""
+
+    def after(self, name: str) -> None:
+        """Called after it (outside the lock): by default, let another thread in."""
+        threading.Event().wait(0.001)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.before(name)
+            with self._lock:
+                result = method(*args, **kwargs)
+            self.after(name)
+            return result
+
+        return call
+

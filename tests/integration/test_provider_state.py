@@ -19,37 +19,14 @@ from agentkit.store.provider_state import (
     WindowLimit,
 )
 from tests.conftest import TABLE
+from tests.support import AtomicRequests
 
 MINUTE = 60.0 * 28_333_334  # the start of a window (epoch seconds)
 
 
-class PerRequestAtomicClient:
-    """The DynamoDB client with each request applied atomically, as DynamoDB applies a
-    conditional write (moto evaluates a condition and writes without a lock, which real
-    DynamoDB never does). Requests of different threads still interleave freely: a reader
-    can be overtaken between its read and its write, which is the race under test."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-        if not callable(method):
-            return method
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                result = method(*args, **kwargs)
-            threading.Event().wait(0.001)  # let another thread in between two requests
-            return result
-
-        return call
-
-
 @pytest.fixture
 def state(aws: None) -> ProviderStateStore:
-    return ProviderStateStore(PerRequestAtomicClient(boto3.client("dynamodb")), TABLE)
+    return ProviderStateStore(AtomicRequests(boto3.client("dynamodb")), TABLE)
 
 
 def _race(threads: int, take: Callable[[], RateGrant | RateDenied]) -> list[Any]:

@@ -23,7 +23,7 @@ from agentkit.steps.submit import submit_task
 from agentkit.store import TaskStore, TenantSlots
 from agentkit.tools import ToolRegistry
 from tests.conftest import TABLE
-from tests.support import FakeLambdaContext, load_handler
+from tests.support import AtomicRequests, FakeLambdaContext, load_handler
 
 PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 
@@ -213,37 +213,29 @@ def test_a_retry_finishes_a_release_that_crashed_before_starting_the_next(
     assert start.executions()[-1] == waiting.task_id and _running(store) == 1
 
 
-class _OneAtATime:
-    """A DynamoDB client applying one request at a time (DynamoDB applies each request
-    atomically; moto does not lock), with every thread held at its first query until all
-    got there: after it (`hold_after`), all contenders read the same queue head before any
+class _OneAtATime(AtomicRequests):
+    """One request at a time, with every thread held at its first query until all got
+    there: after it (`hold_after`), all contenders read the same queue head before any
     writes; before it, every contender's earlier writes are in before anyone reads."""
 
     def __init__(self, client: Any, contenders: int, *, hold_after: bool = True) -> None:
-        self._client = client
+        super().__init__(client)
         self._hold_after = hold_after
-        self._lock = threading.Lock()
         self._barrier = threading.Barrier(contenders, timeout=20)
         self._local = threading.local()
 
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-        if not callable(method):
-            return method
+    def _first_query(self, name: str) -> bool:
+        return name == "query" and not getattr(self._local, "queried", False)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            first_query = name == "query" and not getattr(self._local, "queried", False)
-            if first_query:
-                self._local.queried = True
-                if not self._hold_after:
-                    self._barrier.wait()
-            with self._lock:
-                result = method(*args, **kwargs)
-            if first_query and self._hold_after:
-                self._barrier.wait()
-            return result
+    def before(self, name: str) -> None:
+        if self._first_query(name) and not self._hold_after:
+            self._local.queried = True
+            self._barrier.wait()
 
-        return call
+    def after(self, name: str) -> None:
+        if self._first_query(name) and self._hold_after:
+            self._local.queried = True
+            self._barrier.wait()
 
 
 def _concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
