@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api import create_resolver, current_tenant, error_response, resolve
 from agentkit.config import settings
+from agentkit.models import SubmitTaskRequest
 from agentkit.openapi import route_doc
 from agentkit.steps.schedules import (
     CreateScheduleRequest,
@@ -23,16 +24,25 @@ from agentkit.steps.schedules import (
     delete_schedule,
     list_schedules,
 )
+from agentkit.steps.submit import check_request
 from agentkit.store import TaskStore
+from agentkit.tools import default_registry
 
 logger = Logger()
 app = create_resolver()
-_store = TaskStore(settings().table_name)
+_config = settings()
+_store = TaskStore(_config.table_name)
+_registry = default_registry()
 _scheduler = boto3.client("scheduler")
 _target = ScheduleTarget(
     function_arn=os.environ.get("SCHEDULE_TARGET_ARN", ""),
     role_arn=os.environ.get("SCHEDULER_ROLE_ARN", ""),
 )
+
+
+def _check_task(request: SubmitTaskRequest, tenant_id: str) -> object:
+    """The same checks as POST /tasks: a schedule that could never start a task is a 400."""
+    return check_request(request, registry=_registry, settings=_config, tenant_id=tenant_id)
 
 
 @app.exception_handler(ScheduleNotFoundError)
@@ -43,7 +53,8 @@ def _not_found(error: ScheduleNotFoundError) -> Response[dict[str, Any]]:
 @app.post("/schedules", **route_doc("POST", "/schedules"))
 def post_schedule(request: CreateScheduleRequest) -> Response[dict[str, Any]]:
     schedule = create_schedule(
-        request, tenant_id=current_tenant(app), store=_store, scheduler=_scheduler, target=_target
+        request, tenant_id=current_tenant(app), store=_store, scheduler=_scheduler,
+        target=_target, check_task=_check_task,
     )
     logger.info("schedule created", extra={"schedule_id": schedule.schedule_id})
     return Response(

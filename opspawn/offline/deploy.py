@@ -644,8 +644,9 @@ def deploy(
             f"{recovery_advice(stack_name, final)}"
         )
     result.deploy_seconds = round(time.monotonic() - started, 1)
-    layout.outputs_file.write_text(result.model_dump_json(indent=2) + "\n")
-    say(f"deployed {stack_name} in {result.deploy_seconds} s; outputs in {layout.outputs_file}")
+    outputs_file = layout.outputs_file_for(stack_name)
+    outputs_file.write_text(result.model_dump_json(indent=2) + "\n")
+    say(f"deployed {stack_name} in {result.deploy_seconds} s; outputs in {outputs_file}")
     if result.api_url:
         say(f"API: {result.api_url}")
     return result

@@ -185,7 +185,15 @@ class Layout:
 
     @property
     def outputs_file(self) -> Path:
+        """The default stack's outputs (what the CLI and admin read)."""
         return self.home / "outputs.json"
+
+    def outputs_file_for(self, stack_name: str) -> Path:
+        """Where a deploy of `stack_name` saves its outputs: another stack's deploy never
+        overwrites the default stack's."""
+        if stack_name == DEFAULT_STACK_NAME:
+            return self.outputs_file
+        return self.home / f"outputs-{stack_name}.json"
 
     @property
     def lambda_logs(self) -> Path:

@@ -43,24 +43,14 @@ BAD_QUEUE = "OpspawnBadQueue"
 
 
 class _Deployer:
-    """Deploys STACK in-process without overwriting the instance's outputs.json (which the
-    CLI and admin tests of the shared stack read)."""
+    """Deploys STACK in-process (its outputs go to outputs-<STACK>.json: the instance's
+    outputs.json, which the CLI and admin tests of the shared stack read, is untouched)."""
 
-    def __init__(self, endpoint: str, outputs_file: Path) -> None:
+    def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.outputs_file = outputs_file
 
     def __call__(self, template: Path, parameters: dict[str, str]) -> StackOutputs:
-        outputs_file = self.outputs_file
-
-        class _Layout(Layout):
-            @property
-            def outputs_file(self) -> Path:
-                return outputs_file
-
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(offline_deploy, "Layout", _Layout)
-            return offline_deploy.deploy(template, parameters, stack_name=STACK)
+        return offline_deploy.deploy(template, parameters, stack_name=STACK)
 
 
 def _stack(name: str = STACK) -> dict[str, Any]:
@@ -92,9 +82,11 @@ def _delete_stack() -> None:
 
 @pytest.fixture(scope="module")
 def deployer(
-    localstack: LocalStackSession, tmp_path_factory: pytest.TempPathFactory
+    localstack: LocalStackSession,
 ) -> Iterator[_Deployer]:
-    run = _Deployer(localstack.endpoint_url, tmp_path_factory.mktemp("redeploy") / "outputs.json")
+    default_outputs = Layout.current().outputs_file
+    before = default_outputs.read_text() if default_outputs.exists() else None
+    run = _Deployer(localstack.endpoint_url)
     try:
         run(TEMPLATE, BASE_PARAMETERS)
     except Exception as exc:
@@ -103,6 +95,8 @@ def deployer(
         yield run
     finally:
         _delete_stack()
+    after = default_outputs.read_text() if default_outputs.exists() else None
+    assert after == before, "a deploy of another stack overwrote the default stack's outputs"
 
 
 def _get(url: str, key: str | None = None) -> httpx.Response:

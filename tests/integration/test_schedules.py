@@ -138,6 +138,12 @@ def test_expressions_scheduler_would_refuse_are_a_400_naming_the_field(
         ({"name": "x", "schedule_expression": "rate(1 day)", "task": {"model": "scripted"}},
          "task.goal"),
         ({"schedule_expression": "rate(1 day)", "task": TEMPLATE}, "name"),
+        # The task is checked as POST /tasks checks it: a schedule that could never start
+        # a task is refused now, not at every firing.
+        ({"name": "x", "schedule_expression": "rate(1 day)",
+          "task": {**TEMPLATE, "tools": ["no_such_tool"]}}, "task.tools"),
+        ({"name": "x", "schedule_expression": "rate(1 day)",
+          "task": {"goal": "g", "model": "nobody:model-x"}}, "task.model"),
     ],
 )
 def test_bad_schedules_name_the_field(schedules_env: str, body: dict[str, Any],

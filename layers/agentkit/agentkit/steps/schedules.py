@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from agentkit.errors import InputError
 from agentkit.models import SubmitTaskRequest, Task, utc_now
 from agentkit.schedule_expressions import At, ScheduleExpressionError, parse, zone
 from agentkit.store import TaskStore
@@ -111,7 +113,16 @@ def create_schedule(
     store: TaskStore,
     scheduler: Any,
     target: ScheduleTarget,
+    check_task: Callable[[SubmitTaskRequest, str], object] | None = None,
 ) -> Schedule:
+    """Store the schedule and create its EventBridge Scheduler schedule. `check_task` (the
+    submit checks: model, tools, policy, budgets) refuses a task that could never start,
+    naming the field under `task.`, before anything is stored."""
+    if check_task is not None:
+        try:
+            check_task(request.task, tenant_id)
+        except InputError as error:
+            raise InputError(f"task.{error.field}", error.problem) from None
     schedule = Schedule(
         schedule_id="sch_" + secrets.token_hex(8),
         name=request.name,

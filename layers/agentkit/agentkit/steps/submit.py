@@ -57,16 +57,18 @@ def _budgets(request: SubmitTaskRequest, settings: Settings, tenant_id: str) -> 
     return budgets
 
 
-def submit_task(
+def check_request(
     request: SubmitTaskRequest,
     *,
-    store: TaskStore,
     registry: ToolRegistry,
     settings: Settings,
-    start_execution: ExecutionStarter,
     tenant_id: str = "default",
     security: SecurityManager | None = None,
 ) -> Task:
+    """The task a request makes in this deployment, or InputError naming the field: its
+    model and fallbacks, tools (and the security policy's bounds), budgets and patience.
+    Used at submit, and when a schedule is created, so a schedule that could never start a
+    task is refused at once instead of failing at every firing."""
     model = request.model or settings.default_model
     fallbacks = request.fallback_models or []
     providers = known_providers()
@@ -98,8 +100,7 @@ def submit_task(
             "not allowed by the security policy: "
             + "; ".join(security.explain(name, tenant_id) for name in disallowed),
         )
-
-    task = Task(
+    return Task(
         task_id=new_task_id(),
         tenant_id=tenant_id,
         goal=request.goal,
@@ -113,6 +114,21 @@ def submit_task(
             else settings.default_max_wait_seconds
         ),
         scripted_turns=request.scripted_turns,
+    )
+
+
+def submit_task(
+    request: SubmitTaskRequest,
+    *,
+    store: TaskStore,
+    registry: ToolRegistry,
+    settings: Settings,
+    start_execution: ExecutionStarter,
+    tenant_id: str = "default",
+    security: SecurityManager | None = None,
+) -> Task:
+    task = check_request(
+        request, registry=registry, settings=settings, tenant_id=tenant_id, security=security
     )
     store.create_task(task)
     # Started now if its tenant has a free slot (and no older task waits), else it waits
