@@ -54,8 +54,14 @@ def test_a_rate_limited_provider_makes_tasks_wait_and_all_succeed(
     count = 12
     fake.limit(PROVIDER, rpm=4, window_s=6)  # far below the burst: most calls meet a 429
     fake.script(PROVIDER, *[Reply(text="done") for _ in range(count)])
+    # Mixed in: tasks on a model that never meets an error, submitted in the same burst.
+    calm = [api.submit({"goal": f"calm {n}", "model": "scripted", "tools": [],
+                        "scripted_turns": [{"content": "fine"}]}) for n in range(4)]
     views = _run_all(api, count, timeout_s=240)
     assert [v.status for v in views] == [TaskStatus.SUCCEEDED] * count, [v.error for v in views]
+    calm_views = [api.wait(t.task_id, timeout_s=120, poll_s=0.5) for t in calm]
+    assert [v.status for v in calm_views] == [TaskStatus.SUCCEEDED] * 4
+    assert all(v.waited_seconds == 0 for v in calm_views)  # never held by another provider
     received = fake.requests_for(PROVIDER)
     assert sum(r.above_limit for r in received) >= 1, "the limit was never reached"
     assert sum(r.status == 200 for r in received) == count  # one model call per task
