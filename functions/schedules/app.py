@@ -24,7 +24,7 @@ from agentkit.steps.schedules import (
     delete_schedule,
     list_schedules,
 )
-from agentkit.steps.submit import check_request
+from agentkit.steps.task_request import check_request
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
 
