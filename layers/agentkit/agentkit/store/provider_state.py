@@ -29,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agentkit.store.dynamo import from_item, to_attr, to_item
+from agentkit.store.dynamo import _is_condition_failure, from_item, to_attr, to_item
 
 WINDOW_S = 60
 #: Re-reads after a lost limiter write before giving up for this call (a lost write means
@@ -73,11 +73,6 @@ class ProviderSnapshot:
     hold_until: float | None = None
     hold_reason: str | None = None
     breaker: dict[str, Any] = field(default_factory=dict)
-
-
-def _is_conflict(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code", "")
-    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
 
 
 def provider_pk(provider: str) -> str:
@@ -164,7 +159,7 @@ class ProviderStateStore:
                         TransactItems=[{"Update": update} for update in updates]
                     )
             except ClientError as error:
-                if not _is_conflict(error):
+                if not _is_condition_failure(error):
                     raise
                 continue  # someone else wrote the window first: re-read and decide again
             return RateGrant(tuple(reservations))
@@ -337,7 +332,7 @@ class ProviderStateStore:
                 ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
             )
         except ClientError as error:
-            if _is_conflict(error):
+            if _is_condition_failure(error):
                 return False
             raise
         return True

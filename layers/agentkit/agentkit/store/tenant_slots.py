@@ -39,7 +39,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from agentkit.models import utc_now
-from agentkit.store.dynamo import TaskStore, from_item, task_pk, to_attr, to_item
+from agentkit.store.dynamo import (
+    TaskStore,
+    _is_condition_failure,
+    from_item,
+    task_pk,
+    to_attr,
+    to_item,
+)
 
 SLOTS_PREFIX = "SLOTS#"
 COUNTER_SK = "COUNTER"
@@ -177,7 +184,7 @@ class TenantSlots:
                 ConditionExpression="attribute_not_exists(sk)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _is_condition_failure(error):
                 return False
             raise
         return True
@@ -192,7 +199,7 @@ class TenantSlots:
                 ConditionExpression="attribute_exists(sk)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _is_condition_failure(error):
                 return False
             raise
         return True
