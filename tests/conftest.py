@@ -15,8 +15,9 @@ from tests.support import create_table_from_template
 #: The suite drives its own offline stack (instance "test": own LocalStack, port, data and
 #: logs over the shared installation), so `make test` never touches a stack the user keeps
 #: up with `make up` / `python -m opspawn.demo --keep`. Set before anything reads them;
-#: subprocesses (the CLI tests) inherit them.
-os.environ["OPSPAWN_OFFLINE_INSTANCE"] = "test"
+#: subprocesses (the CLI tests) inherit them. Two suites on one machine (two checkouts) use
+#: OPSPAWN_TEST_OFFLINE_INSTANCE and OPSPAWN_TEST_OFFLINE_PORT to keep apart.
+os.environ["OPSPAWN_OFFLINE_INSTANCE"] = os.environ.get("OPSPAWN_TEST_OFFLINE_INSTANCE") or "test"
 os.environ["OPSPAWN_OFFLINE_PORT"] = os.environ.get("OPSPAWN_TEST_OFFLINE_PORT") or "4576"
 
 TABLE = "opspawn-test-tasks"
