@@ -113,6 +113,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "above_limit_after_first_429": (
                 sum(r.above_limit for r in received if r.at > first_429) if first_429 else 0
             ),
+            # Less those on their way when the first 429 was answered (sent before the
+            # hold was written): what the platform could have held back.
+            "above_limit_1s_after_first_429": (
+                sum(r.above_limit for r in received if r.at > first_429 + 1.0)
+                if first_429 else 0
+            ),
             "failed": len(failed),
             "failure_reasons": sorted({(r["error"] or r["status"])[:120] for r in failed}),
         }

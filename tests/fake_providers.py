@@ -26,8 +26,10 @@ It is strict and can play every fault a provider has:
   (a choice with `finish_reason: "error"`).
 * **Rate limits**: `limit(provider, rpm=3, tpm=..., window_s=60)` enforces requests and
   (roughly counted, `estimate_tokens`) prompt tokens per sliding window; a request above
-  it gets the provider's 429 with `Retry-After` (seconds until it would fit) and reset
-  headers, is logged with `above_limit=True`, and consumes no scripted reply.
+  it gets the provider's 429 with `Retry-After` (seconds until it would fit) and the
+  rate-limit headers (every answer carries them: the limit per minute, what remains, and
+  when it is wholly replenished, as the real APIs document them), is logged with
+  `above_limit=True`, and consumes no scripted reply.
 * **Outages**: `outage(provider, seconds=5, status=503)` answers every request with that
   status until the time is up (no scripted reply consumed); `end_outage` ends it early.
 * **Request validation**: each body is checked against the SDKs' own request types
@@ -750,13 +752,16 @@ class FakeProviders:
         tpm = limit.tpm if limit.tpm is not None else 10_000_000
         remaining = max(rpm - len(admitted), 0)
         used = sum(count for _, count in admitted)
-        oldest = admitted[0][0] + limit.window_s - now if admitted else 0.0
-        reset = wait if wait is not None and not by_tokens else max(oldest, 0.0)
-        token_reset = wait if wait is not None and by_tokens else max(oldest, 0.0)
-        return rate_limit_headers(provider, limit=rpm, remaining=remaining, reset_s=reset,
-                                  tokens=by_tokens, token_limit=tpm,
+        # As the real APIs document them: the limit per minute (a shorter window states
+        # its rate per minute: 4 per 6 s reads 40), and the reset is when the limit is
+        # wholly replenished (the newest admitted request leaves the window).
+        per_minute = 60.0 / limit.window_s
+        replenished = max(admitted[-1][0] + limit.window_s - now, 0.0) if admitted else 0.0
+        return rate_limit_headers(provider, limit=math.ceil(rpm * per_minute),
+                                  remaining=remaining, reset_s=replenished,
+                                  tokens=by_tokens, token_limit=math.ceil(tpm * per_minute),
                                   tokens_remaining=max(tpm - used, 0),
-                                  token_reset_s=token_reset)
+                                  token_reset_s=replenished)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self

@@ -117,3 +117,19 @@ class AtomicRequests:
 
         return call
 
+
+
+class Clock:
+    """Epoch seconds that move only when told (`sleep`, `advance`): for code that reads a
+    clock and sleeps, so waits are played without waiting."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    advance = sleep

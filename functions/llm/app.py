@@ -22,11 +22,12 @@ _config = settings()
 _store = TaskStore(_config.table_name)
 
 
-# Holds, rate windows and breakers shared by every instance (same table); limits from
-# PROVIDER_LIMITS via the settings.
+# Holds, pacers, rate windows and breakers shared by every instance (same table); limits
+# from PROVIDER_LIMITS, tenants' shares of a paced provider from TENANT_LIMITS.
 _router = ModelRouter(
     state=ProviderStateStore(_store.client, _config.table_name),
     limits=_config.provider_limits,
+    tenant_weight=_config.weight_for,
 )
 # Seconds kept back from the Lambda timeout for storing the reply after retries.
 _MARGIN_S = 10.0

@@ -17,6 +17,9 @@ from opspawn.offline.stack import StackOutputs
 from tests.fake_providers import FakeProviders, Reply
 
 PROVIDER = "openrouter"
+#: How long after the first 429 a request may still arrive that was sent before the hold
+#: was written (the 429's answer reaching its Lambda, and that Lambda's write).
+IN_FLIGHT_S = 1.0
 MODEL = "openrouter:openai/gpt-4o-mini"
 
 
@@ -36,7 +39,7 @@ def fake(fake_providers: FakeProviders, offline_stack: StackOutputs) -> Iterator
     table = offline_stack.outputs["TableName"]
     dynamodb: Any = offline_stack.client("dynamodb")
     for pk, sk in ((f"PROVIDER#{PROVIDER}", "HOLD"), (f"PROVIDER#{PROVIDER}", "BREAKER"),
-                   (f"LIMIT#{PROVIDER}", "WINDOW")):
+                   (f"PROVIDER#{PROVIDER}", "PACE"), (f"LIMIT#{PROVIDER}", "WINDOW")):
         dynamodb.delete_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}})
 
 
@@ -51,7 +54,7 @@ def _run_all(api: OpspawnClient, count: int, timeout_s: float, **extra: Any) -> 
 def test_a_rate_limited_provider_makes_tasks_wait_and_all_succeed(
     api: OpspawnClient, fake: FakeProviders
 ) -> None:
-    count = 12
+    count = 30
     fake.limit(PROVIDER, rpm=4, window_s=6)  # far below the burst: most calls meet a 429
     fake.script(PROVIDER, *[Reply(text="done") for _ in range(count)])
     # Mixed in: tasks on a model that never meets an error, submitted in the same burst.
@@ -65,6 +68,14 @@ def test_a_rate_limited_provider_makes_tasks_wait_and_all_succeed(
     received = fake.requests_for(PROVIDER)
     assert sum(r.above_limit for r in received) >= 1, "the limit was never reached"
     assert sum(r.status == 200 for r in received) == count  # one model call per task
+    # After the first 429 the provider is held until its limit is replenished, then paced
+    # at the rate its headers state: nothing goes above the limit again. Requests already
+    # on their way when the first 429 was answered (sent before the hold was written) are
+    # the only ones allowed to meet it.
+    first_429 = min(r.at for r in received if r.above_limit)
+    late = [round(r.at - first_429, 2) for r in received
+            if r.above_limit and r.at > first_429 + IN_FLIGHT_S]
+    assert late == [], f"requests above the limit after the first 429 (s after it): {late}"
     # The waits are on the tasks' timelines, and no task waits any more.
     assert all(v.waiting is None for v in views)
     waited = [v for v in views if v.waited_seconds > 0]

@@ -374,6 +374,37 @@ def test_a_submit_whose_own_start_fails_raises_and_holds_no_slot(
     assert _submit(store, registry, settings, Starter(machine)).execution_arn  # slot free
 
 
+class LambdaDied(BaseException):
+    """The function was stopped mid-invocation (a timeout): no handler code runs after."""
+
+
+def test_a_submit_that_died_between_claim_and_start_is_started_by_the_next_submit(
+    store: TaskStore, registry: ToolRegistry, machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(cap=1)
+
+    def die(task_id: str) -> str:
+        raise LambdaDied
+
+    with pytest.raises(LambdaDied):
+        _submit(store, registry, settings, die)  # type: ignore[arg-type]
+    [orphan] = store.list_tasks("acme")[0]
+    assert orphan.status == TaskStatus.QUEUED and orphan.execution_arn is None
+    assert _running(store) == 1  # its slot is held by a task that does not run
+    start = Starter(machine)
+    # Within the grace its claimer may still be starting it: left alone.
+    later = _submit(store, registry, settings, start)
+    assert start.calls[orphan.task_id] == 0 and later.status == TaskStatus.QUEUED
+    monkeypatch.setattr("agentkit.steps.slots.STALE_START_S", 0.0)
+    _submit(store, registry, settings, start)  # the tenant's next submit recovers it
+    assert store.require_task(orphan.task_id).execution_arn
+    assert start.executions() == [orphan.task_id]
+    assert _running(store) == 1 and len(_queued(store)) == 2  # order and cap kept
+    # Started once: the marker is gone, the next fill does not start it again.
+    _submit(store, registry, settings, start)
+    assert start.calls[orphan.task_id] == 1
+
+
 # --- the finalize handler and the configuration
 
 

@@ -26,6 +26,7 @@ from agentkit.llm.base import (
 from agentkit.llm.wire import (
     error_for_status,
     go_duration_seconds,
+    provider_rate,
     rate_limit_wait,
     retry_info_delay,
 )
@@ -155,6 +156,36 @@ def test_retry_after_wins_over_reset_headers_and_retry_info() -> None:
     assert rate_limit_wait({"retry-after-ms": "250"}, body) == 0.25
     assert rate_limit_wait({}, body) == 30.0 == retry_info_delay(body)
     assert rate_limit_wait({}, {"error": {"details": []}}) is None
+
+
+def test_the_stated_limits_per_minute_and_the_full_replenish() -> None:
+    openai = provider_rate({"x-ratelimit-limit-requests": "500",
+                            "x-ratelimit-remaining-requests": "0",
+                            "x-ratelimit-reset-requests": "12s",
+                            "x-ratelimit-limit-tokens": "200000",
+                            "x-ratelimit-remaining-tokens": "150000",
+                            "x-ratelimit-reset-tokens": "20ms"})
+    assert (openai.requests_per_minute, openai.tokens_per_minute) == (500, 200_000)
+    assert openai.replenished_s == 12.0
+    now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+    anthropic = provider_rate({"anthropic-ratelimit-requests-limit": "50",
+                               "anthropic-ratelimit-requests-remaining": "0",
+                               "anthropic-ratelimit-requests-reset": "2026-03-01T12:00:30Z",
+                               "anthropic-ratelimit-tokens-limit": "40000"}, now=now)
+    assert (anthropic.requests_per_minute, anthropic.tokens_per_minute) == (50, 40_000)
+    assert anthropic.replenished_s == 30.0
+    nothing = provider_rate({"x-ratelimit-limit-requests": "many"})
+    assert nothing.requests_per_minute is None and nothing.replenished_s is None
+
+
+def test_a_429_carries_what_its_headers_state() -> None:
+    error = error_for_status("limited", 429, {"retry-after": "2",
+                                              "x-ratelimit-limit-requests": "60",
+                                              "x-ratelimit-remaining-requests": "0",
+                                              "x-ratelimit-reset-requests": "45s"})
+    assert isinstance(error, RateLimitedError)
+    assert error.retry_after_s == 2.0
+    assert (error.rate.requests_per_minute, error.rate.replenished_s) == (60, 45.0)
 
 
 # --- through each SDK, against the fakes

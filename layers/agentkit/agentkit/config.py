@@ -31,11 +31,14 @@ DEFAULT_MAX_RUNNING = 10
 
 
 class TenantLimit(BaseModel):
-    """How many of a tenant's tasks may run at once; the rest wait QUEUED, in order."""
+    """How many of a tenant's tasks may run at once (the rest wait QUEUED, in order), and
+    its share of a provider that is paced after a 429 (by weight against the other tenants
+    calling it)."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_running: int = Field(default=DEFAULT_MAX_RUNNING, ge=1, le=100_000)
+    weight: float = Field(default=1.0, gt=0, le=1000)
 
 
 class _TenantLimitsDocument(BaseModel):
@@ -74,6 +77,9 @@ class Settings(BaseModel):
 
     def max_running_for(self, tenant_id: str) -> int:
         return self.tenant_limits.get(tenant_id, self.default_tenant_limit).max_running
+
+    def weight_for(self, tenant_id: str) -> float:
+        return self.tenant_limits.get(tenant_id, self.default_tenant_limit).weight
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -43,11 +43,33 @@ class RetryableModelError(ModelError):
     kind = "retryable"
 
 
+class ProviderRate(BaseModel):
+    """What a provider's rate-limit headers say about this key (OpenAI / OpenRouter
+    `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`; Google sends none)."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    #: Seconds until the limit that ran out is wholly replenished (its reset header).
+    replenished_s: float | None = None
+
+
 class RateLimitedError(RetryableModelError):
     """429: the provider's limits for this key are used up until `retry_after_s` (from
-    Retry-After or the provider's own reset headers)."""
+    Retry-After or the provider's own reset headers). `rate`: the limits the headers
+    state, from which the router paces calls after the hold."""
 
     kind = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after_s: float | None = None,
+        rate: ProviderRate | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, retry_after_s=retry_after_s)
+        self.rate = rate or ProviderRate()
 
 
 class OverloadedError(RetryableModelError):

@@ -6,10 +6,17 @@ For each model in order (a fallback is used when the one before it cannot be cal
 * breaker open (or a probe in flight): skip, no call; callable at open_until (or soon).
 * breaker cool-down over: claim the probe (one caller wins), then exactly ONE call.
 * limiter has no budget now: skip, no call; callable when its window rolls over.
+* provider paced (after a 429, see below): take the task's tenant's next slot; a slot a
+  few seconds away is slept for, a later one is waited for in the state machine.
 * success: correct the limiter to the real usage, close a probed breaker, price the
   usage (`with_cost`) and return it, once; never another call.
-* RateLimitedError (429): hold the provider for every Lambda until now + Retry-After
-  (default 20 s; a longer hold is kept); next model.
+* RateLimitedError (429): hold the provider for every Lambda until its limit is wholly
+  replenished (the later of Retry-After and the reset header of the limit that ran out;
+  default 20 s; a longer hold is kept), then pace it for `pace_for_s`: calls spaced at
+  the rate its headers state (`x-ratelimit-limit-*` per minute; else the deployment's
+  ProviderLimits; else `default_pace_interval_s`) plus `pace_margin`, shared by the
+  tenants by weight. A burst of waiters at the hold's end would meet the limit again at
+  once; paced calls never exceed it. Next model.
 * OverloadedError (503/529): one short retry (<= 3 s sleep; none when Retry-After is
   longer); next model.
 * ProviderOutageError (other 5xx, timeout, connection): count in the breaker; one short
@@ -44,6 +51,7 @@ from agentkit.llm.base import (
     ModelRequestError,
     OverloadedError,
     ProviderOutageError,
+    ProviderRate,
     ProviderWaitError,
     RateLimitedError,
     RetryableModelError,
@@ -53,6 +61,7 @@ from agentkit.llm.breaker import BreakerPolicy, CircuitBreaker, NoBreaker, Share
 from agentkit.llm.limiter import Limiter, ProviderLimits, estimate_tokens
 from agentkit.llm.pricing import with_cost
 from agentkit.store.provider_state import (
+    PaceDenied,
     ProviderSnapshot,
     ProviderStateStore,
     RateDenied,
@@ -72,6 +81,15 @@ class RouterPolicy(BaseModel):
     )
     min_wait_s: float = Field(default=1.0, gt=0)
     max_wait_s: float = Field(default=300.0, gt=0)
+    pace_for_s: float = Field(default=600.0, gt=0, description="How long a 429 paces.")
+    pace_margin: float = Field(
+        default=0.1, ge=0, description="Paced calls are this much further apart than the "
+        "stated rate, for the jitter between a slot and the request's arrival."
+    )
+    default_pace_interval_s: float = Field(
+        default=2.0, gt=0, description="Pace when neither the provider nor we state a rate."
+    )
+    max_pace_sleep_s: float = Field(default=3.0, ge=0, description="A nearer slot is slept for.")
 
 
 @dataclass
@@ -114,8 +132,10 @@ def error_kind(error: RetryableModelError) -> str:
 class _Call:
     """The state of one `complete` call."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, tenant: str, weight: float) -> None:
         self.deadline = deadline
+        self.tenant = tenant
+        self.weight = weight
         self.slept = 0.0
         self.attempts: list[Attempt] = []
         #: model → why it cannot be called now and until when (its latest outcome)
@@ -139,11 +159,15 @@ class ModelRouter:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[float], float] = lambda cap: random.uniform(cap / 2, cap),
+        tenant_weight: Callable[[str], float] = lambda tenant: 1.0,
     ) -> None:
-        """`state`: the shared store (holds, limiter windows, breakers); without it holds
-        last for one call only and there is no limiter or breaker. `clock`: epoch seconds
-        (the state is shared across machines)."""
+        """`state`: the shared store (holds, pacers, limiter windows, breakers); without it
+        holds last for one call only and there is no pacer, limiter or breaker. `clock`:
+        epoch seconds (the state is shared across machines). `tenant_weight`: a tenant's
+        share of a paced provider."""
         self._state = state
+        self._limits = limits or ProviderLimits()
+        self._tenant_weight = tenant_weight
         self._limiter = Limiter(limits, state, clock)
         self._breaker: CircuitBreaker = (
             SharedCircuitBreaker(state, breaker_policy, clock) if state else NoBreaker()
@@ -160,10 +184,12 @@ class ModelRouter:
         *,
         client_for: ClientFor,
         time_budget_s: float,
+        tenant: str = "default",
     ) -> RoutedResponse:
+        """`tenant`: whose task this is (its share of a paced provider)."""
         if not models:
             raise ModelRequestError("no model to call")
-        call = _Call(self._clock() + time_budget_s)
+        call = _Call(self._clock() + time_budget_s, tenant, self._tenant_weight(tenant))
         estimate = estimate_tokens(request)
         for index, model in enumerate(models):
             if index and self._clock() >= call.deadline:
@@ -187,6 +213,9 @@ class ModelRouter:
         call: _Call,
     ) -> LLMResponse | None:
         provider, name = parse_model(model)
+        # The client first (a cold SDK import takes a while): the shared state is read
+        # just before the call, so a hold written meanwhile is seen.
+        client = client_for(model)
         snapshot = self._snapshot(provider, call)
         now = self._clock()
         if snapshot.hold_until is not None and snapshot.hold_until > now:
@@ -198,7 +227,6 @@ class ModelRouter:
             call.block(model, "breaker_open", admission.retry_at or now + self._policy.busy_wait_s,
                        f"skipped: the {provider} circuit is open")
             return None
-        client = client_for(model)
         model_request = request.model_copy(update={"model": name})
         calls_left = 1 if admission.probe else 2  # a probe is exactly one call
         while calls_left:
@@ -212,6 +240,9 @@ class ModelRouter:
                 self._limiter.release(grant)
                 call.block(model, "breaker_open", self._clock() + self._policy.min_wait_s,
                            f"skipped: another caller is probing {provider}")
+                return None
+            if not self._paced_slot(model, provider, estimate, call):
+                self._limiter.release(grant)
                 return None
             try:
                 response = client.complete(model_request)
@@ -244,9 +275,12 @@ class ModelRouter:
         call.attempts.append(Attempt(model, f"{kind}: {error}"))
         if kind == "rate_limited":
             self._after_call(grant, None, provider, reached=probe)
-            until = now + (error.retry_after_s or self._policy.default_hold_s)
+            rate = error.rate if isinstance(error, RateLimitedError) else ProviderRate()
+            hold_s = max(error.retry_after_s or 0.0, rate.replenished_s or 0.0)
+            until = now + (hold_s or self._policy.default_hold_s)
             if self._state is not None:
                 self._state.hold(provider, until, f"{model}: {str(error)[:200]}", now=now)
+                self._start_pace(provider, rate, until, now)
             held = call.snapshots.get(provider, ProviderSnapshot())
             call.snapshots[provider] = ProviderSnapshot(
                 max(until, held.hold_until or 0), "rate_limited", held.breaker)
@@ -276,6 +310,47 @@ class ModelRouter:
         # If the retry cannot be made (no budget), this is when the model may be tried again.
         call.block(model, kind, now + self._policy.busy_wait_s)
         return delay
+
+    def _paced_slot(self, model: str, provider: str, estimate: int, call: _Call) -> bool:
+        """Take the tenant's next slot of a paced provider, sleeping for a near one. False:
+        the slot is too far off (the model is blocked until about then)."""
+        snapshot = call.snapshots.get(provider, ProviderSnapshot())
+        now = self._clock()
+        if self._state is None or not snapshot.paced(now):
+            return True
+        sleep_cap = min(self._policy.max_pace_sleep_s,
+                        self._policy.max_total_sleep_s - call.slept, call.deadline - now)
+        slot = self._state.pace_take(
+            provider, tenant=call.tenant, weight=call.weight, tokens=estimate, now=now,
+            max_ahead_s=max(sleep_cap, 0.0), seen=snapshot.pace,
+        )
+        if isinstance(slot, PaceDenied):
+            # Spread the waiters: each comes back at a different moment after the slot.
+            wait = slot.wait_seconds + self._jitter(max(slot.wait_seconds, 1.0)) / 2
+            call.block(model, "rate_limited", now + wait,
+                       f"skipped: {provider} is paced, next slot in {slot.wait_seconds:.0f} s")
+            return False
+        if slot.at > now:
+            self._sleep(slot.at - now)
+            call.slept += slot.at - now
+        return True
+
+    def _start_pace(self, provider: str, rate: ProviderRate, start_at: float, now: float) -> None:
+        """Pace `provider` after a hold, at the rate it states (else ours, else a default)."""
+        assert self._state is not None
+        configured = self._limits.root.get(provider)
+        rpm = rate.requests_per_minute or (configured.rpm if configured else None)
+        tpm = rate.tokens_per_minute or (configured.tpm if configured else None)
+        stretch = 1.0 + self._policy.pace_margin
+        interval = 60.0 / rpm * stretch if rpm else self._policy.default_pace_interval_s
+        try:
+            self._state.pace_start(
+                provider, interval=interval,
+                token_interval=60.0 / tpm * stretch if tpm else None,
+                start_at=start_at, until=now + self._policy.pace_for_s, now=now,
+            )
+        except Exception:  # the hold is written; pacing is an improvement on top of it
+            logger.warning("could not start pacing %s", provider, exc_info=True)
 
     def _after_call(
         self, grant: RateGrant, response: LLMResponse | None, provider: str, *, reached: bool

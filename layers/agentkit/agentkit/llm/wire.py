@@ -21,6 +21,7 @@ from agentkit.llm.base import (
     ModelRequestError,
     OverloadedError,
     ProviderOutageError,
+    ProviderRate,
     RateLimitedError,
 )
 from agentkit.models import INVALID_ARGUMENTS_KEY
@@ -94,7 +95,10 @@ def error_for_status(
         if _error_code(body) == "insufficient_quota":  # billing: no reset will help
             return ModelRequestError(message, status_code=status)
         return RateLimitedError(
-            message, status_code=status, retry_after_s=rate_limit_wait(headers, body)
+            message,
+            status_code=status,
+            retry_after_s=rate_limit_wait(headers, body),
+            rate=provider_rate(headers),
         )
     wait = retry_after_seconds(headers)
     if status == 402 and wait is not None:
@@ -120,6 +124,37 @@ def rate_limit_wait(headers: Any, body: Any = None, *, now: float | None = None)
             if wait is not None:
                 return wait
     return retry_info_delay(body)
+
+
+# The limit headers, per minute as the providers document them: (requests, tokens).
+_LIMIT_HEADERS = (
+    ("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"),
+    ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-tokens-limit"),
+)
+
+
+def provider_rate(headers: Any, *, now: float | None = None) -> ProviderRate:
+    """The key's limits as the response headers state them (per minute), and when the
+    limit that ran out is wholly replenished. Absent or unreadable headers: None each."""
+    if headers is None:
+        return ProviderRate()
+    requests = tokens = None
+    for requests_header, tokens_header in _LIMIT_HEADERS:
+        requests = requests or _whole(headers.get(requests_header))
+        tokens = tokens or _whole(headers.get(tokens_header))
+    replenished = None
+    for limits, parse in ((_OPENAI_LIMITS, go_duration_seconds), (_ANTHROPIC_LIMITS, None)):
+        replenished = _reset_wait(headers, limits, parse, now=now)
+        if replenished is not None:
+            break
+    return ProviderRate(
+        requests_per_minute=requests, tokens_per_minute=tokens, replenished_s=replenished
+    )
+
+
+def _whole(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number >= 1 else None
 
 
 def _reset_wait(

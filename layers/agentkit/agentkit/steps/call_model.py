@@ -89,6 +89,7 @@ def call_model(
             request,
             client_for=lambda model: client_for(task, model),
             time_budget_s=time_budget_s,
+            tenant=task.tenant_id,
         )
     except ProviderWaitError as wait:
         return _wait_for_provider(store, task, turn, wait, stop)

@@ -12,6 +12,9 @@ and start in submit order when one of that tenant's slots frees.
   slot released and only finishes what the first attempt began (starting the task the slot
   went to, idempotent by execution name).
 * A claimed task whose start fails is marked FAILED with the reason, and its slot goes on.
+* A claimer that dies between the claim and the start (a Lambda timeout or crash) leaves
+  the task's STARTING marker: every fill first starts the tenant's tasks claimed more than
+  `STALE_START_S` ago and never confirmed (starts are idempotent by execution name).
 
 Each tenant has its own counter and queue, so a tenant with hundreds queued never delays
 another tenant's task. See agentkit.store.tenant_slots for the items and conditions.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -38,6 +42,9 @@ _PAGE = 10
 #: normal runs: each round claims a task or stops).
 _MAX_ROUNDS = 200
 MAX_REASON_CHARS = 2000
+#: A claim older than this whose start was never confirmed belongs to a claimer that died
+#: (every function that claims times out well within it).
+STALE_START_S = 120.0
 
 
 class ExecutionStarter(Protocol):
@@ -89,6 +96,7 @@ class _TenantRunner:
         free or no task waits."""
         if self.start_execution is None:
             return
+        self._recover_stale_starts()
         for _ in range(_MAX_ROUNDS):
             queue = self.slots.queued(self.tenant_id, limit=_PAGE)
             if not queue:
@@ -154,9 +162,24 @@ class _TenantRunner:
         holder = self.slots.holder(task_id)
         return holder.handed_to if holder else None
 
+    def _recover_stale_starts(self) -> None:
+        """Start the tasks whose claimer died before starting them; one that cannot run
+        passes its slot on."""
+        before = (datetime.now(UTC) - timedelta(seconds=STALE_START_S)).isoformat(
+            timespec="milliseconds").replace("+00:00", "Z")  # as utc_now() writes claimed_at
+        for task_id in self.slots.stale_starts(self.tenant_id, claimed_before=before):
+            logger.warning("task %s held a slot but was never started: starting it", task_id)
+            if not self._start(task_id):
+                self.settle(task_id, then_fill=False)
+
     def _start(self, task_id: str) -> bool:
         """Start a task that holds a slot. True: it runs (now or already); False: it ended
         (cancelled meanwhile, or its start failed and it is now FAILED)."""
+        started = self._start_once(task_id)
+        self.slots.started(self.tenant_id, task_id)  # nothing left to recover
+        return started
+
+    def _start_once(self, task_id: str) -> bool:
         task = self.store.get_task(task_id)
         if task is None or task.status.is_terminal:
             return False

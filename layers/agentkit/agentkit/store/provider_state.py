@@ -6,11 +6,24 @@ The ONLY code that touches DynamoDB for provider state. Items on the tasks table
                                  until `until` (set after a 429; never shortened)
   PROVIDER#<provider> / BREAKER  state (closed | open | half_open), failures, window_start,
                                  open_until, probe_at: the outage circuit breaker
+  PROVIDER#<provider> / PACE     interval, token_interval, tat, token_tat, until, version,
+                                 tenants: the pacer in force after a 429 (see below)
   LIMIT#<scope>       / WINDOW   window (epoch minute), requests, tokens: what was granted
                                  in the current one-minute window of a limit scope
                                  (`openai`, or `openai:gpt-4o-mini` for a model's own limit)
 
-One query on `PROVIDER#<provider>` reads a provider's hold and breaker together.
+One query on `PROVIDER#<provider>` reads a provider's hold, pacer and breaker together.
+
+The pacer (GCRA, "virtual scheduling"): after a 429 the provider's calls are spaced
+`interval` seconds apart (and `token_interval` seconds per estimated token) until `until`.
+`tat` is the earliest moment the next call may start; a take moves it on by one interval.
+Spacing calls at the provider's own rate keeps every sliding window of it within the limit,
+where a burst at the hold's end would meet the limit again at once. Tenants share the pace
+by weight: each active tenant (one that called within `ACTIVE_TENANT_S`) has its own `tat`
+that moves on by `interval * total active weight / its weight`, so a tenant with a hundred
+waiting tasks takes its share and leaves the rest of the slots to the others. A take is a
+read and a write conditioned on the item's `version` (the whole decision is one atomic
+compare-and-set; a lost race is re-read and decided again).
 
 The limiter is a fixed one-minute window, one item per scope that rolls over in place (no
 item per minute, so the table needs no TTL). A take is one conditional write per scope
@@ -32,6 +45,8 @@ from botocore.exceptions import ClientError
 from agentkit.store.dynamo import _is_condition_failure, from_item, to_attr, to_item
 
 WINDOW_S = 60
+#: A tenant that took a paced slot within this many seconds shares the pace.
+ACTIVE_TENANT_S = 60.0
 #: Re-reads after a lost limiter write before giving up for this call (a lost write means
 #: another caller wrote the same window: after a few the window is full or rolled over).
 _MAX_TAKE_ROUNDS = 6
@@ -69,10 +84,35 @@ class RateDenied:
 
 
 @dataclass(frozen=True)
+class PaceGrant:
+    """A paced slot: the call may start at `at` (epoch seconds; now or a moment later)."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class PaceDenied:
+    """The next slot of this tenant is `wait_seconds` away: too far to wait in Lambda."""
+
+    wait_seconds: float
+
+
+@dataclass(frozen=True)
 class ProviderSnapshot:
     hold_until: float | None = None
     hold_reason: str | None = None
     breaker: dict[str, Any] = field(default_factory=dict)
+    pace: dict[str, Any] = field(default_factory=dict)
+
+    def paced(self, now: float) -> bool:
+        return float(self.pace.get("until", 0)) > now
+
+
+def tenants_seen(pace: dict[str, Any], now: float) -> dict[str, dict[str, Any]]:
+    """The tenants sharing a pacer now: those that called or waited within
+    `ACTIVE_TENANT_S`."""
+    return {name: entry for name, entry in dict(pace.get("tenants", {})).items()
+            if float(entry.get("seen", 0)) > now - ACTIVE_TENANT_S}
 
 
 def provider_pk(provider: str) -> str:
@@ -103,6 +143,7 @@ class ProviderStateStore:
             hold_until=float(hold["until"]) if "until" in hold else None,
             hold_reason=hold.get("reason"),
             breaker=items.get("BREAKER", {}),
+            pace=items.get("PACE", {}),
         )
 
     # --- holds
@@ -117,6 +158,120 @@ class ProviderStateStore:
             {":until": until, ":reason": reason, ":now": now},
             names={"#until": "until"},
         )
+
+    # --- the pacer
+
+    def pace_start(
+        self,
+        provider: str,
+        *,
+        interval: float,
+        token_interval: float | None,
+        start_at: float,
+        until: float,
+        now: float,
+    ) -> None:
+        """Pace `provider` from `start_at` (the hold's end) until `until`. A pace already in
+        force keeps its later slots, its longer intervals and its later end."""
+        for _ in range(_MAX_TAKE_ROUNDS):
+            item = self.pace(provider)
+            fresh = float(item.get("until", 0)) <= now
+            old_interval = 0.0 if fresh else float(item.get("interval", 0))
+            old_tokens = 0.0 if fresh else float(item.get("token_interval", 0))
+            values = {
+                "interval": max(interval, old_interval),
+                "token_interval": max(token_interval or 0.0, old_tokens),
+                "tat": max(start_at, float(item.get("tat", 0))),
+                "token_tat": max(start_at, float(item.get("token_tat", 0))),
+                "until": max(until, float(item.get("until", 0))),
+                "tenants": {} if fresh else item.get("tenants", {}),
+            }
+            if self._pace_write(provider, values, item.get("version")):
+                return
+
+    def pace_take(
+        self,
+        provider: str,
+        *,
+        tenant: str,
+        weight: float,
+        tokens: int,
+        now: float,
+        max_ahead_s: float,
+        seen: dict[str, Any] | None = None,
+    ) -> PaceGrant | PaceDenied:
+        """The next paced slot for `tenant`: granted when it starts within `max_ahead_s`,
+        else denied with how far it is. `seen`: the item as the caller last read it (saves
+        a read; a stale one only costs a retry)."""
+        item = seen if seen is not None else self.pace(provider)
+        for _ in range(_MAX_TAKE_ROUNDS):
+            if float(item.get("until", 0)) <= now:
+                return PaceGrant(now)  # the pace ended meanwhile
+            interval = float(item.get("interval", 0))
+            token_interval = float(item.get("token_interval", 0))
+            tenants = {name: entry for name, entry in tenants_seen(item, now).items()
+                       if name != tenant}
+            own = dict(item.get("tenants", {})).get(tenant, {})
+            total_weight = weight + sum(float(entry.get("weight", 1)) for entry in tenants.values())
+            # The next free slot of the provider; a tenant ahead of its share waits for a
+            # later one (and leaves this one to the others: no slot is skipped).
+            at = max(now, float(item.get("tat", 0)), float(item.get("token_tat", 0)))
+            if float(own.get("tat", 0)) > at:
+                at = float(own["tat"])
+                max_ahead_s = -1.0  # never taken: the tenant asks again when its turn comes
+            if at - now > max_ahead_s:
+                if tenant not in tenants_seen(item, now):
+                    # Known as waiting from now on, so the others' slots leave it its share.
+                    self._pace_write(provider, {**item, "tenants": {
+                        **tenants, tenant: {"tat": float(own.get("tat", 0)), "seen": now,
+                                            "weight": weight}}}, item.get("version"))
+                return PaceDenied(at - now)
+            # The tenant's own schedule moves on from its own last mark (GCRA per tenant),
+            # not from the slot it got: a slot taken late costs it no share.
+            tenants[tenant] = {
+                "tat": max(float(own.get("tat", 0)), now) + interval * total_weight / weight,
+                "seen": now, "weight": weight}
+            values = {
+                "interval": interval,
+                "token_interval": token_interval,
+                "tat": at + interval,
+                "token_tat": at + tokens * token_interval,
+                "until": float(item["until"]),
+                "tenants": tenants,
+            }
+            if self._pace_write(provider, values, item.get("version")):
+                return PaceGrant(at)
+            item = self.pace(provider)
+        # Heavy contention: ask again after about one slot.
+        return PaceDenied(max(float(item.get("interval", 1.0)), 1.0))
+
+    def pace(self, provider: str) -> dict[str, Any]:
+        """The stored pacer of a provider (empty: none)."""
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({"pk": provider_pk(provider), "sk": "PACE"}),
+            ConsistentRead=True,
+        )
+        return from_item(response.get("Item", {}))
+
+    def _pace_write(self, provider: str, values: dict[str, Any], version: Any) -> bool:
+        """Replace the pacer if nobody wrote it since it was read (at `version`)."""
+        item = {**values, "pk": provider_pk(provider), "sk": "PACE",
+                "version": int(version or 0) + 1}
+        condition = "attribute_not_exists(pk)" if version is None else "version = :version"
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_item(item),
+                ConditionExpression=condition,
+                **({} if version is None else
+                   {"ExpressionAttributeValues": {":version": to_attr(int(version))}}),
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
 
     # --- the rate limiter
 

@@ -5,6 +5,9 @@ The ONLY code that touches DynamoDB for tenant slots. Items on the tasks table:
   SLOTS#<tenant> / COUNTER                          running: slots held now
   SLOTS#<tenant> / QUEUE#<created_at>#<task_id>     task_id, created_at: a task waiting
                                                     for a slot (the sort key is the order)
+  SLOTS#<tenant> / STARTING#<task_id>              task_id, claimed_at: a task that got a
+                                                    slot and whose execution is not known
+                                                    to have started yet
   TASK#<id>      / SLOT                             tenant_id, claimed_at, released,
                                                     released_at, handed_to: the task holds
                                                     (or held) a slot
@@ -24,7 +27,10 @@ Every change is one transaction whose conditions make it exact under any concurr
 
 The released holder stays (with `handed_to`), so a retried release can finish what a
 crashed one began: start the task its slot went to (starts are idempotent: the execution
-is named after the task).
+is named after the task). A claim and a hand-over also write a STARTING marker, deleted
+once the task's execution is known to run (or the task ended): a submit that died between
+its claim and its start leaves the marker, and the tenant's next submit or task end
+starts that task (`stale_starts`), so the slot is never held by a task that never runs.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from agentkit.store.dynamo import (
 SLOTS_PREFIX = "SLOTS#"
 COUNTER_SK = "COUNTER"
 QUEUE_PREFIX = "QUEUE#"
+STARTING_PREFIX = "STARTING#"
 HOLDER_SK = "SLOT"
 
 #: Tries of a write that lost to a concurrent transaction on the same item
@@ -166,6 +173,29 @@ class TenantSlots:
             handed_to=values.get("handed_to"),
         )
 
+    def stale_starts(self, tenant_id: str, *, claimed_before: str,
+                     limit: int = 25) -> list[str]:
+        """Tasks of the tenant claimed before `claimed_before` (ISO time) whose start was
+        never confirmed: their claimer died between the claim and the start."""
+        response = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            FilterExpression="claimed_at < :before",
+            ExpressionAttributeValues=to_item({":pk": slots_pk(tenant_id),
+                                               ":prefix": STARTING_PREFIX,
+                                               ":before": claimed_before}),
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        return [from_item(item)["task_id"] for item in response.get("Items", [])]
+
+    def started(self, tenant_id: str, task_id: str) -> None:
+        """The task's execution runs (or the task ended): no start to recover."""
+        self.client.delete_item(
+            TableName=self.table_name,
+            Key=to_item({"pk": slots_pk(tenant_id), "sk": STARTING_PREFIX + task_id}),
+        )
+
     # --- the queue
 
     def enqueue(self, tenant_id: str, entry: QueuedTask) -> bool:
@@ -221,6 +251,7 @@ class TenantSlots:
             },
             self._take_from_queue(tenant_id, entry),
             self._put_holder(entry.task_id, tenant_id, now),
+            self._put_starting(entry.task_id, tenant_id, now),
         ]
         return self._transact(items, {0: SlotOutcome.NO_SLOT, 1: SlotOutcome.TAKEN,
                                       2: SlotOutcome.TAKEN})
@@ -243,6 +274,7 @@ class TenantSlots:
             },
             self._take_from_queue(tenant_id, entry),
             self._put_holder(entry.task_id, tenant_id, now),
+            self._put_starting(entry.task_id, tenant_id, now),
         ]
         return self._transact(items, {0: SlotOutcome.ALREADY_RELEASED, 1: SlotOutcome.NO_SLOT,
                                       2: SlotOutcome.TAKEN, 3: SlotOutcome.TAKEN})
@@ -298,6 +330,11 @@ class TenantSlots:
                 "ConditionExpression": "attribute_not_exists(sk)",
             }
         }
+
+    def _put_starting(self, task_id: str, tenant_id: str, now: str) -> dict[str, Any]:
+        return {"Put": {"TableName": self.table_name, "Item": to_item({
+            "pk": slots_pk(tenant_id), "sk": STARTING_PREFIX + task_id, "task_id": task_id,
+            "claimed_at": now})}}
 
     def _mark_released(self, task_id: str, now: str, *, handed_to: str | None) -> dict[str, Any]:
         values: dict[str, Any] = {":true": to_attr(True), ":false": to_attr(False),
