@@ -26,12 +26,12 @@ from typing import Any
 import yaml
 from botocore.exceptions import ClientError
 
+from opspawn.offline.clients import StackOutputs, client_at
 from opspawn.offline.console import progress, say
 from opspawn.offline.install import tail
 from opspawn.offline.layers import LayerBuildError, build_layer, source_files
 from opspawn.offline.paths import DEFAULT_STACK_NAME, REPO_ROOT, Layout, endpoint_url
 from opspawn.offline.server import running_port
-from opspawn.offline.stack import StackOutputs, boto3_client
 
 ARTIFACT_BUCKET = "opspawn-offline-artifacts"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -588,7 +588,7 @@ def deploy(
     if port is None:
         raise DeployError("LocalStack is not running: run `python -m opspawn.offline up` first")
     endpoint = endpoint_url(port)
-    s3, cfn = boto3_client("s3", port=port), boto3_client("cloudformation", port=port)
+    s3, cfn = client_at("s3", endpoint), client_at("cloudformation", endpoint)
     template = load_template(template_file)
 
     try:
@@ -630,7 +630,7 @@ def deploy(
         updated = _update(cfn, kwargs, status, timeout, layout.log_file)
         final = "UPDATE_COMPLETE" if updated else status
 
-    result = collect_outputs(stack_name, endpoint, boto3_client("apigateway", port=port), cfn)
+    result = collect_outputs(stack_name, endpoint, client_at("apigateway", endpoint), cfn)
     declared = [
         key
         for key, spec in (template.get("Outputs") or {}).items()

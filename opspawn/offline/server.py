@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from opspawn.offline.clients import client_at
 from opspawn.offline.console import progress, say
 from opspawn.offline.install import lambda_python, tail
 from opspawn.offline.paths import (
@@ -241,11 +242,9 @@ def _share_installed_packages(layout: Layout) -> None:
 
 def _warm_dynamodb(port: int, layout: Layout) -> None:
     """DynamoDB Local's JVM starts on the first call (8-10 s): pay it now, once."""
-    from opspawn.offline.stack import boto3_client
-
     started = time.monotonic()
     say("warming DynamoDB (first call starts DynamoDB Local's JVM, ~10 s)")
-    client = boto3_client("dynamodb", port=port, read_timeout=120)
+    client = client_at("dynamodb", endpoint_url(port), read_timeout=120)
     try:
         client.list_tables()
     except Exception as exc:

@@ -25,7 +25,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from agentkit.llm import base
+from agentkit.llm import providers
 from agentkit.llm.anthropic_client import DEFAULT_BASE_URL, AnthropicClient
 from agentkit.llm.base import (
     LLMRequest,
@@ -780,7 +780,7 @@ def test_bad_numbers_in_the_environment_are_request_errors(monkeypatch, name, va
 
 
 def test_registered_as_the_anthropic_provider():
-    module_name, _, class_name = base._PROVIDERS["anthropic"].partition(":")
+    module_name, _, class_name = providers._PROVIDERS["anthropic"].partition(":")
     module = __import__(module_name, fromlist=[class_name])
 
     assert getattr(module, class_name) is AnthropicClient

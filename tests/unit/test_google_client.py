@@ -32,10 +32,9 @@ from agentkit.llm.base import (
     OverloadedError,
     ProviderOutageError,
     RetryableModelError,
-    clear_client_cache,
-    get_client,
 )
 from agentkit.llm.google_client import API_VERSION, DEFAULT_BASE_URL, GoogleClient
+from agentkit.llm.providers import clear_client_cache, get_client
 from agentkit.models import Message, ToolCall, ToolSpec
 from tests.unit.provider_support import (
     CALCULATOR,

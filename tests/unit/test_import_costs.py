@@ -136,9 +136,9 @@ def _function_step(function: str) -> dict[str, Any]:
 def _registered_clients() -> dict[str, str]:
     """agentkit.llm module -> class: the known clients plus whatever get_client can load."""
     clients = dict(KNOWN_CLIENTS)
-    from agentkit.llm import base
+    from agentkit.llm import providers
 
-    for target in getattr(base, "_PROVIDERS", {}).values():
+    for target in getattr(providers, "_PROVIDERS", {}).values():
         module, _, cls = target.partition(":")
         clients[module.rpartition(".")[2]] = cls
     return clients

@@ -27,10 +27,9 @@ from agentkit.llm.base import (
     ProviderOutageError,
     RateLimitedError,
     RetryableModelError,
-    clear_client_cache,
-    get_client,
 )
 from agentkit.llm.openai_client import DEFAULT_BASE_URL, OpenAIClient
+from agentkit.llm.providers import clear_client_cache, get_client
 from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
 from tests.unit.provider_support import (
     CALCULATOR,

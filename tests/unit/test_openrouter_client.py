@@ -19,7 +19,7 @@ import httpx
 import pytest
 import respx
 
-from agentkit.llm import base
+from agentkit.llm import providers
 from agentkit.llm.base import (
     LLMRequest,
     ModelRequestError,
@@ -387,7 +387,7 @@ def test_bad_timeout_names_the_openrouter_variable(monkeypatch):
 
 
 def test_registered_as_the_openrouter_provider():
-    module_name, _, class_name = base._PROVIDERS["openrouter"].partition(":")
+    module_name, _, class_name = providers._PROVIDERS["openrouter"].partition(":")
     module = __import__(module_name, fromlist=[class_name])
 
     assert getattr(module, class_name) is OpenRouterClient

@@ -1,4 +1,5 @@
-"""LLM clients behind one interface. Provider SDKs are imported lazily by `get_client`."""
+"""LLM clients behind one interface. Provider SDKs are imported lazily by `get_client`
+(agentkit.llm.providers)."""
 
 from agentkit.llm.base import (
     BaseLLMClient,
@@ -7,9 +8,9 @@ from agentkit.llm.base import (
     ModelError,
     ModelRequestError,
     RetryableModelError,
-    get_client,
     parse_model,
 )
+from agentkit.llm.providers import get_client
 
 __all__ = [
     "BaseLLMClient",

@@ -7,16 +7,11 @@ failure path (a bad request or bad credentials never gets better by retrying).
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from agentkit.models import FinishReason, Message, ToolSpec, Usage
-
-if TYPE_CHECKING:
-    from agentkit.models import ScriptedTurn
 
 
 class ModelError(Exception):
@@ -140,50 +135,3 @@ def parse_model(model: str) -> tuple[str, str]:
 
 
 # provider → "module:Class"; modules are imported only when a task uses them.
-_PROVIDERS = {
-    "openai": "agentkit.llm.openai_client:OpenAIClient",
-    "anthropic": "agentkit.llm.anthropic_client:AnthropicClient",
-    "openrouter": "agentkit.llm.openrouter_client:OpenRouterClient",
-    "google": "agentkit.llm.google_client:GoogleClient",
-}
-
-
-_client_cache: dict[str, BaseLLMClient] = {}
-
-
-def get_client(
-    model: str,
-    *,
-    scripted_turns: list[ScriptedTurn] | None = None,
-    scripted_enabled: bool = False,
-) -> BaseLLMClient:
-    """The client for `provider:model`. Provider clients are reused across warm invocations;
-    the scripted client is never a silent fallback and never cached (it is per task)."""
-    provider, _ = parse_model(model)
-    if provider == "scripted":
-        if not scripted_enabled:
-            raise ModelRequestError("model 'scripted' is disabled in this deployment")
-        from agentkit.llm.scripted import ScriptedClient
-
-        return ScriptedClient(scripted_turns or [])
-    cached = _client_cache.get(provider)
-    if cached is not None:
-        return cached
-    target = _PROVIDERS.get(provider)
-    if target is None:
-        known = ", ".join(sorted([*_PROVIDERS, "scripted"]))
-        raise ModelRequestError(f"unknown model provider '{provider}' (known: {known})")
-    module_name, _, class_name = target.partition(":")
-    client_class = getattr(importlib.import_module(module_name), class_name)
-    client: BaseLLMClient = client_class.from_env()
-    _client_cache[provider] = client
-    return client
-
-
-def clear_client_cache() -> None:
-    """Forget reused provider clients (tests; a rotated key)."""
-    _client_cache.clear()
-
-
-def known_providers() -> list[str]:
-    return sorted([*_PROVIDERS, "scripted"])

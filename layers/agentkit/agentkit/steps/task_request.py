@@ -9,7 +9,8 @@ from typing import Any
 from agentkit.config import Settings
 from agentkit.errors import InputError
 from agentkit.ids import new_task_id
-from agentkit.llm.base import known_providers, parse_model
+from agentkit.llm.base import parse_model
+from agentkit.llm.providers import known_providers
 from agentkit.models import SubmitTaskRequest, Task
 from agentkit.security import SecurityManager
 from agentkit.tools import ToolRegistry

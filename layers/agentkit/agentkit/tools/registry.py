@@ -408,21 +408,3 @@ def _truncate(text: str) -> str:
         return text
     dropped = len(text) - MAX_TOOL_OUTPUT_CHARS
     return text[:MAX_TOOL_OUTPUT_CHARS] + f"\n[truncated: {dropped} more characters]"
-
-
-def default_registry() -> ToolRegistry:
-    """The built-in tools, plus one lazy source per MCP server in env `MCP_SERVERS`.
-
-    Reading `MCP_SERVERS` is a JSON parse and a pydantic validation (a bad value
-    raises `McpConfigError` naming the field, at cold start, where a deployment
-    mistake belongs); no server is contacted and `mcp` is not imported until a
-    `<server>__*` tool is looked up, spec'd or called.
-    """
-    from agentkit.tools.builtin import BUILTIN_TOOLS
-
-    registry = ToolRegistry(BUILTIN_TOOLS)
-    from agentkit.tools.mcp import load_mcp_config, mcp_sources
-
-    for source in mcp_sources(load_mcp_config()):
-        registry.add_source(source)
-    return registry

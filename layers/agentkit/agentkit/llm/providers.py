@@ -1,0 +1,59 @@
+"""Which client serves which provider: `provider:model` → a client, made once per warm
+Lambda. Each provider's module (and its SDK) is imported only when a task uses it."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from agentkit.llm.base import BaseLLMClient, ModelRequestError, parse_model
+from agentkit.llm.scripted import ScriptedClient
+
+if TYPE_CHECKING:
+    from agentkit.models import ScriptedTurn
+
+_PROVIDERS = {
+    "openai": "agentkit.llm.openai_client:OpenAIClient",
+    "anthropic": "agentkit.llm.anthropic_client:AnthropicClient",
+    "openrouter": "agentkit.llm.openrouter_client:OpenRouterClient",
+    "google": "agentkit.llm.google_client:GoogleClient",
+}
+
+
+_client_cache: dict[str, BaseLLMClient] = {}
+
+
+def get_client(
+    model: str,
+    *,
+    scripted_turns: list[ScriptedTurn] | None = None,
+    scripted_enabled: bool = False,
+) -> BaseLLMClient:
+    """The client for `provider:model`. Provider clients are reused across warm invocations;
+    the scripted client is never a silent fallback and never cached (it is per task)."""
+    provider, _ = parse_model(model)
+    if provider == "scripted":
+        if not scripted_enabled:
+            raise ModelRequestError("model 'scripted' is disabled in this deployment")
+        return ScriptedClient(scripted_turns or [])
+    cached = _client_cache.get(provider)
+    if cached is not None:
+        return cached
+    target = _PROVIDERS.get(provider)
+    if target is None:
+        known = ", ".join(sorted([*_PROVIDERS, "scripted"]))
+        raise ModelRequestError(f"unknown model provider '{provider}' (known: {known})")
+    module_name, _, class_name = target.partition(":")
+    client_class = getattr(importlib.import_module(module_name), class_name)
+    client: BaseLLMClient = client_class.from_env()
+    _client_cache[provider] = client
+    return client
+
+
+def clear_client_cache() -> None:
+    """Forget reused provider clients (tests; a rotated key)."""
+    _client_cache.clear()
+
+
+def known_providers() -> list[str]:
+    return sorted([*_PROVIDERS, "scripted"])
