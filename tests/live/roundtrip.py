@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from agentkit.llm.base import BaseLLMClient, LLMRequest
 from agentkit.models import INVALID_ARGUMENTS_KEY, Message
-from agentkit.tools.registry import default_registry
+from agentkit.tools import default_registry
 
 SYSTEM_PROMPT = (
     "Use the calculator tool for every arithmetic question; never compute "
