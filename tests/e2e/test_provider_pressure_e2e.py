@@ -55,7 +55,9 @@ def test_a_rate_limited_provider_makes_tasks_wait_and_all_succeed(
     api: OpspawnClient, fake: FakeProviders
 ) -> None:
     count = 30
-    fake.limit(PROVIDER, rpm=4, window_s=6)  # far below the burst: most calls meet a 429
+    # Far below the burst: most calls meet a 429. A window of 10 s leaves paced calls 1 s of
+    # arrival jitter (the pacer's 10 % margin over the window) on a loaded machine.
+    fake.limit(PROVIDER, rpm=5, window_s=10)
     fake.script(PROVIDER, *[Reply(text="done") for _ in range(count)])
     # Mixed in: tasks on a model that never meets an error, submitted in the same burst.
     calm = [api.submit({"goal": f"calm {n}", "model": "scripted", "tools": [],
