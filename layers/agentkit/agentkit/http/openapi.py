@@ -115,11 +115,14 @@ def document_router() -> Router:
 
 def _errors_are_400(document: dict[str, Any]) -> None:
     """Powertools documents request-validation failures as 422 with its own shape; this API
-    answers them 400 with ErrorBody (agentkit.http.resolver), so the document says that."""
+    answers them 400 with ErrorBody (agentkit.http.resolver), so the document says that;
+    an operation without parameters or body has nothing to validate, hence no 400."""
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             responses = operation.get("responses", {})
-            if responses.pop("422", None) is not None and "400" not in responses:
+            has_input = bool(operation.get("parameters") or operation.get("requestBody"))
+            if (responses.pop("422", None) is not None and has_input
+                    and "400" not in responses):
                 responses["400"] = {
                     "description": BAD_REQUEST_DESCRIPTION,
                     "content": {
