@@ -19,7 +19,6 @@ from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from agentkit.http.errors import BAD_REQUEST_DESCRIPTION
 
@@ -78,6 +77,9 @@ def schema_of(app: APIGatewayRestResolver) -> dict[str, Any]:
 def document_text() -> str:
     """The document as GET /openapi.json answers it and docs/openapi.json holds it
     (2-space indent, trailing newline)."""
+    # Powertools' OpenAPI models load only when the document is asked for, not at cold start.
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
     document = json.loads(
         describe_api().get_openapi_json_schema(
             title=TITLE,
