@@ -7,8 +7,8 @@
 By default against the offline stack (table from ``.offline/outputs.json``, endpoint of the
 running LocalStack or ``--endpoint``); ``--stack NAME`` targets a deployed stack instead (its
 ``TableName`` output read through CloudFormation, with your AWS credentials and region).
-Only the key's SHA-256 is stored (agentkit.auth). A revoked key keeps working until the API's
-authorizer cache expires (``AuthorizerCacheTtlSeconds``, 60 s by default).
+Only the key's SHA-256 is stored (agentkit.api.api_keys). A revoked key keeps working until
+the API's authorizer cache expires (``AuthorizerCacheTtlSeconds``, 60 s by default).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 import sys
 from typing import Any
 
-from agentkit.auth import ApiKeyNotFoundError, ApiKeyRecord, ApiKeyStore
+from agentkit.api.api_keys import ApiKeyNotFoundError, ApiKeyRecord, ApiKeyStore
 
 
 class AdminError(RuntimeError):

@@ -79,7 +79,7 @@ def test_a_one_time_schedule_fires_at_its_time_and_runs_a_task_of_its_tenant(
         assert remote["ScheduleExpression"] == expression
         assert remote["ActionAfterCompletion"] == "DELETE"
         target = remote["Target"]
-        assert target["Arn"].endswith(offline_stack.physical_id("ScheduledTaskFunction"))
+        assert target["Arn"].endswith(offline_stack.physical_id("StartScheduledTaskFunction"))
         assert json.loads(target["Input"])["tenant_id"] == E2E_TENANT
 
         task = _wait_for_task(api, template["goal"])
@@ -136,7 +136,7 @@ def test_a_schedule_whose_role_cannot_be_assumed_invokes_nothing(
     scheduler = offline_stack.client("scheduler")
     name = f"opspawn-e2e-norole-{uuid.uuid4().hex[:8]}"
     function_arn = offline_stack.client("lambda").get_function(
-        FunctionName=offline_stack.physical_id("ScheduledTaskFunction"))["Configuration"][
+        FunctionName=offline_stack.physical_id("StartScheduledTaskFunction"))["Configuration"][
         "FunctionArn"]
     role_arn = f"arn:aws:iam::{function_arn.split(':')[4]}:role/{name}"
     log = Layout.current().log_file

@@ -1,7 +1,8 @@
 """Property-based fuzzing of the HTTPS API from its own OpenAPI document (schemathesis),
 against the offline stack: no 5xx, and every rejection is a JSON error naming the field.
 (LocalStack 4.8.1 does not apply the template's GatewayResponses, so API Gateway's own
-401/403 bodies differ offline; every request here carries a valid key.)
+401/403 bodies differ offline from the documented error shape; every request here carries
+a valid key.)
 
 Each operation gets valid and invalid generated requests (schemathesis strategies driven
 by hypothesis, derandomized so a run is repeatable); OPSPAWN_FUZZ_EXAMPLES sets how many.

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agentkit.http.errors import GATEWAY_ERROR_CODES, ErrorBody
 from opspawn.client import ApiError, OpspawnClient
 from opspawn.offline.paths import REPO_ROOT
 from opspawn.offline.stack import StackOutputs
@@ -40,17 +41,18 @@ def _json(response: httpx.Response) -> Any:
 def _gateway_error(response: httpx.Response, status: int, code: str) -> str:
     """API Gateway's own refusal; returns its message.
 
-    On AWS the body is the template's DEFAULT_4XX (``{"error": {"code", "message",
-    "request_id"}}``). LocalStack 4.8.1 does not import gateway responses from the OpenAPI
-    body, so offline it is API Gateway's default ``{"message": ...}``; the hook renders a
-    configured template when there is one. Both carry the response type's status and
-    ``x-amzn-ErrorType``.
+    On AWS the body is the template's UNAUTHORIZED / ACCESS_DENIED gateway response, the
+    API's error shape (``{"error": "unauthorized"|"forbidden", "message"}``). LocalStack 4.8.1
+    does not import gateway responses from the OpenAPI body, so offline it is API Gateway's
+    default ``{"message": ...}``; the hook renders a configured template when there is one.
+    Both carry the response type's status and ``x-amzn-ErrorType``.
     """
     assert response.status_code == status, response.text
     body = _json(response)
     if "error" in body:  # the template's shape
-        assert body["error"]["code"] == code and body["error"]["request_id"], body
-        return str(body["error"]["message"])
+        ErrorBody.model_validate(body)
+        assert body["error"] == GATEWAY_ERROR_CODES[code], body
+        return str(body["message"])
     exception = {"UNAUTHORIZED": "UnauthorizedException", "ACCESS_DENIED": "AccessDeniedException"}
     assert response.headers["x-amzn-errortype"] == exception[code]
     return str(body.get("message", body.get("Message")))

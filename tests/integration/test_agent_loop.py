@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from agentkit.api.submit import submit_task
+from agentkit.api.tasks import get_task_view
 from agentkit.config import Settings, TenantLimit
 from agentkit.errors import InputError
 from agentkit.llm import ModelRequestError, get_client
@@ -14,8 +16,6 @@ from agentkit.steps.call_model import MISSING_RESULT, call_model
 from agentkit.steps.finalize import StepError, fail_task, finalize_task, readable_reason
 from agentkit.steps.plan import plan_task
 from agentkit.steps.run_tool import run_tool_call
-from agentkit.steps.submit import submit_task
-from agentkit.steps.view import get_task_view
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentkit.auth import ApiKeyNotFoundError, ApiKeyStore, hash_key
+from agentkit.api.api_keys import ApiKeyNotFoundError, ApiKeyStore, hash_key
 from tests.conftest import TABLE
 from tests.support import FakeLambdaContext, load_event, load_handler
 
@@ -62,14 +62,14 @@ def test_list_keys_is_per_tenant_and_apart_from_the_tenants_tasks(keys: ApiKeySt
 
 
 def _authorizer_event(**headers: str) -> dict[str, Any]:
-    event = load_event("authorizer_request.json")
+    event = load_event("api_key_authorizer_request.json")
     event["headers"] = headers
     event["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
     return event
 
 
 def test_authorizer_function_allow_deny_and_401(keys: ApiKeyStore) -> None:
-    authorizer = load_handler("authorizer")
+    authorizer = load_handler("api_key_authorizer")
     created = keys.create("acme")
 
     allowed = authorizer.lambda_handler(
@@ -101,7 +101,7 @@ def test_authorizer_sample_event_is_a_request_authorizer_event() -> None:
         APIGatewayAuthorizerRequestEvent,
     )
 
-    event = APIGatewayAuthorizerRequestEvent(load_event("authorizer_request.json"))
+    event = APIGatewayAuthorizerRequestEvent(load_event("api_key_authorizer_request.json"))
     assert event.get_type == "REQUEST"
     assert event.parsed_arn.api_id == event.request_context.api_id
     assert event.headers["Authorization"].startswith("Bearer ops_")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentkit.api.submit import submit_task
 from agentkit.config import Settings
 from agentkit.llm.base import LLMRequest, LLMResponse, ProviderWaitError
 from agentkit.llm.router import RoutedResponse
@@ -19,7 +20,6 @@ from agentkit.models import (
 )
 from agentkit.steps.call_model import call_model
 from agentkit.steps.plan import plan_task
-from agentkit.steps.submit import submit_task
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 
@@ -170,7 +170,7 @@ def test_the_wait_shows_in_the_task_view_and_in_watch(store: TaskStore,
                                                       registry: ToolRegistry) -> None:
     from rich.console import Console
 
-    from agentkit.steps.view import get_task_view
+    from agentkit.api.tasks import get_task_view
     from opspawn.watch import progress_printer
 
     task_id = _planned_task(store, registry, max_wait_seconds=600)

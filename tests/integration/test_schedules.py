@@ -20,7 +20,7 @@ from agentkit.models import TaskStatus
 from agentkit.store import TaskStore
 from tests.support import FakeLambdaContext, load_event, load_handler
 
-TARGET_ARN = "arn:aws:lambda:us-east-1:123456789012:function:opspawn-ScheduledTaskFunction"
+TARGET_ARN = "arn:aws:lambda:us-east-1:123456789012:function:opspawn-StartScheduledTaskFunction"
 ROLE_ARN = "arn:aws:iam::123456789012:role/opspawn-SchedulerRole"
 TEMPLATE = {"goal": "Daily check: what is 2 ** 5?", "model": "scripted",
             "scripted_turns": [{"content": "32"}]}
@@ -64,7 +64,7 @@ def test_create_fire_list_delete(schedules_env: str, store: TaskStore) -> None:
 
     # EventBridge Scheduler would invoke the target with exactly this input.
     fired = json.loads(remote["Target"]["Input"])
-    result = load_handler("scheduled").lambda_handler(fired, FakeLambdaContext())
+    result = load_handler("start_scheduled_task").lambda_handler(fired, FakeLambdaContext())
     task = store.require_task(result["task_id"])
     assert task.tenant_id == "acme" and task.goal == TEMPLATE["goal"]
     assert task.status == TaskStatus.QUEUED and task.execution_arn

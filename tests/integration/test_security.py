@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 import pytest
 from pydantic import BaseModel
 
+from agentkit.api.approvals import decide_approval
+from agentkit.api.tasks import get_task_view
 from agentkit.models import (
     ApprovalDecisionRequest,
     ApprovalStatus,
@@ -19,7 +22,6 @@ from agentkit.models import (
     ToolCallRef,
 )
 from agentkit.security import SecurityConfig, SecurityManager
-from agentkit.steps.approve import decide_approval
 from agentkit.steps.authorize import (
     ApprovalSettle,
     ApprovalWait,
@@ -29,7 +31,6 @@ from agentkit.steps.authorize import (
 )
 from agentkit.steps.finalize import StepError
 from agentkit.steps.run_tool import run_tool_call
-from agentkit.steps.view import get_task_view
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalNotFoundError, ApprovalStore
 from agentkit.tools import Tool, ToolRegistry
@@ -151,10 +152,10 @@ def test_authorize_denies_before_queueing_and_records_the_result_once(
 
 
 def test_a_disallowed_tool_is_refused_at_submit(store: TaskStore, tools: ToolRegistry) -> None:
+    from agentkit.api.submit import submit_task
     from agentkit.config import Settings
     from agentkit.errors import InputError
     from agentkit.models import SubmitTaskRequest
-    from agentkit.steps.submit import submit_task
 
     security = SecurityManager(SecurityConfig.parse('{"allowed_tools": ["probe"]}'))
     settings = Settings(table_name="t")
@@ -363,8 +364,11 @@ def test_authorize_and_approvals_handlers(
     assert approval_id == check["approval_id"]
     assert store.require_task(EXAMPLE_ID).status == TaskStatus.WAITING_APPROVAL
 
+    # The approvals function answers the waits through its Step Functions client.
+    real_client = boto3.client
+    monkeypatch.setattr(boto3, "client", lambda service, *args, **kwargs: (
+        sfn if service == "stepfunctions" else real_client(service, *args, **kwargs)))
     approvals = load_handler("approvals")
-    approvals._sfn = sfn
     event = load_event("approvals_post.json")
     response = approvals.lambda_handler(event, context)  # the sample's id is not this one
     assert response["statusCode"] == 404
@@ -395,7 +399,7 @@ def test_authorize_and_approvals_handlers(
 def test_cancel_closes_pending_approvals_and_answers_their_waits(
     store: TaskStore, security: SecurityManager
 ) -> None:
-    from agentkit.steps.cancel import cancel_task
+    from agentkit.api.tasks import cancel_task
 
     [ref] = _task_with_calls(store, [("guarded", {"target": "a"})])
     sfn = RecordingStepFunctions()

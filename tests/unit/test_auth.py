@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from agentkit.auth import (
+from agentkit.api.api_keys import (
     ApiKeyRecord,
     MissingCredentials,
     authorize,

@@ -21,7 +21,7 @@ def test_the_api_has_the_key_authorizer_as_default(template: dict[str, Any]) -> 
     auth = template["Resources"]["AgentApi"]["Properties"]["Auth"]
     assert auth["DefaultAuthorizer"] == "ApiKeyAuthorizer"
     authorizer = auth["Authorizers"]["ApiKeyAuthorizer"]
-    assert authorizer["FunctionArn"] == {"GetAtt": "AuthorizerFunction.Arn"}
+    assert authorizer["FunctionArn"] == {"GetAtt": "ApiKeyAuthorizerFunction.Arn"}
     assert authorizer["FunctionPayloadType"] == "REQUEST"
     assert authorizer["Identity"]["Headers"] == ["Authorization"]
     assert authorizer["Identity"]["ReauthorizeEvery"] == {"Ref": "AuthorizerCacheTtlSeconds"}
@@ -48,8 +48,8 @@ def test_every_api_route_is_behind_the_authorizer(template: dict[str, Any]) -> N
 
 
 def test_the_authorizer_may_only_read_one_item(template: dict[str, Any]) -> None:
-    function = template["Resources"]["AuthorizerFunction"]["Properties"]
-    assert function["CodeUri"] == "functions/authorizer/"
+    function = template["Resources"]["ApiKeyAuthorizerFunction"]["Properties"]
+    assert function["CodeUri"] == "functions/api_key_authorizer/"
     [policy] = function["Policies"]
     [statement] = policy["Statement"]
     assert statement == {

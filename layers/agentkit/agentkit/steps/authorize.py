@@ -6,7 +6,7 @@ Inside the RunTools Map, before a call is queued:
   needs approval goes to WaitForApproval.
 * `wait` (a `lambda:invoke.waitForTaskToken` state): store the PENDING approval with the
   task token and mark the task WAITING_APPROVAL; POST /tasks/{id}/approvals/{approval_id}
-  answers the token (see `agentkit.steps.approve`).
+  answers the token (see `agentkit.api.approvals`).
 * `settle` (the wait's Catch: denied, timed out): record the error result, expire a
   still-pending approval, and let the task run again.
 """

@@ -16,11 +16,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
+from agentkit.api.task_request import check_request
 from agentkit.config import Settings
 from agentkit.models import SubmitTaskRequest, Task
 from agentkit.security import SecurityManager
 from agentkit.steps.slots import ExecutionStarter, admit, step_functions_starter
-from agentkit.steps.task_request import check_request
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 

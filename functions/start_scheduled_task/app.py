@@ -1,4 +1,5 @@
-"""EventBridge Scheduler target: a schedule fired; submit its task for its tenant."""
+"""EventBridge Scheduler target: a schedule fired; start its task for its tenant
+(agentkit.api.schedules.start_scheduled_task)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentkit.api.schedules import ScheduleFired, start_scheduled_task
+from agentkit.api.submit import step_functions_starter, submit_task
 from agentkit.config import settings
 from agentkit.models import SubmitTaskRequest, Task
-from agentkit.steps.schedules import ScheduleFired, fire_schedule
-from agentkit.steps.submit import step_functions_starter, submit_task
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
 
@@ -38,7 +39,7 @@ def _submit(request: SubmitTaskRequest, *, tenant_id: str) -> Task:
 @event_parser(model=ScheduleFired)
 def lambda_handler(event: ScheduleFired, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(schedule_id=event.schedule_id, tenant_id=event.tenant_id)
-    task = fire_schedule(event, store=_store, submit=_submit)
+    task = start_scheduled_task(event, store=_store, submit=_submit)
     logger.info("scheduled task submitted",
                 extra={"task_id": task.task_id, "queued": task.execution_arn is None})
     return {"task_id": task.task_id, "status": task.status.value}

@@ -1,24 +1,21 @@
-"""HTTP shaping shared by the API functions: one JSON error format for every rejection.
-
-Errors look like:
-  {"error": "validation_error", "message": "goal: Field required",
-   "fields": [{"field": "goal", "problem": "Field required"}]}
-"""
+"""The Powertools resolver every API function uses: validation on, every refusal in the one
+error shape (agentkit.http.errors), the tenant the API-key authorizer resolved."""
 
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from agentkit.errors import InputError
+from agentkit.http.errors import describe_request_errors, error_response, raw_error_response
 from agentkit.store import TaskNotFoundError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -26,51 +23,21 @@ MAX_BODY_BYTES = 64 * 1024
 logger = Logger(child=True)
 
 
-def error_response(
-    status: HTTPStatus, code: str, message: str, fields: list[dict[str, str]] | None = None
-) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"error": code, "message": message}
-    if fields:
-        body["fields"] = fields
-    return Response(
-        status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body
-    )
-
-
 class MissingTenantError(RuntimeError):
     """The request reached a handler without a tenant: the authorizer is not in front of it."""
 
 
-def current_tenant(app: APIGatewayRestResolver) -> str:
+def current_tenant(app: APIGatewayRestResolver | Router) -> str:
     """The tenant the Lambda authorizer resolved for this request (`context.tenant_id`)."""
-    context = app.current_event.request_context.authorizer or {}
+    event = app.current_event
+    # A Router types its event as the base class; these resolvers serve REST API events.
+    if not isinstance(event, APIGatewayProxyEvent):
+        raise MissingTenantError(f"not a REST API event: {type(event).__name__}")
+    context: Any = event.request_context.authorizer or {}
     tenant = context.get("tenant_id") if hasattr(context, "get") else None
     if not tenant:
         raise MissingTenantError("no tenant in the request's authorizer context")
     return str(tenant)
-
-
-def describe_request_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """Pydantic/Powertools error entries → [{field, problem}], the field as a dotted path."""
-    fields = []
-    for item in errors:
-        # "body" / "query" / "path" / "header" say where; the field's own name is what counts.
-        location = [str(part) for part in item.get("loc", ())]
-        if location and location[0] in {"body", "query", "path", "header"}:
-            location = location[1:]
-        error_type = item.get("type", "")
-        if error_type == "json_invalid":
-            detail = item.get("ctx", {}).get("error", "")
-            fields.append(
-                {"field": "body", "problem": f"not valid JSON ({detail})".replace(" ()", "")}
-            )
-            continue
-        if error_type == "missing" and not location:
-            fields.append({"field": "body", "problem": "a JSON object body is required"})
-            continue
-        problem = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-        fields.append({"field": ".".join(location) or "body", "problem": problem})
-    return fields
 
 
 def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -81,33 +48,25 @@ def resolve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) ->
     """
     body = event.get("body") or ""
     if len(body.encode()) > MAX_BODY_BYTES:
-        return _raw_error(
+        return raw_error_response(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             "payload_too_large",
             f"the request body is over {MAX_BODY_BYTES} bytes",
-            f"larger than {MAX_BODY_BYTES} bytes",
+            [{"field": "body", "problem": f"larger than {MAX_BODY_BYTES} bytes"}],
         )
     if event.get("isBase64Encoded") and body:
         try:
             base64.b64decode(body.encode(), validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
-            return _raw_error(HTTPStatus.BAD_REQUEST, "validation_error",
-                              "body: not UTF-8 encoded JSON", "not UTF-8 encoded JSON")
+            return raw_error_response(
+                HTTPStatus.BAD_REQUEST, "validation_error", "body: not UTF-8 encoded JSON",
+                [{"field": "body", "problem": "not UTF-8 encoded JSON"}],
+            )
     return app.resolve(event, context)
 
 
-def _raw_error(status: HTTPStatus, code: str, message: str, problem: str) -> dict[str, Any]:
-    """An error answered before routing, in the API's JSON error shape."""
-    response = error_response(status, code, message, [{"field": "body", "problem": problem}])
-    return {
-        "statusCode": response.status_code,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps(response.body),
-        "isBase64Encoded": False,
-    }
-
-
-def create_resolver() -> APIGatewayRestResolver:
+def create_resolver(*routers: Router) -> APIGatewayRestResolver:
+    """A resolver serving `routers` (each API function's routes, agentkit.http.<function>)."""
     app = APIGatewayRestResolver(enable_validation=True)
 
     @app.exception_handler(RequestValidationError)
@@ -158,4 +117,7 @@ def create_resolver() -> APIGatewayRestResolver:
             f"internal error; quote request id {request_id} when reporting it",
         )
 
+    # A router's exception handlers join these; the most specific class of an error wins.
+    for router in routers:
+        app.include_router(router)
     return app

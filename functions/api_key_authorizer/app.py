@@ -1,4 +1,4 @@
-"""API Gateway REQUEST authorizer: an API key → its tenant (logic in agentkit.auth).
+"""API Gateway REQUEST authorizer: an API key → its tenant (logic in agentkit.api.api_keys).
 
 401 (no key) is API Gateway's answer to the exact error message "Unauthorized"; an
 unknown or revoked key gets a Deny policy (403); a live key an Allow policy whose context
@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.auth import ApiKeyStore, MissingCredentials, authorize
+from agentkit.api.api_keys import ApiKeyStore, MissingCredentials, authorize
 from agentkit.config import settings
 
 logger = Logger()

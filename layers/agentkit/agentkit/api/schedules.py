@@ -1,7 +1,7 @@
 """Recurring tasks: a stored task template per tenant, fired by EventBridge Scheduler.
 
 A schedule is the item `SCHEDULE#<tenant>` / `<schedule_id>` plus an EventBridge Scheduler
-schedule whose target is the scheduled-task function with the input
+schedule whose target is the start_scheduled_task function with the input
 `{"schedule_id", "tenant_id"}`. When it fires, the template is submitted as a normal task
 of that tenant (same validation, same loop).
 """
@@ -78,8 +78,14 @@ class Schedule(BaseModel):
     created_at: str
 
 
+class ScheduleList(BaseModel):
+    """GET /schedules: all of the tenant's schedules, newest first (one page)."""
+
+    items: list[Schedule]
+
+
 class ScheduleFired(BaseModel):
-    """The input EventBridge Scheduler hands the scheduled-task function."""
+    """The input EventBridge Scheduler hands the start_scheduled_task function."""
 
     schedule_id: str = Field(min_length=1, max_length=64)
     tenant_id: str = Field(min_length=1, max_length=128)
@@ -202,8 +208,8 @@ def delete_schedule(
     store.client.delete_item(TableName=store.table_name, Key=_key(tenant_id, schedule_id))
 
 
-def fire_schedule(fired: ScheduleFired, *, store: TaskStore, submit: Any) -> Task:
-    """Submit the stored template as a normal task of the schedule's tenant."""
+def start_scheduled_task(fired: ScheduleFired, *, store: TaskStore, submit: Any) -> Task:
+    """A schedule fired: submit its stored template as a normal task of its tenant."""
     schedule = get_schedule(fired.schedule_id, tenant_id=fired.tenant_id, store=store)
     task: Task = submit(schedule.task, tenant_id=fired.tenant_id)
     return task
