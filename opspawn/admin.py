@@ -18,7 +18,8 @@ import json
 import sys
 from typing import Any
 
-from agentkit.auth import ApiKeyNotFoundError, ApiKeyRecord, ApiKeyStore
+from agentkit.auth import ApiKeyRecord
+from agentkit.store.api_keys import ApiKeyNotFoundError, ApiKeyStore
 
 
 class AdminError(RuntimeError):

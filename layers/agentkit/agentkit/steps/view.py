@@ -6,7 +6,7 @@ from agentkit.errors import InputError
 from agentkit.models import Task, TaskEventList, TaskPage, TaskStatus, TaskSummary, TaskView
 from agentkit.store import TaskNotFoundError, TaskStore
 from agentkit.store.approvals import ApprovalStore
-from agentkit.store.dynamo import InvalidCursorError
+from agentkit.store.errors import InvalidCursorError
 
 
 def require_tenant_task(task_id: str, *, store: TaskStore, tenant_id: str) -> Task:

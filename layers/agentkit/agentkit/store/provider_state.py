@@ -29,7 +29,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agentkit.store.dynamo import _is_condition_failure, from_item, to_attr, to_item
+from agentkit.store.codec import from_item, to_attr, to_item
+from agentkit.store.codec import is_condition_failure as _is_condition_failure
 
 WINDOW_S = 60
 #: Re-reads after a lost limiter write before giving up for this call (a lost write means

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from agentkit.auth import ApiKeyNotFoundError, ApiKeyStore, hash_key
+from agentkit.auth import hash_key
+from agentkit.store.api_keys import ApiKeyNotFoundError, ApiKeyStore
 from tests.conftest import TABLE
 from tests.support import FakeLambdaContext, load_event, load_handler
 
