@@ -79,9 +79,6 @@ def blob_stem(task_id: str, sk: str) -> str:
     return f"tasks/{task_id}/{sk.replace('#', '-')}"
 
 
-_ACTIVE = [status.value for status in ACTIVE_STATUSES]
-
-
 def encode_cursor(last_key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(from_item(last_key)).encode()).decode()
 
