@@ -18,7 +18,8 @@ import json
 import sys
 from typing import Any
 
-from agentkit.api.api_keys import ApiKeyNotFoundError, ApiKeyRecord, ApiKeyStore
+from agentkit.store.api_keys import ApiKeyNotFoundError, ApiKeyStore
+from agentkit.tenancy import ApiKeyRecord
 
 
 class AdminError(RuntimeError):

@@ -16,8 +16,9 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.api.api_keys import ApiKeyStore, MissingCredentials, authorize
+from agentkit.api.api_keys import MissingCredentials, authorize
 from agentkit.config import settings
+from agentkit.store.api_keys import ApiKeyStore
 
 logger = Logger()
 _keys = ApiKeyStore(settings().table_name)

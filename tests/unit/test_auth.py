@@ -7,15 +7,8 @@ import re
 
 import pytest
 
-from agentkit.api.api_keys import (
-    ApiKeyRecord,
-    MissingCredentials,
-    authorize,
-    check_tenant_id,
-    generate_key,
-    hash_key,
-    presented_key,
-)
+from agentkit.api.api_keys import MissingCredentials, authorize, presented_key
+from agentkit.tenancy import ApiKeyRecord, check_tenant_id, generate_key, hash_key
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/v1/GET/tasks/tsk_01J"
 LIVE = "ops_" + "L" * 43

@@ -1,6 +1,6 @@
 """Recurring tasks: a stored task template per tenant, fired by EventBridge Scheduler.
 
-A schedule is the item `SCHEDULE#<tenant>` / `<schedule_id>` plus an EventBridge Scheduler
+A schedule is a stored template (agentkit.store.schedules) plus an EventBridge Scheduler
 schedule whose target is the start_scheduled_task function with the input
 `{"schedule_id", "tenant_id"}`. When it fires, the template is submitted as a normal task
 of that tenant (same validation, same loop).
@@ -20,7 +20,10 @@ from agentkit.errors import InputError
 from agentkit.models import SubmitTaskRequest, Task, utc_now
 from agentkit.schedule_expressions import At, ScheduleExpressionError, parse, zone
 from agentkit.store import TaskStore
-from agentkit.store.dynamo import from_item, to_item
+from agentkit.store.schedules import Schedule, ScheduleStore
+from agentkit.store.schedules import (  # re-exported: the schedules handler imports it here
+    ScheduleNotFoundError as ScheduleNotFoundError,
+)
 
 
 class CreateScheduleRequest(BaseModel):
@@ -69,15 +72,6 @@ class CreateScheduleRequest(BaseModel):
         return value
 
 
-class Schedule(BaseModel):
-    schedule_id: str
-    name: str
-    schedule_expression: str
-    timezone: str = "UTC"
-    task: SubmitTaskRequest
-    created_at: str
-
-
 class ScheduleList(BaseModel):
     """GET /schedules: all of the tenant's schedules, newest first (one page)."""
 
@@ -89,15 +83,6 @@ class ScheduleFired(BaseModel):
 
     schedule_id: str = Field(min_length=1, max_length=64)
     tenant_id: str = Field(min_length=1, max_length=128)
-
-
-class ScheduleNotFoundError(LookupError):
-    def __init__(self, schedule_id: str) -> None:
-        super().__init__(f"schedule '{schedule_id}' not found")
-
-
-def _key(tenant_id: str, schedule_id: str) -> dict[str, Any]:
-    return to_item({"pk": f"SCHEDULE#{tenant_id}", "sk": schedule_id})
 
 
 def scheduler_name(schedule_id: str) -> str:
@@ -137,14 +122,7 @@ def create_schedule(
         task=request.task,
         created_at=utc_now(),
     )
-    store.client.put_item(
-        TableName=store.table_name,
-        Item={
-            **_key(tenant_id, schedule.schedule_id),
-            **to_item({"body": schedule.model_dump_json(exclude_none=True)}),
-        },
-        ConditionExpression="attribute_not_exists(sk)",
-    )
+    ScheduleStore(store).put(tenant_id, schedule)
     fired = ScheduleFired(schedule_id=schedule.schedule_id, tenant_id=tenant_id)
     one_time = isinstance(parse(schedule.schedule_expression), At)
     try:
@@ -167,35 +145,17 @@ def create_schedule(
         )
     except Exception:
         # No half-made schedule: without its trigger the stored template is removed again.
-        store.client.delete_item(
-            TableName=store.table_name, Key=_key(tenant_id, schedule.schedule_id)
-        )
+        ScheduleStore(store).delete(tenant_id, schedule.schedule_id)
         raise
     return schedule
 
 
 def list_schedules(*, tenant_id: str, store: TaskStore) -> list[Schedule]:
-    items: list[Schedule] = []
-    kwargs: dict[str, Any] = {
-        "TableName": store.table_name,
-        "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": to_item({":pk": f"SCHEDULE#{tenant_id}"}),
-    }
-    while True:
-        response = store.client.query(**kwargs)
-        items += [Schedule.model_validate_json(from_item(i)["body"]) for i in response["Items"]]
-        if not response.get("LastEvaluatedKey"):
-            return sorted(items, key=lambda s: s.created_at, reverse=True)
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return ScheduleStore(store).list_schedules(tenant_id)
 
 
 def get_schedule(schedule_id: str, *, tenant_id: str, store: TaskStore) -> Schedule:
-    item = store.client.get_item(
-        TableName=store.table_name, Key=_key(tenant_id, schedule_id), ConsistentRead=True
-    ).get("Item")
-    if item is None:
-        raise ScheduleNotFoundError(schedule_id)
-    return Schedule.model_validate_json(from_item(item)["body"])
+    return ScheduleStore(store).require(tenant_id, schedule_id)
 
 
 def delete_schedule(
@@ -205,7 +165,7 @@ def delete_schedule(
     # Already gone is fine: deleting is idempotent.
     with contextlib.suppress(scheduler.exceptions.ResourceNotFoundException):
         scheduler.delete_schedule(Name=scheduler_name(schedule_id), GroupName=group)
-    store.client.delete_item(TableName=store.table_name, Key=_key(tenant_id, schedule_id))
+    ScheduleStore(store).delete(tenant_id, schedule_id)
 
 
 def start_scheduled_task(fired: ScheduleFired, *, store: TaskStore, submit: Any) -> Task:

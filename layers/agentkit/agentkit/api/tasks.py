@@ -24,7 +24,7 @@ from agentkit.steps.authorize import answer
 from agentkit.steps.slots import ExecutionStarter, release_and_start_next, remove_from_queue
 from agentkit.store import TaskNotFoundError, TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalStore
-from agentkit.store.dynamo import InvalidCursorError
+from agentkit.store.errors import InvalidCursorError
 
 
 def require_tenant_task(task_id: str, *, store: TaskStore, tenant_id: str) -> Task:

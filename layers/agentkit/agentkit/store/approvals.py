@@ -8,26 +8,31 @@ call waits: it goes back to RUNNING (conditionally) only when the counter is bac
 
 The task token is the credential that resumes the state machine: it is stored here and
 never leaves this module in a view.
+
+Arguments that would make the item larger than INLINE_ITEM_BYTES go to S3 (`arguments_ref`)
+and are read back transparently.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from agentkit.models import ApprovalStatus, ApprovalView, TaskStatus, utc_now
-from agentkit.store.dynamo import (
-    META,
-    ConflictError,
-    TaskStore,
-    _is_condition_failure,
+from agentkit.store.codec import (
+    INLINE_ITEM_BYTES,
+    Item,
     from_item,
-    task_pk,
+    is_condition_failure,
+    item_size,
     to_attr,
     to_item,
 )
+from agentkit.store.errors import ConflictError
+from agentkit.store.tasks import META, TaskStore, blob_stem, task_pk
 
 APPROVAL_PREFIX = "APPROVAL#"
 PENDING_COUNTER = "pending_approvals"
@@ -59,9 +64,10 @@ class ApprovalStore:
         self.store = store
         self.client = store.client
         self.table_name = store.table_name
+        self.claim_checks = store.claim_checks
 
     @staticmethod
-    def _key(task_id: str, approval_id: str) -> dict[str, Any]:
+    def _key(task_id: str, approval_id: str) -> Item:
         return to_item({"pk": task_pk(task_id), "sk": approval_sk(approval_id)})
 
     # --- reads
@@ -73,7 +79,7 @@ class ApprovalStore:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return None if item is None else _record(item)
+        return None if item is None else self._record(item)
 
     def list(self, task_id: str) -> list[ApprovalRecord]:
         """Every approval of the task, oldest first."""
@@ -88,7 +94,7 @@ class ApprovalStore:
         }
         while True:
             response = self.client.query(**kwargs)
-            records.extend(_record(item) for item in response.get("Items", []))
+            records.extend(self._record(item) for item in response.get("Items", []))
             if not response.get("LastEvaluatedKey"):
                 break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -104,14 +110,7 @@ class ApprovalStore:
         one is returned as it is, for the caller to answer the new token at once.
         Raises ConflictError when the task is no longer active.
         """
-        item = to_item(
-            {
-                "pk": task_pk(record.task_id),
-                "sk": approval_sk(record.approval_id),
-                **record.model_dump(mode="json", exclude={"arguments"}),
-                "arguments": json.dumps(record.arguments, sort_keys=True),
-            }
-        )
+        item = self._item(record)
         try:
             self.client.transact_write_items(
                 TransactItems=[
@@ -149,7 +148,7 @@ class ApprovalStore:
                 ]
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not is_condition_failure(error):
                 raise
             existing = self.get(record.task_id, record.approval_id)
             if existing is None:
@@ -174,7 +173,7 @@ class ApprovalStore:
                 ),
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not is_condition_failure(error):
                 raise
         return self.get(existing.task_id, existing.approval_id) or existing
 
@@ -231,7 +230,7 @@ class ApprovalStore:
                 ]
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not is_condition_failure(error):
                 raise
             current = self.get(task_id, approval_id)
             if current is None:
@@ -273,15 +272,39 @@ class ApprovalStore:
                 ),
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False
             raise
         return True
 
+    def _item(self, record: ApprovalRecord) -> Item:
+        arguments = json.dumps(record.arguments, sort_keys=True)
+        item = to_item(
+            {
+                "pk": task_pk(record.task_id),
+                "sk": approval_sk(record.approval_id),
+                **record.model_dump(mode="json", exclude={"arguments"}),
+                "arguments": arguments,
+            }
+        )
+        if item_size(item) <= INLINE_ITEM_BYTES:
+            return item
+        item.pop("arguments")
+        item["arguments_ref"] = to_attr(
+            self.claim_checks.put(
+                blob_stem(record.task_id, approval_sk(record.approval_id)),
+                arguments.encode(),
+                content_type="application/json",
+                what=f"the arguments of approval {record.approval_id}",
+            )
+        )
+        return item
 
-def _record(item: dict[str, Any]) -> ApprovalRecord:
-    values = from_item(item)
-    values["arguments"] = json.loads(values.get("arguments") or "{}")
-    if values.get("reason") == "":
-        values["reason"] = None
-    return ApprovalRecord.model_validate(values)
+    def _record(self, item: Mapping[str, Any]) -> ApprovalRecord:
+        values = from_item(item)
+        ref = values.pop("arguments_ref", None)
+        arguments = self.claim_checks.get(ref).decode() if ref else values.get("arguments")
+        values["arguments"] = json.loads(arguments or "{}")
+        if values.get("reason") == "":
+            values["reason"] = None
+        return ApprovalRecord.model_validate(values)

@@ -42,7 +42,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agentkit.store.dynamo import _is_condition_failure, from_item, to_attr, to_item
+from agentkit.store.codec import from_item, to_attr, to_item
+from agentkit.store.codec import is_condition_failure as _is_condition_failure
 
 WINDOW_S = 60
 #: A tenant that took a paced slot within this many seconds shares the pace.

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from agentkit.api.api_keys import ApiKeyNotFoundError, ApiKeyStore, hash_key
+from agentkit.store.api_keys import ApiKeyNotFoundError, ApiKeyStore
+from agentkit.tenancy import hash_key
 from tests.conftest import TABLE
 from tests.support import FakeLambdaContext, load_event, load_handler
 

@@ -79,7 +79,7 @@ def test_finish_requires_a_terminal_status(store: TaskStore) -> None:
 
 
 def test_list_tasks_newest_first_with_cursor_and_status(store: TaskStore) -> None:
-    from agentkit.store.dynamo import InvalidCursorError
+    from agentkit.store.errors import InvalidCursorError
 
     for index in range(5):
         status = TaskStatus.SUCCEEDED if index % 2 else TaskStatus.RUNNING

@@ -13,14 +13,7 @@ from agentkit.models import Message, Task, TaskStatus, ToolCall, TurnRef, Usage
 from agentkit.steps.call_model import MAX_MODEL_CONTENT_CHARS, call_model
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
-
-BUCKET = "opspawn-test-artifacts"
-
-
-@pytest.fixture
-def big_store(store: TaskStore) -> TaskStore:
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    return TaskStore(store.table_name, artifacts_bucket=BUCKET)
+from tests.integration.store.conftest import BUCKET
 
 
 def _one_mb() -> str:

@@ -1,7 +1,10 @@
-"""The task repository on one DynamoDB table.
+"""The task repository: a task, its tool surface, its timeline and its conversation, on
+the tasks table.
 
 Item layout (pk / sk):
   TASK#<id> / META                 the task record (status, turn, usage, answer, ...)
+  TASK#<id> / TOOLS                the tool surface Plan fixed (JSON in `body`)
+  TASK#<id> / EVT#<at>#<random>    one timeline entry (JSON in `body`)
   TASK#<id> / MSG#<turn>#<seq>     one conversation message, JSON in `body`
                                    turn 0: system + user; turn N: the assistant message
                                    at seq 0, then its tool results at seq 1..n
@@ -11,21 +14,23 @@ Every write that can race is conditional: a message is written once
 (attribute_not_exists), the task advances one turn at a time (turn = expected)
 and only while active, so a late step can never overwrite a CANCELLED or
 finished task, and a retried step can never double-count usage.
+
+No item grows past INLINE_ITEM_BYTES (measured on the encoded item, see codec.py): a
+message's content goes to S3 with a preview left inline (`content_ref`), its tool calls go
+to S3 whole (`tool_calls_ref`, read back transparently), and an event's or the tool
+surface's body goes to S3 whole (`body_ref`, read back transparently).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable
-from decimal import Decimal
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from agentkit.models import (
@@ -34,25 +39,31 @@ from agentkit.models import (
     Task,
     TaskEvent,
     TaskStatus,
+    ToolCall,
     ToolSpec,
     Usage,
     utc_now,
 )
+from agentkit.store.blobs import ClaimChecks
+from agentkit.store.codec import (
+    INLINE_ITEM_BYTES,
+    Item,
+    from_item,
+    is_condition_failure,
+    item_size,
+    to_attr,
+    to_item,
+)
+from agentkit.store.errors import ConflictError, InvalidCursorError, TaskNotFoundError
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
 
 META = "META"
+TOOLS = "TOOLS"
 
-
-class TaskNotFoundError(LookupError):
-    def __init__(self, task_id: str) -> None:
-        super().__init__(f"task '{task_id}' not found")
-        self.task_id = task_id
-
-
-class ConflictError(RuntimeError):
-    """A conditional write lost: the task moved on (finished, cancelled, another turn)."""
+__all__ = ["META", "ConflictError", "InvalidCursorError", "TaskNotFoundError", "TaskStore"]
 
 
 def task_pk(task_id: str) -> str:
@@ -63,62 +74,16 @@ def message_sk(turn: int, seq: int) -> str:
     return f"MSG#{turn:04d}#{seq:03d}"
 
 
-def to_attr(value: Any) -> dict[str, Any]:
-    return _serializer.serialize(_decimalize(value))
+def blob_stem(task_id: str, sk: str) -> str:
+    """Where a task item's claim-checked part lives in the bucket (before its digest)."""
+    return f"tasks/{task_id}/{sk.replace('#', '-')}"
 
 
-def to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: to_attr(value) for key, value in values.items() if value is not None}
-
-
-def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
-
-
-def _decimalize(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _decimalize(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decimalize(v) for v in value]
-    return value
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _is_condition_failure(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code", "")
-    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
-
-
-_ACTIVE = [status.value for status in ACTIVE_STATUSES]
-
-
-class InvalidCursorError(ValueError):
-    """A list cursor that this API did not hand out (or another tenant's)."""
-
-
-def _task_from_item(item: dict[str, Any]) -> Task:
-    values = from_item(item)
-    if isinstance(values.get("scripted_turns"), str):
-        values["scripted_turns"] = json.loads(values["scripted_turns"])
-    return Task.model_validate(values)
-
-
-def encode_cursor(last_key: dict[str, Any]) -> str:
+def encode_cursor(last_key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(from_item(last_key)).encode()).decode()
 
 
-def decode_cursor(cursor: str, tenant_id: str) -> dict[str, Any]:
+def decode_cursor(cursor: str, tenant_id: str) -> Item:
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         if not isinstance(values, dict) or set(values) != {"pk", "sk", "gsi1pk", "gsi1sk"}:
@@ -130,9 +95,7 @@ def decode_cursor(cursor: str, tenant_id: str) -> dict[str, Any]:
     return to_item(values)
 
 
-# Message content over this size goes to S3 (DynamoDB items stop at 400 KB; Step Functions
-# payloads at 256 KB) and the conversation keeps a preview and a pointer.
-INLINE_CONTENT_BYTES = 200 * 1024
+#: What a claim-checked message keeps of its content, inline.
 PREVIEW_CHARS = 2_000
 
 
@@ -140,16 +103,17 @@ class TaskStore:
     def __init__(
         self,
         table_name: str,
-        client: Any | None = None,
+        client: DynamoDBClient | None = None,
         *,
         artifacts_bucket: str | None = None,
-        s3_client: Any | None = None,
+        s3_client: S3Client | None = None,
     ) -> None:
         self.table_name = table_name
         # Region/endpoint come from the environment (AWS_ENDPOINT_URL offline).
-        self.client = client or boto3.client("dynamodb")
-        self.artifacts_bucket = artifacts_bucket or os.environ.get("ARTIFACTS_BUCKET") or None
-        self._s3 = s3_client
+        self.client: DynamoDBClient = client or boto3.client("dynamodb")
+        self.claim_checks = ClaimChecks(
+            artifacts_bucket or os.environ.get("ARTIFACTS_BUCKET") or None, s3_client
+        )
 
     # --- tasks
 
@@ -168,6 +132,23 @@ class TaskStore:
                 **record,
             }
         )
+        if item_size(item) > INLINE_ITEM_BYTES and "scripted_turns" in item:
+            # The request checks bound everything else (the goal to 16,000 characters); a
+            # long script (test-only) goes to S3.
+            item["scripted_turns_ref"] = to_attr(
+                self.claim_checks.put(
+                    blob_stem(task.task_id, "SCRIPT"),
+                    item.pop("scripted_turns")["S"].encode(),
+                    content_type="application/json",
+                    what=f"the scripted turns of task '{task.task_id}'",
+                )
+            )
+        size = item_size(item)
+        if size > INLINE_ITEM_BYTES:
+            raise ValueError(
+                f"task '{task.task_id}': its record would be {size} bytes, over the store's "
+                f"{INLINE_ITEM_BYTES}-byte budget"
+            )
         try:
             self.client.put_item(
                 TableName=self.table_name,
@@ -175,7 +156,7 @@ class TaskStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise ConflictError(f"task '{task.task_id}' already exists") from None
             raise
 
@@ -186,7 +167,7 @@ class TaskStore:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return None if item is None else _task_from_item(item)
+        return None if item is None else self._task(item)
 
     def list_tasks(
         self,
@@ -216,9 +197,18 @@ class TaskStore:
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(cursor, tenant_id)
         response = self.client.query(**kwargs)
-        tasks = [_task_from_item(item) for item in response.get("Items", [])]
+        tasks = [self._task(item) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return tasks, (encode_cursor(last) if last else None)
+
+    def _task(self, item: Mapping[str, Any]) -> Task:
+        values = from_item(item)
+        ref = values.pop("scripted_turns_ref", None)
+        if ref:
+            values["scripted_turns"] = self.claim_checks.get(ref).decode()
+        if isinstance(values.get("scripted_turns"), str):
+            values["scripted_turns"] = json.loads(values["scripted_turns"])
+        return Task.model_validate(values)
 
     def require_task(self, task_id: str) -> Task:
         task = self.get_task(task_id)
@@ -250,7 +240,7 @@ class TaskStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -281,11 +271,11 @@ class TaskStore:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=to_item({"pk": task_pk(task_id), "sk": "TOOLS", "body": body}),
+                Item=self._body_item(task_id, TOOLS, body, what="the tool surface"),
                 ConditionExpression="attribute_not_exists(sk)",
             )
         except ClientError as error:
-            if not _is_condition_failure(error):
+            if not is_condition_failure(error):
                 raise
             return self.get_tool_specs(task_id) or specs
         return specs
@@ -293,31 +283,30 @@ class TaskStore:
     def get_tool_specs(self, task_id: str) -> list[ToolSpec] | None:
         item = self.client.get_item(
             TableName=self.table_name,
-            Key=to_item({"pk": task_pk(task_id), "sk": "TOOLS"}),
+            Key=to_item({"pk": task_pk(task_id), "sk": TOOLS}),
             ConsistentRead=True,
         ).get("Item")
         if item is None:
             return None
-        return [ToolSpec.model_validate(spec) for spec in json.loads(from_item(item)["body"])]
+        return [ToolSpec.model_validate(spec) for spec in json.loads(self._body(from_item(item)))]
 
     # --- timeline
 
     def add_event(self, task_id: str, event: TaskEvent) -> None:
         """Append to the timeline. The key holds the time plus a random suffix, so writers
         never collide and a retried step's duplicate shows as what it was: another try."""
+        sk = f"EVT#{event.at}#{secrets.token_hex(4)}"
+        body = event.model_dump_json(exclude_none=True)
         self.client.put_item(
             TableName=self.table_name,
-            Item=to_item(
-                {
-                    "pk": task_pk(task_id),
-                    "sk": f"EVT#{event.at}#{secrets.token_hex(4)}",
-                    "body": event.model_dump_json(exclude_none=True),
-                }
-            ),
+            Item=self._body_item(task_id, sk, body, what=f"event {event.kind} {event.name}"),
         )
 
     def list_events(self, task_id: str) -> list[TaskEvent]:
-        return [TaskEvent.model_validate_json(body) for body in self._query_bodies(task_id, "EVT#")]
+        return [
+            TaskEvent.model_validate_json(self._body(values))
+            for values in self._query(task_id, "EVT#", "body, body_ref")
+        ]
 
     # --- conversation
 
@@ -330,7 +319,7 @@ class TaskStore:
                 ConditionExpression="attribute_not_exists(sk)",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -342,29 +331,31 @@ class TaskStore:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return None if item is None else Message.model_validate_json(from_item(item)["body"])
+        return None if item is None else self._message(from_item(item))
 
     def list_messages(self, task_id: str, turn: int | None = None) -> list[Message]:
         """The conversation in order; one turn's messages when `turn` is given."""
         prefix = "MSG#" if turn is None else f"MSG#{turn:04d}#"
-        return [Message.model_validate_json(body) for body in self._query_bodies(task_id, prefix)]
+        return [
+            self._message(values) for values in self._query(task_id, prefix, "body, tool_calls_ref")
+        ]
 
-    def _query_bodies(self, task_id: str, prefix: str) -> list[str]:
-        """The `body` of every item of a task whose sort key starts with `prefix`, in order."""
-        bodies: list[str] = []
+    def _query(self, task_id: str, prefix: str, projection: str) -> list[dict[str, Any]]:
+        """The items of a task whose sort key starts with `prefix`, in order (decoded)."""
+        found: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": to_item({":pk": task_pk(task_id), ":prefix": prefix}),
-            "ProjectionExpression": "body",
+            "ProjectionExpression": projection,
             "ConsistentRead": True,
         }
         while True:
             response = self.client.query(**kwargs)
-            bodies.extend(from_item(item)["body"] for item in response.get("Items", []))
+            found.extend(from_item(item) for item in response.get("Items", []))
             last_key = response.get("LastEvaluatedKey")
             if not last_key:
-                return bodies
+                return found
             kwargs["ExclusiveStartKey"] = last_key
 
     def commit_model_turn(self, task_id: str, turn: int, message: Message, usage: Usage) -> None:
@@ -403,7 +394,7 @@ class TaskStore:
                 ]
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise ConflictError(
                     f"task '{task_id}' could not advance to turn {turn}: it is no longer running "
                     "at the expected turn"
@@ -430,46 +421,83 @@ class TaskStore:
                 )
                 return
             except ClientError as error:
-                if not _is_condition_failure(error):
+                if not is_condition_failure(error):
                     raise
         raise ConflictError(f"task '{task_id}': usage kept changing; could not add {usage}")
 
     # --- helpers
 
-    def _message_item(self, task_id: str, turn: int, seq: int, message: Message) -> dict[str, Any]:
-        message = self._claim_check(task_id, message_sk(turn, seq), message)
-        return to_item(
-            {
-                "pk": task_pk(task_id),
-                "sk": message_sk(turn, seq),
-                "turn": turn,
-                "seq": seq,
-                "role": message.role,
-                "body": message.model_dump_json(exclude_defaults=True),
-                "created_at": utc_now(),
-            }
+    def _message_item(self, task_id: str, turn: int, seq: int, message: Message) -> Item:
+        """The message's item, within INLINE_ITEM_BYTES: the larger of its content and its
+        tool calls goes to S3 first, then the other if the item is still too large."""
+        sk = message_sk(turn, seq)
+        tool_calls_ref: str | None = None
+
+        def item() -> Item:
+            return to_item(
+                {
+                    "pk": task_pk(task_id),
+                    "sk": sk,
+                    "turn": turn,
+                    "seq": seq,
+                    "role": message.role,
+                    "body": message.model_dump_json(exclude_defaults=True),
+                    "tool_calls_ref": tool_calls_ref,
+                    "created_at": utc_now(),
+                }
+            )
+
+        built = item()
+        if item_size(built) <= INLINE_ITEM_BYTES:
+            return built
+        content = json.dumps(message.content or "", ensure_ascii=False).encode()
+        calls = self._tool_calls_json(message.tool_calls)
+        parts = ["content", "tool_calls"]
+        if len(calls) > len(content):
+            parts.reverse()
+        for part in parts:
+            if part == "content" and message.content and not message.content_ref:
+                message = self._claim_check_content(task_id, sk, message)
+            elif part == "tool_calls" and message.tool_calls:
+                tool_calls_ref = self.claim_checks.put(
+                    blob_stem(task_id, sk) + "-tool-calls",
+                    calls,
+                    content_type="application/json",
+                    what=f"the tool calls of message {sk}",
+                )
+                message = message.model_copy(update={"tool_calls": []})
+            built = item()
+            if item_size(built) <= INLINE_ITEM_BYTES:
+                return built
+        raise ValueError(
+            f"message {sk} of task '{task_id}' is {item_size(built)} bytes even with its "
+            f"content and tool calls in S3 (the limit is {INLINE_ITEM_BYTES})"
         )
 
-    def _claim_check(self, task_id: str, sk: str, message: Message) -> Message:
-        """Large content → S3 (content-addressed, so a retried write never changes what an
-        existing pointer refers to); the message keeps a preview and the pointer."""
-        data = (message.content or "").encode()
-        if len(data) <= INLINE_CONTENT_BYTES:
-            return message
-        if not self.artifacts_bucket:
-            raise ValueError(
-                f"message content of {len(data)} bytes exceeds {INLINE_CONTENT_BYTES} bytes "
-                "and no ARTIFACTS_BUCKET is configured to hold it"
+    @staticmethod
+    def _tool_calls_json(calls: list[ToolCall]) -> bytes:
+        return json.dumps([call.model_dump(mode="json") for call in calls]).encode()
+
+    def _message(self, values: Mapping[str, Any]) -> Message:
+        """A stored message, its tool calls fetched back from S3 when they were moved there."""
+        message = Message.model_validate_json(values["body"])
+        ref = values.get("tool_calls_ref")
+        if ref:
+            calls = json.loads(self.claim_checks.get(ref))
+            message = message.model_copy(
+                update={"tool_calls": [ToolCall.model_validate(call) for call in calls]}
             )
-        digest = hashlib.sha256(data).hexdigest()[:16]
-        key = f"tasks/{task_id}/{sk.replace('#', '-')}-{digest}.txt"
-        self._s3_client().put_object(
-            Bucket=self.artifacts_bucket,
-            Key=key,
-            Body=data,
-            ContentType="text/plain; charset=utf-8",
+        return message
+
+    def _claim_check_content(self, task_id: str, sk: str, message: Message) -> Message:
+        """The content → S3; the message keeps a preview and the reference."""
+        data = (message.content or "").encode()
+        ref = self.claim_checks.put(
+            blob_stem(task_id, sk),
+            data,
+            content_type="text/plain; charset=utf-8",
+            what=f"the content of message {sk}",
         )
-        ref = f"s3://{self.artifacts_bucket}/{key}"
         preview = (message.content or "")[:PREVIEW_CHARS]
         return message.model_copy(
             update={
@@ -483,14 +511,23 @@ class TaskStore:
         """The full content of a message, fetched from S3 when it was claim-checked."""
         if not message.content_ref:
             return message.content or ""
-        bucket, _, key = message.content_ref.removeprefix("s3://").partition("/")
-        body = self._s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
-        return str(body.decode())
+        return self.claim_checks.get(message.content_ref).decode()
 
-    def _s3_client(self) -> Any:
-        if self._s3 is None:
-            self._s3 = boto3.client("s3")
-        return self._s3
+    def _body_item(self, task_id: str, sk: str, body: str, *, what: str) -> Item:
+        """An item holding `body` (JSON): inline, or in S3 as `body_ref` when the item would
+        pass INLINE_ITEM_BYTES."""
+        item = to_item({"pk": task_pk(task_id), "sk": sk, "body": body})
+        if item_size(item) <= INLINE_ITEM_BYTES:
+            return item
+        ref = self.claim_checks.put(
+            blob_stem(task_id, sk), body.encode(), content_type="application/json", what=what
+        )
+        return to_item({"pk": task_pk(task_id), "sk": sk, "body_ref": ref})
+
+    def _body(self, values: Mapping[str, Any]) -> str:
+        if "body" in values:
+            return str(values["body"])
+        return self.claim_checks.get(values["body_ref"]).decode()
 
     @staticmethod
     def _update_parts(
