@@ -44,7 +44,9 @@ class Approval(BaseModel):
 class TaskDetail(TaskView):
     """GET /tasks/{id}: the task view plus its approvals (when the API sends them)."""
 
-    approvals: list[Approval] = Field(default_factory=list)
+    # Read leniently (Approval tolerates fields a newer server adds or an older one lacks),
+    # where the server's TaskView is strict.
+    approvals: list[Approval] = Field(default_factory=list)  # type: ignore[assignment]
 
 
 class Schedule(BaseModel):

@@ -38,6 +38,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -349,7 +350,7 @@ class TenantSlots:
         }
 
     def _transact(
-        self, items: list[dict[str, Any]], failures: dict[int, SlotOutcome]
+        self, items: Sequence[Any], failures: dict[int, SlotOutcome]
     ) -> SlotOutcome:
         """Run the transaction; a failed condition → the outcome named for its item (the
         first in `failures` order); a conflict with another transaction → try again."""
