@@ -9,6 +9,8 @@ from typing import Any
 from agentkit.config import Settings
 from agentkit.llm.base import LLMRequest, LLMResponse, ProviderWaitError
 from agentkit.llm.router import RoutedResponse
+from agentkit.loop.call_model import call_model
+from agentkit.loop.plan import plan_task
 from agentkit.models import (
     Message,
     SubmitTaskRequest,
@@ -17,8 +19,6 @@ from agentkit.models import (
     TurnRef,
     Usage,
 )
-from agentkit.steps.call_model import call_model
-from agentkit.steps.plan import plan_task
 from agentkit.steps.submit import submit_task
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry

@@ -15,9 +15,9 @@ import boto3
 import pytest
 
 from agentkit.config import Settings, TenantLimit
+from agentkit.loop.finalize import end_task
 from agentkit.models import SubmitTaskRequest, Task, TaskStatus
 from agentkit.steps.cancel import cancel_task
-from agentkit.steps.finalize import end_task
 from agentkit.steps.slots import release_and_start_next, step_functions_starter
 from agentkit.steps.submit import submit_task
 from agentkit.store import TaskStore, TenantSlots

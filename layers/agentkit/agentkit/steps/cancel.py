@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from agentkit.config import DEFAULT_MAX_RUNNING
+from agentkit.loop.task_tokens import answer
 from agentkit.models import ApprovalStatus, Task, TaskEvent, TaskStatus, TaskSummary
-from agentkit.steps.authorize import answer
 from agentkit.steps.slots import ExecutionStarter, release_and_start_next, remove_from_queue
 from agentkit.steps.view import require_tenant_task
 from agentkit.store import TaskStore

@@ -1,0 +1,147 @@
+"""RunTools: run the calls of one turn (one SQS message, one task token) and store each
+result once; then answer the state machine's wait.
+
+The calls run side by side in threads of one invocation (they are mostly I/O: HTTP, MCP
+servers), so a turn costs one state transition and one Lambda invocation however many
+calls it makes. Each call is asked `decide_call` again before it runs: a call that needs
+approval runs only when APPROVED for exactly its arguments.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+
+from pydantic import Field
+
+from agentkit.loop.gate_tools import decide_call, load_call
+from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
+from agentkit.models import TaskEvent, ToolCallRef, ToolResult, TurnRef
+from agentkit.security import SecurityManager
+from agentkit.store import TaskStore
+from agentkit.store.approvals import ApprovalStore
+from agentkit.tools import ToolRegistry
+
+#: As the Map this state replaced (MaxConcurrency 10): calls of a turn run at once.
+MAX_PARALLEL_CALLS = 10
+
+
+class RunToolsMessage(TurnRef):
+    """The SQS message body RunTools sends: the turn's calls and the wait's task token."""
+
+    tool_calls: list[ToolCallRef] = Field(min_length=1)
+    task_token: str = Field(min_length=1)
+
+
+def run_tool_call(
+    ref: ToolCallRef,
+    *,
+    store: TaskStore,
+    registry: ToolRegistry,
+    security: SecurityManager | None = None,
+    approvals: ApprovalStore | None = None,
+) -> ToolResult:
+    """Run the call if `decide_call` allows it; a refused call is recorded, never executed.
+    A result already stored (a redelivered message) is returned: a tool never runs twice.
+    `security` defaults to the empty policy (the handler passes the deployment's)."""
+    seq = ref.index + 1
+    stored = store.get_message(ref.task_id, ref.turn, seq)
+    if stored is not None:
+        return _as_result(
+            stored.tool_call_id or ref.call_id, stored.name or "", stored.content, stored.is_error
+        )
+
+    task, call = load_call(ref, store)
+
+    if task.status.is_terminal:
+        result = ToolResult(
+            call_id=call.id,
+            name=call.name,
+            is_error=True,
+            content=f"error: not run, the task is {task.status.value}",
+        )
+    else:
+        decision = decide_call(task, call, turn=ref.turn, security=security or SecurityManager(),
+                               approvals=approvals or ApprovalStore(store))
+        executed = decision.outcome == "allow"
+        if executed:
+            result = registry.run(call, allowed=task.tools)
+        else:
+            result = ToolResult(
+                call_id=call.id, name=call.name, is_error=True, content=decision.denial_text
+            )
+        store.add_event(
+            ref.task_id,
+            TaskEvent(
+                kind="tool_call",
+                turn=ref.turn,
+                name=call.name,
+                call_id=call.id,
+                duration_ms=result.duration_ms,
+                error=result.content[:500] if result.is_error else None,
+                detail={} if executed else {"executed": False},
+            ),
+        )
+    if not store.put_message(ref.task_id, ref.turn, seq, result.to_message()):
+        stored = store.get_message(ref.task_id, ref.turn, seq)
+        if stored is not None:
+            return _as_result(call.id, call.name, stored.content, stored.is_error)
+    return result
+
+
+def run_tools(
+    refs: list[ToolCallRef],
+    *,
+    store: TaskStore,
+    registry: ToolRegistry,
+    security: SecurityManager,
+    approvals: ApprovalStore | None = None,
+) -> list[ToolResult]:
+    """Every call of the turn, side by side. Each stores its own result as it finishes, so
+    when one raises the others' results are kept (the first error is raised after all end)."""
+    approvals = approvals or ApprovalStore(store)
+
+    def one(ref: ToolCallRef) -> ToolResult:
+        return run_tool_call(ref, store=store, registry=registry, security=security,
+                             approvals=approvals)
+
+    if len(refs) == 1:
+        return [one(refs[0])]
+    workers = min(len(refs), MAX_PARALLEL_CALLS)
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="call") as pool:
+        futures = [pool.submit(one, ref) for ref in refs]
+    return [future.result() for future in futures]
+
+
+def handle_run_tools(
+    message: RunToolsMessage,
+    *,
+    receive_count: int,
+    max_receives: int,
+    store: TaskStore,
+    registry: ToolRegistry,
+    security: SecurityManager,
+    sfn: StepFunctionsCallbacks,
+    approvals: ApprovalStore | None = None,
+) -> list[ToolResult]:
+    """Run the message's calls and answer its task token. The failure policy: an error
+    leaves the message to SQS (redelivered; calls already stored are not run again); on
+    its last delivery (`max_receives`, the queue's maxReceiveCount) the wait is answered
+    with ToolCallFailed, so the turn goes on and CallModel gives the missing results to the
+    model as errors."""
+    try:
+        results = run_tools(message.tool_calls, store=store, registry=registry,
+                            security=security, approvals=approvals)
+    except Exception as error:
+        if receive_count >= max_receives:
+            answer(sfn.send_task_failure, taskToken=message.task_token, error="ToolCallFailed",
+                   cause=f"{type(error).__name__}: {error}"[:1000])
+        raise
+    output = {"results": [{"call_id": r.call_id, "is_error": r.is_error,
+                           "duration_ms": r.duration_ms} for r in results]}
+    answer(sfn.send_task_success, taskToken=message.task_token, output=json.dumps(output))
+    return results
+
+
+def _as_result(call_id: str, name: str, content: str | None, is_error: bool) -> ToolResult:
+    return ToolResult(call_id=call_id, name=name, content=content or "", is_error=is_error)
