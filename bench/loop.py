@@ -190,7 +190,8 @@ def _new_text(path: Path, offset: int) -> str:
 
 def _invocation_blocks(text: str) -> list[tuple[list[dict[str, Any]], int, int]]:
     """Each invocation's (JSON log lines, billed ms, memory MB) from a function log."""
-    blocks, lines = [], []
+    blocks: list[tuple[list[dict[str, Any]], int, int]] = []
+    lines: list[dict[str, Any]] = []
     for line in text.splitlines():
         report = REPORT.search(line)
         if report:

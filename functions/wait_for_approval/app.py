@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from agentkit.config import settings
 from agentkit.loop.wait_for_approval import (
     ApprovalSettle,
+    ApprovalWait,
     WaitForApprovalEvent,
     request_approval,
     settle_unapproved,
@@ -24,7 +25,7 @@ _store = TaskStore(settings().table_name)
 # A policy that does not parse fails the cold start: never a silently permissive default.
 _security = SecurityManager.from_env()
 _sfn = boto3.client("stepfunctions")
-_event = TypeAdapter(WaitForApprovalEvent)
+_event: TypeAdapter[ApprovalWait | ApprovalSettle] = TypeAdapter(WaitForApprovalEvent)
 
 
 @logger.inject_lambda_context

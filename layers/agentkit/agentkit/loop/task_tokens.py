@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -11,9 +12,13 @@ GONE_ERRORS = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 
 
 class StepFunctionsCallbacks(Protocol):
-    def send_task_success(self, **kwargs: Any) -> Any: ...
+    """What answering needs of a Step Functions client (boto3's, or a test's recorder)."""
 
-    def send_task_failure(self, **kwargs: Any) -> Any: ...
+    @property
+    def send_task_success(self) -> Callable[..., Any]: ...
+
+    @property
+    def send_task_failure(self) -> Callable[..., Any]: ...
 
 
 def answer(call: Any, **kwargs: Any) -> bool:
