@@ -165,6 +165,22 @@ def _run_task(api: OpspawnClient, sfn: Any, machine_arn: str) -> tuple[str, floa
     return task.task_id, described["stopDate"].timestamp() - began, described["status"]
 
 
+def _state_seconds(history: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """(state, seconds from its StateEntered to its StateExited), in order."""
+    entered: dict[str, float] = {}
+    spans = []
+    for event in history:
+        details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
+        if not details:
+            continue
+        when = event["timestamp"].timestamp()
+        if event["type"].endswith("StateEntered"):
+            entered[details["name"]] = when
+        elif details["name"] in entered:
+            spans.append((details["name"], round(when - entered.pop(details["name"]), 2)))
+    return spans
+
+
 def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
@@ -289,13 +305,16 @@ def measure_one(api: OpspawnClient, outputs: stack.StackOutputs) -> dict[str, An
 def run(args: argparse.Namespace) -> dict[str, Any]:
     stack.ensure_installed(quiet=True)
     started_here = stack.start()
+    load_before = os.getloadavg()[0]
     try:
         outputs = _deploy(Path(args.template).resolve())
         assert outputs.api_url
         sfn = outputs.client("stepfunctions")
         machine = outputs.outputs["StateMachineArn"]
         with OpspawnClient(outputs.api_url, api_key=_api_key(outputs), timeout_s=60) as api:
-            _, first_s, first_status = _run_task(api, sfn, machine)
+            first_id, first_s, first_status = _run_task(api, sfn, machine)
+            executions = machine.replace(":stateMachine:", ":execution:")
+            first_states = _state_seconds(_history(sfn, f"{executions}:{first_id}"))
             measured = measure_one(api, outputs)
             warm = []
             for _ in range(args.runs):
@@ -313,6 +332,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "template": str(Path(args.template).resolve()),
         "first_task_after_deploy_s": round(first_s, 2),
         "first_task_status": first_status,
+        "first_task_state_seconds": " ".join(f"{n}={s:g}" for n, s in first_states
+                                             if s >= 0.05),
+        "load_average_before_after": f"{load_before:.1f} / {os.getloadavg()[0]:.1f} "
+                                     f"({os.cpu_count()} CPUs)",
         "warm_median_s": round(statistics.median(warm), 2),
         "warm_runs_s": [round(s, 2) for s in warm],
         "measured_task": measured,
