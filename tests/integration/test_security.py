@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from agentkit.loop.finalize import StepError
 from agentkit.loop.gate_tools import GatedTurn, gate_tools
-from agentkit.loop.run_tools import run_tool_call
+from agentkit.loop.run_tools import RunToolsMessage, handle_run_tools, run_tool_call
 from agentkit.loop.wait_for_approval import (
     ApprovalSettle,
     ApprovalWait,
@@ -189,6 +189,60 @@ def test_a_disallowed_tool_is_refused_at_submit(store: TaskStore, tools: ToolReg
     task = submit_task(SubmitTaskRequest(goal="g"), store=store, registry=tools,
                        settings=settings, start_execution=lambda _: "arn", security=security)
     assert task.tools == ["probe"]
+
+
+# --- RunTools: a turn's calls in one message ----------------------------------------
+
+
+def test_run_tools_runs_a_turn_once_and_answers_its_token(
+    store: TaskStore, tools: ToolRegistry, security: SecurityManager, probe: Probe
+) -> None:
+    refs = _task_with_calls(store, [("probe", {"target": "https://ok.example.com/a"}),
+                                    ("probe", {"target": "https://ok.example.com/b"}),
+                                    ("guarded", {"target": "unapproved"})])
+    message = RunToolsMessage(task_id=EXAMPLE_ID, turn=1, tool_calls=refs, task_token="tok")
+    sfn = RecordingStepFunctions()
+    results = handle_run_tools(message, receive_count=1, max_receives=3, store=store,
+                               registry=tools, security=security, sfn=sfn)
+    # The gate is asked again: the call that needs approval has none, so it never runs.
+    assert [(r.call_id, r.is_error) for r in results] == [
+        ("call_1_0", False), ("call_1_1", False), ("call_1_2", True)]
+    assert "needs an approval for these exact arguments" in results[2].content
+    assert sorted(probe.calls) == ["https://ok.example.com/a", "https://ok.example.com/b"]
+    [(kind, answer)] = sfn.calls
+    assert kind == "success" and answer["taskToken"] == "tok"
+    assert [r["call_id"] for r in json.loads(answer["output"])["results"]] == [
+        "call_1_0", "call_1_1", "call_1_2"]
+    # A redelivered message runs nothing twice and answers the same.
+    again = handle_run_tools(message, receive_count=2, max_receives=3, store=store,
+                             registry=tools, security=security, sfn=sfn)
+    assert [r.content for r in again] == [r.content for r in results]
+    assert len(probe.calls) == 2 and [kind for kind, _ in sfn.calls] == ["success", "success"]
+
+
+def test_run_tools_keeps_the_results_it_got_and_fails_the_wait_on_the_last_delivery(
+    store: TaskStore, tools: ToolRegistry, security: SecurityManager, probe: Probe
+) -> None:
+    [good] = _task_with_calls(store, [("probe", {"target": "https://ok.example.com/a"})])
+    broken = good.model_copy(update={"call_id": "call_elsewhere", "index": 1})
+    message = RunToolsMessage(task_id=EXAMPLE_ID, turn=1, tool_calls=[good, broken],
+                              task_token="tok")
+    sfn = RecordingStepFunctions()
+    for delivery in (1, 2):
+        with pytest.raises(LookupError, match="no tool call #1"):
+            handle_run_tools(message, receive_count=delivery, max_receives=3, store=store,
+                             registry=tools, security=security, sfn=sfn)
+        assert sfn.calls == []  # SQS delivers it again
+    with pytest.raises(LookupError):
+        handle_run_tools(message, receive_count=3, max_receives=3, store=store,
+                         registry=tools, security=security, sfn=sfn)
+    [(kind, answer)] = sfn.calls
+    assert kind == "failure" and answer["error"] == "ToolCallFailed"
+    assert "no tool call #1" in answer["cause"]
+    # The call that could run ran once, and its result is kept for the model.
+    assert probe.calls == ["https://ok.example.com/a"]
+    stored = store.get_message(EXAMPLE_ID, 1, 1)
+    assert stored is not None and stored.content == "probed https://ok.example.com/a"
 
 
 # --- approvals -----------------------------------------------------------------------

@@ -22,8 +22,9 @@ from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
 from agentkit.tools import ToolRegistry
 
-#: As the Map this state replaced (MaxConcurrency 10): calls of a turn run at once.
-MAX_PARALLEL_CALLS = 10
+#: Calls of a turn run at once, up to the tool registry's own pool (4 threads, where each
+#: call's timeout runs): more would start a call's timeout while it waits for a thread.
+MAX_PARALLEL_CALLS = 4
 
 
 class RunToolsMessage(TurnRef):
