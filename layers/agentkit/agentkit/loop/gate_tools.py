@@ -15,7 +15,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agentkit.models import ApprovalStatus, Task, TaskEvent, ToolCall, ToolCallRef, ToolResult
+from agentkit.models import (
+    ApprovalStatus,
+    Message,
+    Task,
+    TaskEvent,
+    ToolCall,
+    ToolCallRef,
+    ToolResult,
+)
 from agentkit.security import Decision, SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
@@ -70,7 +78,11 @@ def decide_call(
 def load_call(ref: ToolCallRef, store: TaskStore) -> tuple[Task, ToolCall]:
     """The task and the stored call `ref` names (the state machine carries only refs)."""
     task = store.require_task(ref.task_id)
-    assistant = store.get_message(ref.task_id, ref.turn, 0)
+    return task, call_of(ref, store.get_message(ref.task_id, ref.turn, 0))
+
+
+def call_of(ref: ToolCallRef, assistant: Message | None) -> ToolCall:
+    """The call `ref` names in its turn's assistant message (LookupError if it has none)."""
     if assistant is None or ref.index >= len(assistant.tool_calls):
         raise LookupError(f"task '{ref.task_id}' turn {ref.turn} has no tool call #{ref.index}")
     call = assistant.tool_calls[ref.index]
@@ -78,7 +90,7 @@ def load_call(ref: ToolCallRef, store: TaskStore) -> tuple[Task, ToolCall]:
         raise LookupError(
             f"tool call #{ref.index} of turn {ref.turn} is '{call.id}', not '{ref.call_id}'"
         )
-    return task, call
+    return call
 
 
 def record_unexecuted(store: TaskStore, ref: ToolCallRef, call: ToolCall, content: str) -> bool:

@@ -14,9 +14,9 @@ import json
 
 from pydantic import Field
 
-from agentkit.loop.gate_tools import decide_call, load_call
+from agentkit.loop.gate_tools import call_of, decide_call, load_call
 from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
-from agentkit.models import TaskEvent, ToolCallRef, ToolResult, TurnRef
+from agentkit.models import Message, Task, TaskEvent, ToolCall, ToolCallRef, ToolResult, TurnRef
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
@@ -45,15 +45,63 @@ def run_tool_call(
     """Run the call if `decide_call` allows it; a refused call is recorded, never executed.
     A result already stored (a redelivered message) is returned: a tool never runs twice.
     `security` defaults to the empty policy (the handler passes the deployment's)."""
-    seq = ref.index + 1
-    stored = store.get_message(ref.task_id, ref.turn, seq)
+    stored = store.get_message(ref.task_id, ref.turn, ref.index + 1)
     if stored is not None:
-        return _as_result(
-            stored.tool_call_id or ref.call_id, stored.name or "", stored.content, stored.is_error
-        )
-
+        return _stored_result(ref, stored)
     task, call = load_call(ref, store)
+    return _run_call(ref, task, call, store=store, registry=registry,
+                     security=security or SecurityManager(),
+                     approvals=approvals or ApprovalStore(store))
 
+
+def run_tools(
+    refs: list[ToolCallRef],
+    *,
+    store: TaskStore,
+    registry: ToolRegistry,
+    security: SecurityManager,
+    approvals: ApprovalStore | None = None,
+) -> list[ToolResult]:
+    """Every call of the turn, side by side. The task and the turn's messages are read once
+    (one GetItem, one Query). Each call stores its own result as it finishes, so when one
+    raises the others' results are kept (the first error is raised after all end)."""
+    if not refs:
+        return []
+    task_id, turn = refs[0].task_id, refs[0].turn
+    if any((ref.task_id, ref.turn) != (task_id, turn) for ref in refs):
+        raise ValueError("a RunTools message names the calls of one turn of one task")
+    approvals = approvals or ApprovalStore(store)
+    task = store.require_task(task_id)
+    messages = store.list_messages(task_id, turn)
+    assistant = next((m for m in messages if m.role == "assistant"), None)
+    answered = {m.tool_call_id: m for m in messages if m.role == "tool" and m.tool_call_id}
+
+    def one(ref: ToolCallRef) -> ToolResult:
+        if ref.call_id in answered:  # a redelivered message: never run a tool twice
+            return _stored_result(ref, answered[ref.call_id])
+        call = call_of(ref, assistant)
+        return _run_call(ref, task, call, store=store, registry=registry, security=security,
+                         approvals=approvals)
+
+    if len(refs) == 1:
+        return [one(refs[0])]
+    workers = min(len(refs), MAX_PARALLEL_CALLS)
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="call") as pool:
+        futures = [pool.submit(one, ref) for ref in refs]
+    return [future.result() for future in futures]
+
+
+def _run_call(
+    ref: ToolCallRef,
+    task: Task,
+    call: ToolCall,
+    *,
+    store: TaskStore,
+    registry: ToolRegistry,
+    security: SecurityManager,
+    approvals: ApprovalStore,
+) -> ToolResult:
+    seq = ref.index + 1
     if task.status.is_terminal:
         result = ToolResult(
             call_id=call.id,
@@ -62,8 +110,8 @@ def run_tool_call(
             content=f"error: not run, the task is {task.status.value}",
         )
     else:
-        decision = decide_call(task, call, turn=ref.turn, security=security or SecurityManager(),
-                               approvals=approvals or ApprovalStore(store))
+        decision = decide_call(task, call, turn=ref.turn, security=security,
+                               approvals=approvals)
         executed = decision.outcome == "allow"
         if executed:
             result = registry.run(call, allowed=task.tools)
@@ -90,28 +138,9 @@ def run_tool_call(
     return result
 
 
-def run_tools(
-    refs: list[ToolCallRef],
-    *,
-    store: TaskStore,
-    registry: ToolRegistry,
-    security: SecurityManager,
-    approvals: ApprovalStore | None = None,
-) -> list[ToolResult]:
-    """Every call of the turn, side by side. Each stores its own result as it finishes, so
-    when one raises the others' results are kept (the first error is raised after all end)."""
-    approvals = approvals or ApprovalStore(store)
-
-    def one(ref: ToolCallRef) -> ToolResult:
-        return run_tool_call(ref, store=store, registry=registry, security=security,
-                             approvals=approvals)
-
-    if len(refs) == 1:
-        return [one(refs[0])]
-    workers = min(len(refs), MAX_PARALLEL_CALLS)
-    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="call") as pool:
-        futures = [pool.submit(one, ref) for ref in refs]
-    return [future.result() for future in futures]
+def _stored_result(ref: ToolCallRef, stored: Message) -> ToolResult:
+    return _as_result(stored.tool_call_id or ref.call_id, stored.name or "", stored.content,
+                      stored.is_error)
 
 
 def handle_run_tools(
