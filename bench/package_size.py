@@ -43,7 +43,7 @@ MIB = 1024 * 1024
 API_LIMIT_MIB = 30
 LAMBDA_LIMIT_MIB = 250
 EXPLICIT_API_FUNCTIONS = {"SubmitFunction", "TasksFunction"}
-LLM_FUNCTION = "LlmFunction"
+LLM_FUNCTION = "CallModelFunction"
 TARGET_FLAGS = [
     "--platform",
     "manylinux2014_x86_64",

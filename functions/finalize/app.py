@@ -12,8 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from agentkit.config import settings
+from agentkit.loop.finalize import StepError, end_task
 from agentkit.models import TaskRef
-from agentkit.steps.finalize import StepError, end_task
 from agentkit.steps.slots import ExecutionStarter, step_functions_starter
 from agentkit.store import TaskStore
 

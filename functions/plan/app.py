@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.config import settings
+from agentkit.loop.plan import plan_task
 from agentkit.models import TaskRef
-from agentkit.steps.plan import plan_task
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
 

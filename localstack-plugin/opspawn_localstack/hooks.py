@@ -5,6 +5,13 @@ resource every 5 s (``ResourceProviderExecutor.deploy_loop(sleep_time=5)``), one
 time, so each Lambda function costs ~5 s of sleeping (6 functions: ~30 s per deploy). Poll every
 ``OPSPAWN_CFN_POLL_SECONDS`` (default 0.2 s) instead. Private API of LocalStack 4.8.1: if it
 changes, the hook logs a warning and leaves LocalStack as it is (deploys are just slower).
+
+``opspawn_fast_esm_polling``: LocalStack's SQS event-source poller sleeps 1 s after every
+batch (``LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC``) and backs off from 1 s after an
+empty poll, whatever the configured maximum: each tool turn's message waited 0.3-1 s for
+the RunTools function. Poll every ``OPSPAWN_ESM_POLL_SECONDS`` (default 0.1 s) instead, on
+an idle queue too (one ReceiveMessage per mapping per interval). AWS's pollers long-poll
+continuously; this brings the offline hop close to that. Same private-API caveat.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from localstack.runtime import hooks
 
 LOG = logging.getLogger(__name__)
 DEFAULT_POLL_SECONDS = 0.2
+DEFAULT_ESM_POLL_SECONDS = 0.1
 
 
 @hooks.on_infra_start()
@@ -46,6 +54,39 @@ def opspawn_fast_cfn_polling() -> None:
     deploy_loop._opspawn_patched = True  # type: ignore[attr-defined]
     ResourceProviderExecutor.deploy_loop = deploy_loop
     LOG.info("opspawn: CloudFormation resource polling every %.2f s", seconds)
+
+
+@hooks.on_infra_start()
+def opspawn_fast_esm_polling() -> None:
+    seconds = float(os.environ.get("OPSPAWN_ESM_POLL_SECONDS") or DEFAULT_ESM_POLL_SECONDS)
+    if seconds <= 0:
+        return
+    try:
+        from localstack.services.lambda_.event_source_mapping import esm_worker
+
+        backoff = esm_worker.ExponentialBackoff
+        names = ("LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC",
+                 "LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC")
+        if not all(hasattr(esm_worker, name) for name in names):
+            raise AttributeError(f"esm_worker lacks {names}")
+    except (ImportError, AttributeError) as exc:  # pragma: no cover - version drift
+        LOG.warning("opspawn: cannot speed up event-source polling: %s", exc)
+        return
+    if getattr(backoff, "_opspawn_patched", False):
+        return
+    for name in names:  # read by the poller loop at run time
+        setattr(esm_worker, name, min(float(getattr(esm_worker, name)), seconds))
+
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        # The empty-poll backoff starts at 1 s even when its maximum is lower.
+        maximum = kwargs.get("max_interval")
+        if maximum is not None and kwargs.get("initial_interval", 0) > maximum:
+            kwargs["initial_interval"] = maximum
+        return backoff(*args, **kwargs)
+
+    capped._opspawn_patched = True  # type: ignore[attr-defined]
+    esm_worker.ExponentialBackoff = capped
+    LOG.info("opspawn: SQS event-source polling every %.2f s", seconds)
 
 
 @hooks.on_infra_start()

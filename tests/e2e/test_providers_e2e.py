@@ -109,5 +109,5 @@ def test_no_provider_key_appears_in_any_log_or_api_response(
     for key in FAKE_KEYS.values():
         assert key not in text  # ...without the key
     listing = json.dumps(offline_stack.client("lambda").get_function_configuration(
-        FunctionName=offline_stack.physical_id("LlmFunction")))
+        FunctionName=offline_stack.physical_id("CallModelFunction")))
     assert all(key not in listing for key in FAKE_KEYS.values())

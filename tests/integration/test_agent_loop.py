@@ -11,11 +11,11 @@ from agentkit.api.tasks import get_task_view
 from agentkit.config import Settings, TenantLimit
 from agentkit.errors import InputError
 from agentkit.llm import ModelRequestError, get_client
+from agentkit.loop.call_model import MISSING_RESULT, call_model
+from agentkit.loop.finalize import StepError, fail_task, finalize_task, readable_reason
+from agentkit.loop.plan import plan_task
+from agentkit.loop.run_tools import run_tool_call
 from agentkit.models import ModelStepOutput, SubmitTaskRequest, TaskRef, TaskStatus, TurnRef
-from agentkit.steps.call_model import MISSING_RESULT, call_model
-from agentkit.steps.finalize import StepError, fail_task, finalize_task, readable_reason
-from agentkit.steps.plan import plan_task
-from agentkit.steps.run_tool import run_tool_call
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 
@@ -443,7 +443,7 @@ def test_submit_accepts_a_source_tool_without_listing_the_source(store: TaskStor
 
 
 def test_plan_refuses_a_tool_its_source_does_not_offer(store: TaskStore) -> None:
-    from agentkit.steps.plan import UnknownToolError
+    from agentkit.loop.plan import UnknownToolError
 
     registry = _registry_with(_Source(["echo", "add"]))
     task_id = _submit(store, registry, [{"content": "done"}], tools=["srv__nope", "calculator"])
@@ -454,7 +454,7 @@ def test_plan_refuses_a_tool_its_source_does_not_offer(store: TaskStore) -> None
 
 
 def test_plan_waits_for_an_unreachable_source_then_snapshots_it(store: TaskStore) -> None:
-    from agentkit.steps.plan import ToolSourceUnavailableError
+    from agentkit.loop.plan import ToolSourceUnavailableError
 
     source = _Source(["echo"], error=ConnectionError("server 'srv' unreachable"))
     registry = _registry_with(source)
@@ -468,7 +468,7 @@ def test_plan_waits_for_an_unreachable_source_then_snapshots_it(store: TaskStore
 
 def test_call_model_needs_the_planned_tool_surface(store: TaskStore,
                                                    registry: ToolRegistry) -> None:
-    from agentkit.steps.call_model import MissingToolSnapshotError
+    from agentkit.loop.call_model import MissingToolSnapshotError
 
     task_id = _submit(store, registry, [{"content": "done"}], tools=["calculator"])
     store.update_task(task_id, changes={"status": TaskStatus.RUNNING.value})

@@ -179,29 +179,29 @@ def test_the_loop_through_the_step_handlers(store: TaskStore) -> None:
     assert plan == {"task_id": EXAMPLE_ID, "turn": 0}
     assert store.require_task(EXAMPLE_ID).status == TaskStatus.RUNNING
 
-    llm = load_handler("llm")
-    step = llm.lambda_handler(load_event("llm.json"), context)
+    call_model = load_handler("call_model")
+    step = call_model.lambda_handler(load_event("call_model.json"), context)
     assert step["action"] == "tool_calls" and step["turn"] == 1
     assert step["tool_calls"] == [
         {"task_id": EXAMPLE_ID, "turn": 1, "call_id": "call_1_0", "index": 0}
     ]
+    assert step["approvals"] == [] and step["route"] == "run_tools"
 
-    tool = load_handler("tool")
-    tool._sfn = sfn = RecordingStepFunctions()
-    sqs_event = load_event("tool_sqs.json")
-    assert tool.lambda_handler(sqs_event, context) == {"batchItemFailures": []}
+    run_tools = load_handler("run_tools")
+    run_tools._sfn = sfn = RecordingStepFunctions()
+    sqs_event = load_event("run_tools_sqs.json")
+    assert json.loads(sqs_event["Records"][0]["body"])["tool_calls"] == step["tool_calls"]
+    assert run_tools.lambda_handler(sqs_event, context) == {"batchItemFailures": []}
     [(kind, call)] = sfn.calls
     assert (
         kind == "success"
         and call["taskToken"] == json.loads(sqs_event["Records"][0]["body"])["task_token"]
     )
-    assert json.loads(call["output"]) == {
-        "call_id": "call_1_0",
-        "is_error": False,
-        "duration_ms": json.loads(call["output"])["duration_ms"],
-    }
+    [result] = json.loads(call["output"])["results"]
+    assert result == {"call_id": "call_1_0", "is_error": False,
+                      "duration_ms": result["duration_ms"]}
 
-    step = llm.lambda_handler({"task_id": EXAMPLE_ID, "turn": 1}, context)
+    step = call_model.lambda_handler({"task_id": EXAMPLE_ID, "turn": 1}, context)
     assert step["action"] == "final"
     done = load_handler("finalize").lambda_handler(load_event("finalize_succeeded.json"), context)
     assert done == {"task_id": EXAMPLE_ID, "status": "SUCCEEDED"}
@@ -232,9 +232,9 @@ def test_finalize_stopped_keeps_the_status_the_loop_wrote(store: TaskStore) -> N
 def test_tool_poison_message_is_a_batch_failure_and_fails_the_wait_on_last_try(
     store: TaskStore,
 ) -> None:
-    tool = load_handler("tool")
+    tool = load_handler("run_tools")
     tool._sfn = sfn = RecordingStepFunctions()
-    event = load_event("tool_sqs.json")  # no such task in the table: the call cannot run
+    event = load_event("run_tools_sqs.json")  # no such task in the table: the call cannot run
     message_id = event["Records"][0]["messageId"]
     assert tool.lambda_handler(event, FakeLambdaContext()) == {
         "batchItemFailures": [{"itemIdentifier": message_id}]
@@ -251,7 +251,8 @@ def test_step_handlers_reject_malformed_events(store: TaskStore) -> None:
     from aws_lambda_powertools.utilities.parser import ValidationError
 
     with pytest.raises(ValidationError, match="turn"):
-        load_handler("llm").lambda_handler({"task_id": EXAMPLE_ID, "turn": -1}, FakeLambdaContext())
+        load_handler("call_model").lambda_handler({"task_id": EXAMPLE_ID, "turn": -1},
+                                                  FakeLambdaContext())
 
 
 def test_a_body_that_is_not_utf8_is_a_400_not_a_500(state_machine_arn: str) -> None:

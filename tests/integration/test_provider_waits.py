@@ -10,6 +10,8 @@ from agentkit.api.submit import submit_task
 from agentkit.config import Settings
 from agentkit.llm.base import LLMRequest, LLMResponse, ProviderWaitError
 from agentkit.llm.router import RoutedResponse
+from agentkit.loop.call_model import call_model
+from agentkit.loop.plan import plan_task
 from agentkit.models import (
     Message,
     SubmitTaskRequest,
@@ -18,8 +20,6 @@ from agentkit.models import (
     TurnRef,
     Usage,
 )
-from agentkit.steps.call_model import call_model
-from agentkit.steps.plan import plan_task
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 

@@ -12,6 +12,15 @@ from pydantic import BaseModel
 
 from agentkit.api.approvals import decide_approval
 from agentkit.api.tasks import get_task_view
+from agentkit.loop.finalize import StepError
+from agentkit.loop.gate_tools import GatedTurn, gate_tools
+from agentkit.loop.run_tools import RunToolsMessage, handle_run_tools, run_tool_call
+from agentkit.loop.wait_for_approval import (
+    ApprovalSettle,
+    ApprovalWait,
+    request_approval,
+    settle_unapproved,
+)
 from agentkit.models import (
     ApprovalDecisionRequest,
     ApprovalStatus,
@@ -22,15 +31,6 @@ from agentkit.models import (
     ToolCallRef,
 )
 from agentkit.security import SecurityConfig, SecurityManager
-from agentkit.steps.authorize import (
-    ApprovalSettle,
-    ApprovalWait,
-    authorize_call,
-    request_approval,
-    settle_unapproved,
-)
-from agentkit.steps.finalize import StepError
-from agentkit.steps.run_tool import run_tool_call
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalNotFoundError, ApprovalStore
 from agentkit.tools import Tool, ToolRegistry
@@ -109,6 +109,17 @@ def _task_with_calls(store: TaskStore, calls: list[tuple[str, dict[str, Any]]], 
             for i in range(len(calls))]
 
 
+def _gate(store: TaskStore, security: SecurityManager, refs: list[ToolCallRef],
+          answered: frozenset[str] = frozenset()) -> GatedTurn:
+    """The gate at the end of CallModel, over the turn the refs belong to."""
+    ref = refs[0]
+    task = store.require_task(ref.task_id)
+    assistant = store.get_message(ref.task_id, ref.turn, 0)
+    assert assistant is not None
+    return gate_tools(task, ref.turn, assistant.tool_calls, store=store, security=security,
+                      approvals=ApprovalStore(store), answered=answered)
+
+
 # --- denial ------------------------------------------------------------------------
 
 
@@ -133,7 +144,7 @@ def test_a_denied_call_is_recorded_and_never_executed(
     assert probe.calls == ["https://ok.example.com/y"]
 
 
-def test_authorize_denies_before_queueing_and_records_the_result_once(
+def test_the_gate_denies_before_queueing_and_records_the_result_once(
     store: TaskStore, security: SecurityManager
 ) -> None:
     bad, good, guarded = _task_with_calls(store, [
@@ -141,14 +152,23 @@ def test_authorize_denies_before_queueing_and_records_the_result_once(
         ("probe", {"target": "https://ok.example.com/"}),
         ("guarded", {"target": "t"}),
     ])
-    assert authorize_call(bad, store=store, security=security).decision == "deny"
+    gated = _gate(store, security, [bad, good, guarded])
+    assert gated.denied == 1
     assert "scheme 'ftp' is not allowed" in (store.get_message(EXAMPLE_ID, 1, 1).content or "")
-    # A retried Authorize finds the result and does nothing more.
-    assert authorize_call(bad, store=store, security=security).decision == "done"
+    # The allowed call and the one that needs approval run in RunTools; the latter waits first.
+    assert gated.tool_calls == [good, guarded] and gated.approvals == [guarded]
+    assert gated.route == "await_approvals"
+    # A retried gate (its result already stored) leaves the denied call alone.
+    again = _gate(store, security, [bad], answered=frozenset({bad.call_id}))
+    assert again.denied == 0 and bad not in again.tool_calls
     assert len(store.list_events(EXAMPLE_ID)) == 1
-    assert authorize_call(good, store=store, security=security).decision == "allow"
-    needs = authorize_call(guarded, store=store, security=security)
-    assert needs.decision == "needs_approval" and (needs.approval_id or "").startswith("apv_")
+    # Without approvals a turn goes to RunTools; with nothing left to run, back to CallModel.
+    [only_good] = _task_with_calls(store, [("probe", {"target": "https://ok.example.com/"})],
+                                   turn=2, create=False)
+    assert _gate(store, security, [only_good]).route == "run_tools"
+    [only_bad] = _task_with_calls(store, [("probe", {"target": "ftp://x/"})], turn=3,
+                                  create=False)
+    assert _gate(store, security, [only_bad]).route == "call_model"
 
 
 def test_a_disallowed_tool_is_refused_at_submit(store: TaskStore, tools: ToolRegistry) -> None:
@@ -172,6 +192,60 @@ def test_a_disallowed_tool_is_refused_at_submit(store: TaskStore, tools: ToolReg
     assert task.tools == ["probe"]
 
 
+# --- RunTools: a turn's calls in one message ----------------------------------------
+
+
+def test_run_tools_runs_a_turn_once_and_answers_its_token(
+    store: TaskStore, tools: ToolRegistry, security: SecurityManager, probe: Probe
+) -> None:
+    refs = _task_with_calls(store, [("probe", {"target": "https://ok.example.com/a"}),
+                                    ("probe", {"target": "https://ok.example.com/b"}),
+                                    ("guarded", {"target": "unapproved"})])
+    message = RunToolsMessage(task_id=EXAMPLE_ID, turn=1, tool_calls=refs, task_token="tok")
+    sfn = RecordingStepFunctions()
+    results = handle_run_tools(message, receive_count=1, max_receives=3, store=store,
+                               registry=tools, security=security, sfn=sfn)
+    # The gate is asked again: the call that needs approval has none, so it never runs.
+    assert [(r.call_id, r.is_error) for r in results] == [
+        ("call_1_0", False), ("call_1_1", False), ("call_1_2", True)]
+    assert "needs an approval for these exact arguments" in results[2].content
+    assert sorted(probe.calls) == ["https://ok.example.com/a", "https://ok.example.com/b"]
+    [(kind, answer)] = sfn.calls
+    assert kind == "success" and answer["taskToken"] == "tok"
+    assert [r["call_id"] for r in json.loads(answer["output"])["results"]] == [
+        "call_1_0", "call_1_1", "call_1_2"]
+    # A redelivered message runs nothing twice and answers the same.
+    again = handle_run_tools(message, receive_count=2, max_receives=3, store=store,
+                             registry=tools, security=security, sfn=sfn)
+    assert [r.content for r in again] == [r.content for r in results]
+    assert len(probe.calls) == 2 and [kind for kind, _ in sfn.calls] == ["success", "success"]
+
+
+def test_run_tools_keeps_the_results_it_got_and_fails_the_wait_on_the_last_delivery(
+    store: TaskStore, tools: ToolRegistry, security: SecurityManager, probe: Probe
+) -> None:
+    [good] = _task_with_calls(store, [("probe", {"target": "https://ok.example.com/a"})])
+    broken = good.model_copy(update={"call_id": "call_elsewhere", "index": 1})
+    message = RunToolsMessage(task_id=EXAMPLE_ID, turn=1, tool_calls=[good, broken],
+                              task_token="tok")
+    sfn = RecordingStepFunctions()
+    for delivery in (1, 2):
+        with pytest.raises(LookupError, match="no tool call #1"):
+            handle_run_tools(message, receive_count=delivery, max_receives=3, store=store,
+                             registry=tools, security=security, sfn=sfn)
+        assert sfn.calls == []  # SQS delivers it again
+    with pytest.raises(LookupError):
+        handle_run_tools(message, receive_count=3, max_receives=3, store=store,
+                         registry=tools, security=security, sfn=sfn)
+    [(kind, answer)] = sfn.calls
+    assert kind == "failure" and answer["error"] == "ToolCallFailed"
+    assert "no tool call #1" in answer["cause"]
+    # The call that could run ran once, and its result is kept for the model.
+    assert probe.calls == ["https://ok.example.com/a"]
+    stored = store.get_message(EXAMPLE_ID, 1, 1)
+    assert stored is not None and stored.content == "probed https://ok.example.com/a"
+
+
 # --- approvals -----------------------------------------------------------------------
 
 
@@ -187,7 +261,9 @@ def test_approval_round_trip_approve(
     store.client.delete_item(TableName=store.table_name,
                              Key={"pk": {"S": f"TASK#{EXAMPLE_ID}"}, "sk": {"S": "MSG#0001#001"}})
 
-    approval_id = authorize_call(ref, store=store, security=security).approval_id
+    assert _gate(store, security, [ref]).approvals == [ref]
+    call = store.get_message(EXAMPLE_ID, 1, 0).tool_calls[0]
+    approval_id = security.check(store.require_task(EXAMPLE_ID), call, turn=1).approval_id
     assert approval_id
     view = request_approval(ApprovalWait(action="wait", task_token="token-1", **ref.model_dump()),
                             store=store, security=security, sfn=sfn)
@@ -255,8 +331,7 @@ def test_changed_arguments_need_a_new_approval(
     # The next turn asks for the same tool with other arguments: another approval id, and
     # the first approval does not authorize it.
     [second] = _task_with_calls(store, [("guarded", {"target": "b"})], turn=2, create=False)
-    decision = authorize_call(second, store=store, security=security)
-    assert decision.decision == "needs_approval" and decision.approval_id != one.approval_id
+    assert _gate(store, security, [second]).approvals == [second]
     refused = run_tool_call(second, store=store, registry=tools, security=security)
     assert refused.is_error and "approval" in refused.content and probe.calls == ["a"]
     with pytest.raises(ApprovalConflictError):
@@ -348,20 +423,22 @@ def test_an_unanswered_approval_expires(store: TaskStore, security: SecurityMana
 # --- the handlers, fed their sample events ---------------------------------------------
 
 
-def test_authorize_and_approvals_handlers(
+def test_wait_for_approval_and_approvals_handlers(
     store: TaskStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SECURITY_POLICY", json.dumps({"approval_required": ["calculator"]}))
-    _task_with_calls(store, [("calculator", {"expression": "17 * 23"})],
-                     tools=("calculator", "current_time"), tenant="tenant-example")
+    [ref] = _task_with_calls(store, [("calculator", {"expression": "17 * 23"})],
+                             tools=("calculator", "current_time"), tenant="tenant-example")
     context = FakeLambdaContext()
-    authorize = load_handler("authorize")
-    authorize._sfn = sfn = RecordingStepFunctions()
-    check = authorize.lambda_handler(load_event("authorize_check.json"), context)
-    assert check["decision"] == "needs_approval"
-    waited = authorize.lambda_handler(load_event("authorize_wait.json"), context)
+    security = SecurityManager.from_env()
+    assert _gate(store, security, [ref]).approvals == [ref]
+    wait = load_handler("wait_for_approval")
+    wait._sfn = sfn = RecordingStepFunctions()
+    waited = wait.lambda_handler(load_event("wait_for_approval.json"), context)
     approval_id = waited["approval_id"]
-    assert approval_id == check["approval_id"]
+    call = store.get_message(EXAMPLE_ID, 1, 0).tool_calls[0]
+    assert approval_id == security.check(store.require_task(EXAMPLE_ID), call,
+                                         turn=1).approval_id
     assert store.require_task(EXAMPLE_ID).status == TaskStatus.WAITING_APPROVAL
 
     # The approvals function answers the waits through its Step Functions client.
@@ -392,7 +469,7 @@ def test_authorize_and_approvals_handlers(
     event["body"] = '{"decision": "maybe"}'
     bad = approvals.lambda_handler(event, context)
     assert bad["statusCode"] == 400 and json.loads(bad["body"])["fields"][0]["field"] == "decision"
-    settle = authorize.lambda_handler(load_event("authorize_settle.json"), context)
+    settle = wait.lambda_handler(load_event("approval_not_granted.json"), context)
     assert settle["recorded"] is True  # the approved call's wait "failed": recorded, not run
 
 

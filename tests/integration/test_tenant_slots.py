@@ -17,8 +17,8 @@ import pytest
 from agentkit.api.submit import submit_task
 from agentkit.api.tasks import cancel_task
 from agentkit.config import Settings, TenantLimit
+from agentkit.loop.finalize import end_task
 from agentkit.models import SubmitTaskRequest, Task, TaskStatus
-from agentkit.steps.finalize import end_task
 from agentkit.steps.slots import release_and_start_next, step_functions_starter
 from agentkit.store import TaskStore, TenantSlots
 from agentkit.tools import ToolRegistry

@@ -1,14 +1,14 @@
 """Provider SDKs stay off every import path except the client that uses them.
 
 The API and tool functions do not even ship the SDKs (ProvidersLayer is attached to
-LlmFunction only), so an import of `openai`, `anthropic`, `google.genai` or `mcp` from
+CallModelFunction only), so an import of `openai`, `anthropic`, `google.genai` or `mcp` from
 agentkit's shared modules or a function module would be an ImportError in production,
 and in the LLM function a cold-start cost paid by every task whatever its provider.
 
 Each check runs in a FRESH interpreter (the test process itself has imported everything
 long ago) with a Lambda-like environment and sys.path = [function dir, layers/agentkit]:
 * one interpreter imports agentkit, agentkit.llm, agentkit.tools,
-  agentkit.steps.call_model and then every function module, checking sys.modules after
+  agentkit.loop.call_model and then every function module, checking sys.modules after
   each step. Imports only add to sys.modules, so while no SDK has appeared each step is
   proven clean; the steps after one that loaded an SDK are re-checked each in its own
   interpreter, so every failure names the module that caused it;
@@ -36,7 +36,7 @@ LLM_DIR = LAYER / "agentkit" / "llm"
 FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
 
 SDKS = ("openai", "anthropic", "google.genai", "mcp")
-LIBRARY_MODULES = ("agentkit", "agentkit.llm", "agentkit.tools", "agentkit.steps.call_model")
+LIBRARY_MODULES = ("agentkit", "agentkit.llm", "agentkit.tools", "agentkit.loop.call_model")
 
 # agentkit.llm module -> the SDKs its client may load (the first one it must load).
 CLIENT_SDKS: dict[str, tuple[str, ...]] = {
@@ -186,7 +186,7 @@ def _assert_clean(name: str) -> None:
 
 
 def test_all_functions_found() -> None:
-    assert {"submit", "tasks", "plan", "llm", "tool", "finalize"} <= set(FUNCTIONS)
+    assert {"submit", "tasks", "plan", "call_model", "run_tools", "finalize"} <= set(FUNCTIONS)
 
 
 @pytest.mark.parametrize("module", LIBRARY_MODULES)

@@ -43,12 +43,14 @@ LAMBDA_SERVICE_ERRORS = {
 }
 SAMPLE_SUBSTITUTIONS = {
     "PlanFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:opspawn-PlanFunction-AbC123",
-    "LlmFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:opspawn-LlmFunction-AbC123",
+    "CallModelFunctionArn":
+        "arn:aws:lambda:us-east-1:123456789012:function:opspawn-CallModelFunction-AbC123",
     "FinalizeFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:opspawn-Finalize-AbC123",
     "ToolQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/opspawn-ToolQueue-AbC123",
     "ToolCallTimeoutSeconds": "300",
     "MaxTurnsHardLimit": "50",
-    "AuthorizeFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:opspawn-Auth-AbC123",
+    "WaitForApprovalFunctionArn":
+        "arn:aws:lambda:us-east-1:123456789012:function:opspawn-WaitForApproval-AbC123",
     "ApprovalTimeoutSeconds": "86400",
 }
 LAMBDA_INVOKE = {
@@ -186,9 +188,10 @@ def test_numeric_substitutions_become_numbers() -> None:
     assert calls, "expected States.StringToJson for ToolCallTimeoutSeconds / MaxTurnsHardLimit"
     for argument in calls:
         assert isinstance(json.loads(argument), int)
-    run_tool = definition["States"]["RunTools"]["ItemProcessor"]["States"]["RunTool"]
-    assert run_tool["TimeoutSecondsPath"] == "$.timeout_seconds"
-    assert "timeout_seconds.$" in definition["States"]["RunTools"]["ItemSelector"]
+    run_tools = definition["States"]["RunTools"]
+    assert run_tools["TimeoutSecondsPath"] == "$.step.tool_timeout_seconds"
+    selector = definition["States"]["CallModel"]["ResultSelector"]
+    assert selector["tool_timeout_seconds.$"] == "States.StringToJson('300')"
 
 
 def test_every_transition_targets_an_existing_state(asl: dict[str, Any]) -> None:
@@ -238,7 +241,8 @@ def test_lambda_tasks_invoke_functions_of_the_template(
         retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
         assert retried >= LAMBDA_SERVICE_ERRORS, f"{name} does not retry Lambda service errors"
         assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), name
-    assert invoked == {"PlanFunction", "LlmFunction", "FinalizeFunction", "AuthorizeFunction"}
+    assert invoked == {"PlanFunction", "CallModelFunction", "FinalizeFunction",
+                       "WaitForApprovalFunction"}
     policies = template["Resources"]["AgentStateMachine"]["Properties"]["Policies"]
     allowed = {
         p["LambdaInvokePolicy"]["FunctionName"]["Ref"]
@@ -254,8 +258,17 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
     decide = states["Decide"]
     assert decide["Type"] == "Choice"
     routes = {c.get("StringEquals"): c["Next"] for c in decide["Choices"] if "StringEquals" in c}
-    assert routes == {"tool_calls": "RunTools", "final": "Finalize", "stop": "ReleaseSlot",
+    # A tool-using turn whose calls were all denied (or answered) goes straight back.
+    assert routes == {"tool_calls": "CallModel", "final": "Finalize", "stop": "ReleaseSlot",
                       "wait": "WaitForProvider"}
+    gated = {
+        c["And"][1]["StringEquals"]: c["Next"]
+        for c in decide["Choices"]
+        if "And" in c and c["And"][1]["Variable"] == "$.step.route"
+    }
+    assert gated == {"run_tools": "RunTools", "await_approvals": "AwaitApprovals"}
+    assert all(c["And"][0] == {"Variable": "$.step.action", "StringEquals": "tool_calls"}
+               for c in decide["Choices"] if "And" in c)
     # Waiting for a provider is a Wait state (no compute billed), then the same turn again.
     wait = states["WaitForProvider"]
     assert wait["Type"] == "Wait" and wait["SecondsPath"] == "$.step.wait_seconds"
@@ -267,35 +280,44 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
         assert payload["state_machine_arn.$"] == "$$.StateMachine.Id", name
     assert decide["Choices"][0]["Next"] == "TurnLimitReached", "the turn limit is checked first"
     assert decide["Default"] == "UnknownAction"
+    # RunTools: one state for all of a turn's calls (one SQS message, one task token).
     run_tools = states["RunTools"]
-    assert run_tools["Type"] == "Map" and run_tools["ResultPath"] is None
-    assert run_tools["Next"] == "CallModel"
-    run_tool = run_tools["ItemProcessor"]["States"]["RunTool"]
-    assert run_tool["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
-    body = run_tool["Parameters"]["MessageBody"]
+    assert run_tools["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+    assert run_tools["ResultPath"] is None and run_tools["Next"] == "CallModel"
+    assert run_tools["TimeoutSecondsPath"] == "$.step.tool_timeout_seconds"
+    body = run_tools["Parameters"]["MessageBody"]
     assert body["task_token.$"] == "$$.Task.Token"
-    # The message body carries exactly a ToolCallRef plus the token.
-    assert {k.removesuffix(".$") for k in body} - {"task_token"} == set(ToolCallRef.model_fields)
-    assert run_tool["Catch"][0]["Next"] == "ToolCallFailed"
+    assert body["tool_calls.$"] == "$.step.tool_calls"
+    from agentkit.loop.run_tools import RunToolsMessage
+
+    # The message body is exactly what the RunTools function parses.
+    assert {k.removesuffix(".$") for k in body} == set(RunToolsMessage.model_fields)
+    # A failed or timed-out wait does not fail the turn: the model gets error results.
+    [catch] = run_tools["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "CallModel"
+    assert catch["ResultPath"] not in ("$.step", "$", "$.task_id")
     # CallModel's ResultSelector keeps the fields of ModelStepOutput the loop needs.
     selected = {k.removesuffix(".$") for k in states["CallModel"]["ResultSelector"]}
     assert (
-        {"turn", "action", "tool_calls", "wait_seconds"}
+        {"turn", "action", "route", "tool_calls", "approvals", "wait_seconds"}
         <= selected
-        <= set(ModelStepOutput.model_fields) | {"turn_limit"}
+        <= set(ModelStepOutput.model_fields) | {"turn_limit", "tool_timeout_seconds"}
     )
     assert states["MarkFailed"]["Parameters"]["Payload"]["error.$"] == "$.error"
     assert states["Failed"]["Type"] == "Fail"
 
 
-def test_tool_calls_pass_the_security_gate(asl: dict[str, Any]) -> None:
+def test_calls_that_need_approval_wait_on_their_own_path(asl: dict[str, Any]) -> None:
     from pydantic import TypeAdapter
 
-    from agentkit.steps.authorize import AuthorizeEvent
+    from agentkit.loop.wait_for_approval import WaitForApprovalEvent
 
-    processor = asl["States"]["RunTools"]["ItemProcessor"]
+    await_approvals = asl["States"]["AwaitApprovals"]
+    assert await_approvals["Type"] == "Map" and await_approvals["ItemsPath"] == "$.step.approvals"
+    assert await_approvals["Next"] == "RunTools" and await_approvals["ResultPath"] is None
+    processor = await_approvals["ItemProcessor"]
     states = processor["States"]
-    assert processor["StartAt"] == "Authorize"
+    assert processor["StartAt"] == "WaitForApproval"
     ref_fields = set(ToolCallRef.model_fields)
     sample = {
         "task_id": "tsk_1",
@@ -306,7 +328,6 @@ def test_tool_calls_pass_the_security_gate(asl: dict[str, Any]) -> None:
         "error": {"Error": "States.Timeout"},
     }
     for name, action, extra in (
-        ("Authorize", "check", set()),
         ("WaitForApproval", "wait", {"task_token"}),
         ("ApprovalNotGranted", "settle", {"error"}),
     ):
@@ -314,19 +335,16 @@ def test_tool_calls_pass_the_security_gate(asl: dict[str, Any]) -> None:
         assert payload["action"] == action, name
         fields = {k.removesuffix(".$") for k in payload} - {"action"}
         assert fields == ref_fields | extra, name
-        TypeAdapter(AuthorizeEvent).validate_python(
+        TypeAdapter(WaitForApprovalEvent).validate_python(
             {"action": action, **{k: sample[k] for k in fields}}
         )
-    assert states["Authorize"]["Next"] == "CheckDecision"
-    routes = {c["StringEquals"]: c["Next"] for c in states["CheckDecision"]["Choices"]}
-    assert routes == {"allow": "RunTool", "needs_approval": "WaitForApproval"}
-    assert states["CheckDecision"]["Default"] == "NotExecuted"
     wait = states["WaitForApproval"]
     assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
     assert wait["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
     assert wait["TimeoutSecondsPath"] == "$.approval_timeout_seconds"
-    assert "approval_timeout_seconds.$" in asl["States"]["RunTools"]["ItemSelector"]
-    assert wait["Next"] == "RunTool" and wait["ResultPath"] is None
+    assert "approval_timeout_seconds.$" in await_approvals["ItemSelector"]
+    # Approved: the iteration ends and RunTools (after the Map) runs the call.
+    assert wait.get("End") is True and wait["ResultPath"] is None
     assert wait["Catch"][0]["Next"] == "ApprovalNotGranted"
     assert states["ApprovalNotGranted"]["Parameters"]["Payload"]["error.$"] == "$.error"
     assert states["ApprovalNotGranted"].get("End") is True
@@ -348,14 +366,14 @@ def test_template_wiring(template: dict[str, Any]) -> None:
         assert code.is_dir(), f"{name}: CodeUri {code} is missing"
     assert resources["AgentApi"]["Type"] == "AWS::Serverless::Api"  # REST, not HttpApi
     # SQS event source: visibility >= 6x the consumer's timeout.
-    tool_timeout = functions["ToolFunction"]["Properties"]["Timeout"]
+    tool_timeout = functions["RunToolsFunction"]["Properties"]["Timeout"]
     visibility = resources["ToolQueue"]["Properties"]["VisibilityTimeout"]
     assert visibility == {"Ref": "ToolQueueVisibilityTimeoutSeconds"}
     default = template["Parameters"]["ToolQueueVisibilityTimeoutSeconds"]["Default"]
     assert default >= 6 * tool_timeout  # AWS's advice for Lambda event sources
-    # The state machine must not depend on ToolFunction (ToolFunction's role refers to it).
+    # The state machine must not depend on RunToolsFunction (whose role refers to it).
     state_machine = json.dumps(resources["AgentStateMachine"])
-    assert "ToolFunction" not in state_machine
+    assert "RunToolsFunction" not in state_machine
 
 
 def _python312_available() -> bool:
@@ -404,7 +422,7 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     providers = build / "ProvidersLayer" / "python"
     assert (providers / "openai").is_dir() and (providers / "anthropic").is_dir()
     assert (providers / "google" / "genai").is_dir()
-    # One pydantic for LlmFunction: the agentkit layer's pinned copy, not a second one.
+    # One pydantic for CallModelFunction: the agentkit layer's pinned copy, not a second one.
     assert not (providers / "pydantic").exists() and not (providers / "pydantic_core").exists()
     if _python312_available():
         # Bytecode for the runtime ships with the layers (/opt is read-only on Lambda).
@@ -418,9 +436,9 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     with_providers = [
         n for n, p in functions.items() if {"Ref": "ProvidersLayer"} in p.get("Layers", [])
     ]
-    assert with_providers == ["LlmFunction"]
+    assert with_providers == ["CallModelFunction"]
     with_mcp = sorted(n for n, p in functions.items() if {"Ref": "McpLayer"} in p.get("Layers", []))
-    assert with_mcp == ["PlanFunction", "ToolFunction"]
+    assert with_mcp == ["PlanFunction", "RunToolsFunction"]
     mcp_layer = build / "McpLayer" / "python"
     assert (mcp_layer / "mcp").is_dir() and not (mcp_layer / "pydantic").exists()
 
@@ -442,8 +460,8 @@ def test_expected_events_exist() -> None:
         "submit_post_tasks.json",
         "tasks_get_task.json",
         "plan.json",
-        "llm.json",
-        "tool_sqs.json",
+        "call_model.json",
+        "run_tools_sqs.json",
         "finalize_succeeded.json",
         "finalize_failed.json",
     }
@@ -460,7 +478,7 @@ def _event(name: str) -> dict[str, Any]:
 
 def test_step_function_events_match_the_models() -> None:
     _validate(TaskRef, _event("plan.json"))
-    _validate(TurnRef, _event("llm.json"))
+    _validate(TurnRef, _event("call_model.json"))
     for name, outcome in (
         ("finalize_succeeded.json", "succeeded"),
         ("finalize_failed.json", "failed"),
@@ -474,15 +492,17 @@ def test_step_function_events_match_the_models() -> None:
     assert cause["errorType"] == error["Error"] and cause["errorMessage"]
 
 
-def test_tool_event_body_is_the_map_message() -> None:
+def test_run_tools_event_body_is_the_run_tools_message() -> None:
     from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-    event = _event("tool_sqs.json")
+    from agentkit.loop.run_tools import RunToolsMessage
+
+    event = _event("run_tools_sqs.json")
     SqsModel.model_validate(event)
     (record,) = event["Records"]
-    body = json.loads(record["body"])
-    assert body.pop("task_token")
-    _validate(ToolCallRef, body)
+    message = RunToolsMessage.model_validate_json(record["body"])
+    assert message.task_token and message.tool_calls
+    assert all((r.task_id, r.turn) == (message.task_id, message.turn) for r in message.tool_calls)
     assert record["eventSourceARN"].startswith("arn:aws:sqs:")
     assert int(record["attributes"]["ApproximateReceiveCount"]) >= 1
 
@@ -509,15 +529,14 @@ def test_security_events_match_the_models() -> None:
     from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
     from pydantic import TypeAdapter
 
+    from agentkit.loop.wait_for_approval import WaitForApprovalEvent
     from agentkit.models import ApprovalDecisionRequest
-    from agentkit.steps.authorize import AuthorizeEvent
 
     for name, action in (
-        ("authorize_check.json", "check"),
-        ("authorize_wait.json", "wait"),
-        ("authorize_settle.json", "settle"),
+        ("wait_for_approval.json", "wait"),
+        ("approval_not_granted.json", "settle"),
     ):
-        assert TypeAdapter(AuthorizeEvent).validate_python(_event(name)).action == action
+        assert TypeAdapter(WaitForApprovalEvent).validate_python(_event(name)).action == action
     post = _event("approvals_post.json")
     APIGatewayProxyEventModel.model_validate(post)
     assert (post["httpMethod"], post["resource"]) == (
@@ -527,16 +546,16 @@ def test_security_events_match_the_models() -> None:
     params = post["pathParameters"]
     assert post["path"] == f"/tasks/{params['task_id']}/approvals/{params['approval_id']}"
     assert ApprovalDecisionRequest.model_validate_json(post["body"]).decision == "approve"
-    assert params["task_id"] == _event("authorize_check.json")["task_id"]
+    assert params["task_id"] == _event("wait_for_approval.json")["task_id"]
 
 
 def test_events_share_one_task_id() -> None:
     ids = {
         _event("plan.json")["task_id"],
-        _event("llm.json")["task_id"],
+        _event("call_model.json")["task_id"],
         _event("finalize_succeeded.json")["task_id"],
         _event("finalize_failed.json")["task_id"],
         _event("tasks_get_task.json")["pathParameters"]["task_id"],
-        json.loads(_event("tool_sqs.json")["Records"][0]["body"])["task_id"],
+        json.loads(_event("run_tools_sqs.json")["Records"][0]["body"])["task_id"],
     }
     assert len(ids) == 1 and next(iter(ids)).startswith("tsk_")

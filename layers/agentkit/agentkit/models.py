@@ -480,6 +480,10 @@ class ModelStepOutput(BaseModel):
     task_id: str
     turn: int  # the turn just completed
     action: StepAction
+    #: action "tool_calls": the calls RunTools runs (the gate stored the denied ones'
+    #: results), those of them that wait for approval first, and where the loop goes next.
     tool_calls: list[ToolCallRef] = Field(default_factory=list)
+    approvals: list[ToolCallRef] = Field(default_factory=list)
+    route: Literal["run_tools", "await_approvals", "call_model"] | None = None
     #: action "wait": seconds the state machine waits (a Wait state) before calling again
     wait_seconds: int | None = None

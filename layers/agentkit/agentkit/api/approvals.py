@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 
+from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
 from agentkit.models import (
     ApprovalDecisionRequest,
     ApprovalStatus,
     ApprovalView,
     TaskEvent,
 )
-from agentkit.steps.authorize import StepFunctionsCallbacks, answer
 from agentkit.store import TaskNotFoundError, TaskStore
 from agentkit.store.approvals import (
     ApprovalConflictError,

@@ -10,6 +10,7 @@ from typing import Any
 
 from agentkit.config import DEFAULT_MAX_RUNNING
 from agentkit.errors import InputError
+from agentkit.loop.task_tokens import answer
 from agentkit.models import (
     ApprovalStatus,
     Task,
@@ -20,7 +21,6 @@ from agentkit.models import (
     TaskSummary,
     TaskView,
 )
-from agentkit.steps.authorize import answer
 from agentkit.steps.slots import ExecutionStarter, release_and_start_next, remove_from_queue
 from agentkit.store import TaskNotFoundError, TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalStore

@@ -1,51 +1,36 @@
-"""Authorize / WaitForApproval / ApprovalNotGranted: the security gate of one tool call.
+"""WaitForApproval / ApprovalNotGranted: a tool call that needs a human's approval.
 
-Inside the RunTools Map, before a call is queued:
-* `check`: the security manager's decision. A denied call gets its error result (and a
-  timeline event) here and is never queued; an allowed one goes on to RunTool; one that
-  needs approval goes to WaitForApproval.
+Inside AwaitApprovals (a Map over the calls the turn's gate marked `needs_approval`),
+before RunTools runs the turn's calls:
 * `wait` (a `lambda:invoke.waitForTaskToken` state): store the PENDING approval with the
   task token and mark the task WAITING_APPROVAL; POST /tasks/{id}/approvals/{approval_id}
   answers the token (see `agentkit.api.approvals`).
 * `settle` (the wait's Catch: denied, timed out): record the error result, expire a
-  still-pending approval, and let the task run again.
+  still-pending approval, and let the task run again. RunTools then finds the result
+  stored and leaves the call alone.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Literal
 
-from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from agentkit.loop.finalize import StepError, readable_reason
+from agentkit.loop.gate_tools import decide_call, load_call, record_unexecuted
+from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
 from agentkit.models import (
     ApprovalStatus,
     ApprovalView,
-    Task,
     TaskEvent,
-    ToolCall,
     ToolCallRef,
     ToolResult,
     utc_now,
 )
 from agentkit.security import DENIED_PREFIX, SecurityManager
-from agentkit.steps.finalize import StepError, readable_reason
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalRecord, ApprovalStore
-
-# The wait already ended (timeout, stop): answering it again cannot help.
-GONE_ERRORS = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
-
-
-class StepFunctionsCallbacks(Protocol):
-    def send_task_success(self, **kwargs: Any) -> Any: ...
-
-    def send_task_failure(self, **kwargs: Any) -> Any: ...
-
-
-class AuthorizeCheck(ToolCallRef):
-    action: Literal["check"]
 
 
 class ApprovalWait(ToolCallRef):
@@ -58,71 +43,7 @@ class ApprovalSettle(ToolCallRef):
     error: StepError = Field(default_factory=StepError)
 
 
-AuthorizeEvent = Annotated[
-    AuthorizeCheck | ApprovalWait | ApprovalSettle, Field(discriminator="action")
-]
-
-
-class AuthorizeOutput(BaseModel):
-    """What Authorize hands the Map iteration's Choice."""
-
-    decision: Literal["allow", "deny", "needs_approval", "done"]
-    approval_id: str | None = None
-
-
-def load_call(ref: ToolCallRef, store: TaskStore) -> tuple[Task, ToolCall]:
-    task = store.require_task(ref.task_id)
-    assistant = store.get_message(ref.task_id, ref.turn, 0)
-    if assistant is None or ref.index >= len(assistant.tool_calls):
-        raise LookupError(f"task '{ref.task_id}' turn {ref.turn} has no tool call #{ref.index}")
-    call = assistant.tool_calls[ref.index]
-    if call.id != ref.call_id:
-        raise LookupError(
-            f"tool call #{ref.index} of turn {ref.turn} is '{call.id}', not '{ref.call_id}'"
-        )
-    return task, call
-
-
-def record_unexecuted(store: TaskStore, ref: ToolCallRef, call: ToolCall, content: str) -> bool:
-    """Store an error result for a call that is not executed, once, with its timeline event."""
-    result = ToolResult(call_id=call.id, name=call.name, content=content, is_error=True)
-    written = store.put_message(ref.task_id, ref.turn, ref.index + 1, result.to_message())
-    if written:
-        store.add_event(
-            ref.task_id,
-            TaskEvent(
-                kind="tool_call",
-                turn=ref.turn,
-                name=call.name,
-                call_id=call.id,
-                error=content[:500],
-                detail={"executed": False},
-            ),
-        )
-    return written
-
-
-def authorize_call(
-    ref: ToolCallRef, *, store: TaskStore, security: SecurityManager,
-    approvals: ApprovalStore | None = None,
-) -> AuthorizeOutput:
-    if store.get_message(ref.task_id, ref.turn, ref.index + 1) is not None:
-        return AuthorizeOutput(decision="done")  # a retried step: the result is already in
-    task, call = load_call(ref, store)
-    if task.status.is_terminal:
-        record_unexecuted(store, ref, call, f"error: not run, the task is {task.status.value}")
-        return AuthorizeOutput(decision="done")
-    decision = security.check(task, call, turn=ref.turn)
-    if decision.outcome == "deny":
-        record_unexecuted(store, ref, call, decision.denial_text)
-        return AuthorizeOutput(decision="deny")
-    if decision.outcome == "needs_approval":
-        assert decision.approval_id is not None
-        existing = (approvals or ApprovalStore(store)).get(task.task_id, decision.approval_id)
-        if existing is not None and existing.status == ApprovalStatus.APPROVED:
-            return AuthorizeOutput(decision="allow", approval_id=existing.approval_id)
-        return AuthorizeOutput(decision="needs_approval", approval_id=decision.approval_id)
-    return AuthorizeOutput(decision="allow")
+WaitForApprovalEvent = Annotated[ApprovalWait | ApprovalSettle, Field(discriminator="action")]
 
 
 def request_approval(
@@ -136,9 +57,10 @@ def request_approval(
     """Store the PENDING approval with the task token; the task waits for a human."""
     approvals = approvals or ApprovalStore(store)
     task, call = load_call(event, store)
-    decision = security.check(task, call, turn=event.turn)
+    decision = decide_call(task, call, turn=event.turn, security=security, approvals=approvals)
     if decision.outcome != "needs_approval":
-        # The policy changed since Authorize: answer the wait at once with the new verdict.
+        # Approved already (a retried wait) or the policy changed since the gate: answer
+        # the wait at once; RunTools asks decide_call again before it runs anything.
         if decision.outcome == "allow":
             answer(sfn.send_task_success, taskToken=event.task_token,
                    output=json.dumps({"status": "ALLOWED"}))
@@ -225,15 +147,3 @@ def settle_unapproved(
     if record_unexecuted(store, event, call, content):
         return ToolResult(call_id=call.id, name=call.name, content=content, is_error=True)
     return None
-
-
-def answer(call: Any, **kwargs: Any) -> bool:
-    """Answer a task token; False when the wait is already over."""
-    try:
-        call(**kwargs)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in GONE_ERRORS:
-            raise
-        return False
-    return True
-

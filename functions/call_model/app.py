@@ -1,4 +1,4 @@
-"""CallModel state: one model turn of a task."""
+"""CallModel state: one model turn of a task, its tool calls decided (gate_tools)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentkit.config import settings
 from agentkit.llm import BaseLLMClient, ModelError, get_client
 from agentkit.llm.router import ModelRouter
+from agentkit.loop.call_model import call_model
 from agentkit.models import Task, TurnRef
-from agentkit.steps.call_model import call_model
+from agentkit.security import SecurityManager
 from agentkit.store import ProviderStateStore, TaskStore
+from agentkit.store.approvals import ApprovalStore
 
 logger = Logger()
 metrics = Metrics()
 _config = settings()
 _store = TaskStore(_config.table_name)
+_approvals = ApprovalStore(_store)
+# The turn's tool calls are decided here (gate_tools); a policy that does not parse fails
+# the cold start: never a silently permissive default.
+_security = SecurityManager.from_env()
 
 
 # Holds, pacers, rate windows and breakers shared by every instance (same table); limits
@@ -52,6 +58,8 @@ def lambda_handler(event: TurnRef, context: LambdaContext) -> dict[str, Any]:
             store=_store,
             client_for=_client_for,
             router=_router,
+            security=_security,
+            approvals=_approvals,
             time_budget_s=max(context.get_remaining_time_in_millis() / 1000 - _MARGIN_S, 1.0),
         )
     except ModelError as error:
@@ -60,7 +68,9 @@ def lambda_handler(event: TurnRef, context: LambdaContext) -> dict[str, Any]:
                                                    "error": str(error)})
         raise
     logger.info(
-        "model turn done", extra={"action": output.action, "tool_calls": len(output.tool_calls)}
+        "model turn done",
+        extra={"action": output.action, "tool_calls": len(output.tool_calls),
+               "approvals": len(output.approvals), "route": output.route},
     )
     metrics.add_metric(name="ModelTurns", unit=MetricUnit.Count, value=1)
     return output.model_dump()

@@ -1,4 +1,5 @@
-"""CallModel: one model turn. Reads the conversation, calls the model, stores the reply."""
+"""CallModel: one model turn. Reads the conversation, calls the model, stores the reply,
+then decides the reply's tool calls (`gate_tools`) so the state machine only routes."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ from datetime import UTC, datetime, timedelta
 
 from agentkit.llm.base import BaseLLMClient, LLMRequest, ModelError, ProviderWaitError
 from agentkit.llm.router import ModelRouter
+from agentkit.loop.gate_tools import gate_tools
 from agentkit.models import (
     Message,
     ModelStepOutput,
     Task,
     TaskEvent,
     TaskStatus,
-    ToolCallRef,
     ToolResult,
     TurnRef,
     WaitInfo,
     utc_now,
 )
+from agentkit.security import SecurityManager
 from agentkit.store import ConflictError, TaskStore
+from agentkit.store.approvals import ApprovalStore
 
 # (task, "provider:model") → client; the task carries what the scripted client plays.
 ClientFactory = Callable[[Task, str], BaseLLMClient]
@@ -44,9 +47,18 @@ def call_model(
     client_for: ClientFactory,
     router: ModelRouter | None = None,
     time_budget_s: float = 60.0,
+    security: SecurityManager | None = None,
+    approvals: ApprovalStore | None = None,
 ) -> ModelStepOutput:
-    """Perform turn `ref.turn + 1`. `time_budget_s` bounds in-Lambda retries and backoff."""
+    """Perform turn `ref.turn + 1`. `time_budget_s` bounds in-Lambda retries and backoff.
+    `security` (default: the empty policy; the handler passes the deployment's) decides
+    the reply's tool calls."""
     task = store.require_task(ref.task_id)
+
+    def output(turn: int, reply: Message, *, retried: bool) -> ModelStepOutput:
+        return _output(store, task, turn, reply, security=security or SecurityManager(),
+                       approvals=approvals or ApprovalStore(store), retried=retried)
+
     turn = ref.turn + 1
     stop = ModelStepOutput(task_id=task.task_id, turn=ref.turn, action="stop")
     if task.status != TaskStatus.RUNNING:
@@ -55,7 +67,7 @@ def call_model(
         # A retry after the reply was already stored: answer from the record, call no model.
         stored = store.get_message(task.task_id, turn, 0)
         if stored is not None:
-            return _output(task.task_id, turn, stored)
+            return output(turn, stored, retried=True)
 
     _fill_missing_tool_results(store, task.task_id, ref.turn)
 
@@ -130,7 +142,7 @@ def call_model(
         if current.turn >= turn and committed is not None:
             # A twin of this step committed the turn first: answer from what it stored
             # (this call's reply is dropped and its usage not counted twice).
-            return _output(task.task_id, turn, committed)
+            return output(turn, committed, retried=True)
         if current.status != TaskStatus.RUNNING:
             # Ended meanwhile (cancelled): the call happened and was paid for, so its usage
             # and its event stay with the task.
@@ -140,7 +152,7 @@ def call_model(
             return stop
         raise
     store.add_event(task.task_id, event)
-    return _output(task.task_id, turn, reply)
+    return output(turn, reply, retried=False)
 
 
 def _wait_for_provider(
@@ -228,17 +240,31 @@ def budget_exhausted(task: Task, next_turn: int) -> str | None:
     return None
 
 
-def _output(task_id: str, turn: int, reply: Message) -> ModelStepOutput:
+def _output(
+    store: TaskStore,
+    task: Task,
+    turn: int,
+    reply: Message,
+    *,
+    security: SecurityManager,
+    approvals: ApprovalStore,
+    retried: bool,
+) -> ModelStepOutput:
     if not reply.tool_calls:
-        return ModelStepOutput(task_id=task_id, turn=turn, action="final")
+        return ModelStepOutput(task_id=task.task_id, turn=turn, action="final")
+    # A retried step may find some results stored already (one query); a fresh turn has none.
+    answered = frozenset(
+        m.tool_call_id or "" for m in store.list_messages(task.task_id, turn) if m.role == "tool"
+    ) if retried else frozenset()
+    gated = gate_tools(task, turn, reply.tool_calls, store=store, security=security,
+                       approvals=approvals, answered=answered)
     return ModelStepOutput(
-        task_id=task_id,
+        task_id=task.task_id,
         turn=turn,
         action="tool_calls",
-        tool_calls=[
-            ToolCallRef(task_id=task_id, turn=turn, call_id=call.id, index=index)
-            for index, call in enumerate(reply.tool_calls)
-        ],
+        tool_calls=gated.tool_calls,
+        approvals=gated.approvals,
+        route=gated.route,
     )
 
 

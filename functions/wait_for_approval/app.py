@@ -1,4 +1,4 @@
-"""Authorize / WaitForApproval / ApprovalNotGranted states: the security gate of a tool call."""
+"""WaitForApproval / ApprovalNotGranted states: a tool call that waits for a human."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
 
 from agentkit.config import settings
-from agentkit.security import SecurityManager
-from agentkit.steps.authorize import (
+from agentkit.loop.wait_for_approval import (
     ApprovalSettle,
     ApprovalWait,
-    AuthorizeEvent,
-    authorize_call,
+    WaitForApprovalEvent,
     request_approval,
     settle_unapproved,
 )
+from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 
 logger = Logger()
@@ -26,7 +25,7 @@ _store = TaskStore(settings().table_name)
 # A policy that does not parse fails the cold start: never a silently permissive default.
 _security = SecurityManager.from_env()
 _sfn = boto3.client("stepfunctions")
-_event = TypeAdapter(AuthorizeEvent)
+_event: TypeAdapter[ApprovalWait | ApprovalSettle] = TypeAdapter(WaitForApprovalEvent)
 
 
 @logger.inject_lambda_context
@@ -34,14 +33,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = _event.validate_python(event)
     logger.append_keys(task_id=request.task_id, turn=request.turn, call_id=request.call_id,
                        action=request.action)
-    if isinstance(request, ApprovalWait):
-        view = request_approval(request, store=_store, security=_security, sfn=_sfn)
-        logger.info("approval requested", extra={"approval_id": view and view.approval_id})
-        return {"approval_id": view.approval_id if view else None}
     if isinstance(request, ApprovalSettle):
         result = settle_unapproved(request, store=_store, security=_security)
         logger.info("call not approved", extra={"error": request.error.error})
         return {"call_id": request.call_id, "recorded": result is not None}
-    output = authorize_call(request, store=_store, security=_security)
-    logger.info("call authorized", extra={"decision": output.decision})
-    return output.model_dump()
+    view = request_approval(request, store=_store, security=_security, sfn=_sfn)
+    logger.info("approval requested", extra={"approval_id": view and view.approval_id})
+    return {"approval_id": view.approval_id if view else None}

@@ -1,0 +1,65 @@
+"""RunTools state's worker: one SQS message per turn (its calls and the wait's task token);
+runs the calls and answers the waiting state machine (agentkit.loop.run_tools)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from agentkit.config import settings
+from agentkit.loop.run_tools import RunToolsMessage, handle_run_tools
+from agentkit.security import SecurityManager
+from agentkit.store import TaskStore
+from agentkit.store.approvals import ApprovalStore
+from agentkit.tools import default_registry
+
+logger = Logger()
+# Report every failed record (even a whole failed batch) as an item failure: SQS redrives
+# them one by one to the DLQ instead of the invocation erroring as a whole.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+_store = TaskStore(settings().table_name)
+_approvals = ApprovalStore(_store)
+_registry = default_registry()
+_security = SecurityManager.from_env()  # a bad policy fails the cold start
+_sfn = boto3.client("stepfunctions")
+# Matches the queue's redrive maxReceiveCount: on the last delivery we tell the state machine.
+_MAX_RECEIVES = int(os.environ.get("TOOL_MAX_RECEIVES", "3"))
+
+
+def handle_record(record: SQSRecord) -> None:
+    message = RunToolsMessage.model_validate_json(record.body)
+    logger.append_keys(task_id=message.task_id, turn=message.turn)
+    results = handle_run_tools(
+        message,
+        receive_count=int(record.attributes.approximate_receive_count),
+        max_receives=_MAX_RECEIVES,
+        store=_store,
+        registry=_registry,
+        security=_security,
+        sfn=_sfn,
+        approvals=_approvals,
+    )
+    for result in results:
+        logger.info(
+            "tool call done",
+            extra={"tool": result.name, "call_id": result.call_id, "is_error": result.is_error,
+                   "duration_ms": result.duration_ms},
+        )
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=handle_record, processor=processor, context=context
+    )
