@@ -26,8 +26,14 @@ $(MCP_STAMP): tests/mcp/package-lock.json
 setup: $(STAMP) $(MCP_STAMP)
 	$(BIN)/python -m opspawn.offline install
 
+# ruff, and mypy (boto3 clients typed by the boto3-stubs packages) over the layer, the user
+# side, the LocalStack plugin, the benchmarks and each function (every handler is an `app`
+# module, so each is checked on its own with the layer on its path, as Lambda loads it).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy layers/agentkit/agentkit opspawn localstack-plugin/opspawn_localstack bench
+	@for app in functions/*/app.py; do \
+		MYPYPATH=layers/agentkit $(BIN)/mypy --no-error-summary $$app || exit 1; done
 
 test: setup lint
 	$(BIN)/pytest

@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
+from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import settings
 from agentkit.loop.finalize import StepError, end_task
 from agentkit.models import TaskRef
-from agentkit.steps.slots import ExecutionStarter, step_functions_starter
 from agentkit.store import TaskStore
 
 logger = Logger()

@@ -10,12 +10,12 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentkit.admission import step_functions_starter
 from agentkit.api.tasks import step_functions_releaser, step_functions_stopper
 from agentkit.config import settings
 from agentkit.http import tasks
 from agentkit.http.openapi import document_router
 from agentkit.http.resolver import create_resolver, resolve
-from agentkit.steps.slots import step_functions_starter
 from agentkit.store import TaskStore
 
 logger = Logger()

@@ -14,12 +14,12 @@ from typing import Any
 import boto3
 import pytest
 
+from agentkit.admission import release_and_start_next, step_functions_starter
 from agentkit.api.submit import submit_task
 from agentkit.api.tasks import cancel_task
 from agentkit.config import Settings, TenantLimit
 from agentkit.loop.finalize import end_task
 from agentkit.models import SubmitTaskRequest, Task, TaskStatus
-from agentkit.steps.slots import release_and_start_next, step_functions_starter
 from agentkit.store import TaskStore, TenantSlots
 from agentkit.tools import ToolRegistry
 from tests.conftest import TABLE
@@ -395,7 +395,7 @@ def test_a_submit_that_died_between_claim_and_start_is_started_by_the_next_submi
     # Within the grace its claimer may still be starting it: left alone.
     later = _submit(store, registry, settings, start)
     assert start.calls[orphan.task_id] == 0 and later.status == TaskStatus.QUEUED
-    monkeypatch.setattr("agentkit.steps.slots.STALE_START_S", 0.0)
+    monkeypatch.setattr("agentkit.admission.STALE_START_S", 0.0)
     _submit(store, registry, settings, start)  # the tenant's next submit recovers it
     assert store.require_task(orphan.task_id).execution_arn
     assert start.executions() == [orphan.task_id]

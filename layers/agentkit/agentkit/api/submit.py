@@ -1,5 +1,5 @@
 """POST /tasks: validate against the deployment, store the task, start its execution — or
-queue it when its tenant already runs its cap of tasks (agentkit.steps.slots)."""
+queue it when its tenant already runs its cap of tasks (agentkit.admission)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
+from agentkit.admission import ExecutionStarter, admit, step_functions_starter
 from agentkit.api.task_request import check_request
 from agentkit.config import Settings
 from agentkit.models import SubmitTaskRequest, Task
 from agentkit.security import SecurityManager
-from agentkit.steps.slots import ExecutionStarter, admit, step_functions_starter
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 

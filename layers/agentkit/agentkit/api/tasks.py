@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from agentkit.admission import ExecutionStarter, release_and_start_next, remove_from_queue
 from agentkit.config import DEFAULT_MAX_RUNNING
 from agentkit.errors import InputError
 from agentkit.loop.task_tokens import answer
@@ -21,7 +22,6 @@ from agentkit.models import (
     TaskSummary,
     TaskView,
 )
-from agentkit.steps.slots import ExecutionStarter, release_and_start_next, remove_from_queue
 from agentkit.store import TaskNotFoundError, TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalStore
 from agentkit.store.errors import InvalidCursorError

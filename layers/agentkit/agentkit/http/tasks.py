@@ -12,6 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from agentkit.admission import ExecutionStarter
 from agentkit.api.tasks import (
     TaskAlreadyFinishedError,
     cancel_tenant_task,
@@ -29,7 +30,6 @@ from agentkit.http.errors import (
 from agentkit.http.params import Cursor, Limit, StatusFilter, TaskId
 from agentkit.http.resolver import current_tenant
 from agentkit.models import TaskEventList, TaskPage, TaskSummary, TaskView
-from agentkit.steps.slots import ExecutionStarter
 from agentkit.store import TaskStore
 
 logger = Logger(child=True)

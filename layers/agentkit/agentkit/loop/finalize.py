@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentkit.admission import ExecutionStarter, release_and_start_next
 from agentkit.models import Task, TaskEvent, TaskStatus
-from agentkit.steps.slots import ExecutionStarter, release_and_start_next
 from agentkit.store import TaskStore
 
 MAX_REASON_CHARS = 2000

@@ -1,5 +1,5 @@
-"""Fair tenants: each tenant runs at most `max_running` tasks at once; the rest wait QUEUED
-and start in submit order when one of that tenant's slots frees.
+"""Admission of tasks (fair tenants): each tenant runs at most `max_running` tasks at once;
+the rest wait QUEUED and start in submit order when one of that tenant's slots frees.
 
 * Submit (`admit`) always queues the task, then fills the tenant's free slots from the
   head of its queue. Queue-then-fill keeps the order (a new task never overtakes one that
