@@ -19,9 +19,9 @@ whose ``authorizationType`` is ``CUSTOM`` it does what API Gateway does:
 * puts ``principalId``, the returned ``context`` (values as strings, as a REST API does) and
   ``integrationLatency`` into ``requestContext.authorizer``.
 
-Refusals are rendered from the API's gateway responses (its ``DEFAULT_4XX``/``DEFAULT_5XX``
-template and headers, with the ``$context`` variables API Gateway substitutes in them), so
-the body matches AWS; LocalStack's own error handler ignores those templates.
+Refusals are raised as LocalStack's gateway errors (UNAUTHORIZED, ACCESS_DENIED,
+AUTHORIZER_CONFIGURATION_ERROR), so its error handler answers them from the API's gateway
+responses (rendered as AWS does by ``gateway_responses.py``).
 
 Private API of LocalStack 4.8.1: on an import failure the hook logs a warning and the API
 runs without authorizers, as before (handlers then refuse requests without a tenant).
@@ -41,7 +41,6 @@ from localstack.runtime import hooks
 LOG = logging.getLogger(__name__)
 DEFAULT_TTL_SECONDS = 300
 MAX_CACHE_ENTRIES = 1024
-_CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z][A-Za-z0-9_.]*)")
 
 
 class Refusal(Exception):
@@ -124,7 +123,8 @@ class LambdaAuthorizerHandler:
                 raise Refusal("configuration", None)
             context.context_variables["authorizer"] = self._authorize(context, authorizer)
         except Refusal as refusal:
-            self._refuse(chain, context, response, refusal)
+            # LocalStack's chain hands it to its gateway exception handler
+            raise self._gateway_error(refusal) from None
 
     # ---- the decision ------------------------------------------------------------------------
     def _authorize(self, context: Any, authorizer: dict[str, Any]) -> dict[str, Any]:
@@ -289,51 +289,12 @@ class LambdaAuthorizerHandler:
 
     # ---- refusals ----------------------------------------------------------------------------
     @staticmethod
-    def _refuse(chain: Any, context: Any, response: Any, refusal: Refusal) -> None:
-        from localstack.http import Response
+    def _gateway_error(refusal: Refusal) -> Exception:
         from localstack.services.apigateway.next_gen.execute_api import gateway_response as gw
-        from localstack.services.apigateway.next_gen.execute_api.handlers.gateway_exception import (
-            GatewayExceptionHandler,
-        )
 
         error_class = {
             "unauthorized": gw.UnauthorizedError,
             "denied": gw.AccessDeniedError,
         }.get(refusal.kind, gw.AuthorizerConfigurationError)
-        error = error_class(refusal.message)
-        GatewayExceptionHandler.set_error_context(error, context)
-        configured = context.deployment.rest_api.gateway_responses or {}
-        config = gw.get_gateway_response_or_default(error.type, configured)
-        customized = any(t in configured for t in (error.type, "DEFAULT_4XX", "DEFAULT_5XX"))
-        status = int(config.get("statusCode") or error.status_code or 500)
-        headers = {"Content-Type": "application/json", "x-amzn-ErrorType": error.code}
-        for name, value in (config.get("responseParameters") or {}).items():
-            if name.startswith("gatewayresponse.header."):
-                headers[name.removeprefix("gatewayresponse.header.")] = value.strip("'")
-        template = (config.get("responseTemplates") or {}).get("application/json")
-        if not customized and isinstance(error, gw.AccessDeniedError):
-            # AWS's stock ACCESS_DENIED body capitalizes the key (LocalStack does the same)
-            body = json.dumps({"Message": error.message})
-        elif template:
-            body = _render(template, context, error)
-        else:
-            body = json.dumps({"message": error.message})
-        response.update_from(Response(response=body, status=status, headers=headers))
-        chain.stop()
-
-
-def _render(template: str, context: Any, error: Any) -> str:
-    """A gateway response template: API Gateway substitutes ``$context`` variables only
-    (no VTL); ``messageString`` is the message as a quoted JSON string."""
-    variables = context.context_variables or {}
-
-    def substitute(match: re.Match[str]) -> str:
-        path = match.group(1)
-        if path == "error.messageString":
-            return json.dumps(error.message)
-        value: Any = variables
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        return "" if value is None else str(value)
-
-    return _CONTEXT_VARIABLE.sub(substitute, template)
+        error: Exception = error_class(refusal.message)
+        return error

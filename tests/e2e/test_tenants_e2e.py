@@ -41,21 +41,20 @@ def _json(response: httpx.Response) -> Any:
 def _gateway_error(response: httpx.Response, status: int, code: str) -> str:
     """API Gateway's own refusal; returns its message.
 
-    On AWS the body is the template's UNAUTHORIZED / ACCESS_DENIED gateway response, the
-    API's error shape (``{"error": "unauthorized"|"forbidden", "message"}``). LocalStack 4.8.1
-    does not import gateway responses from the OpenAPI body, so offline it is API Gateway's
-    default ``{"message": ...}``; the hook renders a configured template when there is one.
-    Both carry the response type's status and ``x-amzn-ErrorType``.
+    The body is the template's UNAUTHORIZED / ACCESS_DENIED gateway response, the API's error
+    shape (``{"error": "unauthorized"|"forbidden", "message"}``), as on AWS: offline the
+    plugin imports the gateway responses from the OpenAPI body and renders them
+    (localstack-plugin/opspawn_localstack/gateway_responses.py). API Gateway's
+    ``x-amzn-ErrorType`` header names the refusal as well.
     """
     assert response.status_code == status, response.text
     body = _json(response)
-    if "error" in body:  # the template's shape
-        ErrorBody.model_validate(body)
-        assert body["error"] == GATEWAY_ERROR_CODES[code], body
-        return str(body["message"])
+    ErrorBody.model_validate(body)
+    assert set(body) == {"error", "message"}, body
+    assert body["error"] == GATEWAY_ERROR_CODES[code], body
     exception = {"UNAUTHORIZED": "UnauthorizedException", "ACCESS_DENIED": "AccessDeniedException"}
     assert response.headers["x-amzn-errortype"] == exception[code]
-    return str(body.get("message", body.get("Message")))
+    return str(body["message"])
 
 
 def test_no_key_is_a_json_401(raw: httpx.Client) -> None:
@@ -67,6 +66,17 @@ def test_no_key_is_a_json_401(raw: httpx.Client) -> None:
     # not a Bearer credential: the authorizer refuses it as no key (its "Unauthorized" → 401)
     basic = raw.get("/tasks/tsk_01J", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     _gateway_error(basic, 401, "UNAUTHORIZED")
+
+
+def test_an_unknown_route_is_the_default_4xx_in_the_error_shape(raw: httpx.Client) -> None:
+    # API Gateway's MISSING_AUTHENTICATION_TOKEN, rendered by the template's DEFAULT_4XX
+    response = raw.get("/no-such-route")
+    assert response.status_code == 403, response.text
+    assert _json(response) == {
+        "error": "MISSING_AUTHENTICATION_TOKEN",
+        "message": "Missing Authentication Token",
+    }
+    assert response.headers["x-amzn-errortype"] == "MissingAuthenticationTokenException"
 
 
 def test_x_api_key_alone_is_401_because_authorization_is_the_cache_key(
@@ -98,6 +108,7 @@ def test_a_revoked_key_is_403(offline_stack: StackOutputs) -> None:
         with pytest.raises(ApiError) as refused:
             client.get("tsk_01JREVOKED0000000000000000")
     assert refused.value.status_code == 403
+    assert refused.value.body["error"] == "forbidden"
     assert "not authorized" in str(refused.value)
 
 
