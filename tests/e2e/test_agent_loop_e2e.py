@@ -30,7 +30,8 @@ def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
 def _run(api: OpspawnClient, turns: list[dict[str, Any]], **extra: Any) -> TaskView:
     task = api.submit({"goal": "What is 17 * 23 and what time is it in Tokyo?",
                        "model": "scripted", "scripted_turns": turns, **extra})
-    assert task.status == TaskStatus.QUEUED
+    # Accepted; how far it got before the answer was sent depends on the machine.
+    assert task.status in {TaskStatus.QUEUED, TaskStatus.RUNNING}
     return api.wait(task.task_id, timeout_s=TIMEOUT_S, poll_s=0.3)
 
 

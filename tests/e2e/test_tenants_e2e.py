@@ -7,6 +7,7 @@ key is refused on the next request; with the default 60 s it would be refused wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -182,8 +183,11 @@ def test_a_tenant_with_many_queued_tasks_never_delays_another_tenants_task(
     tenant queues behind its own slots only (the submit order within a tenant is tested on
     moto, tests/integration/test_tenant_slots.py)."""
     assert offline_stack.api_url
-    busy = {"model": "scripted", "tools": ["calculator"], "scripted_turns": [
-        {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1 + 1"}}]},
+    # Each burst task calls http_fetch, which the e2e policy lets run only after a human's
+    # approval: the ten that get slots hold them (waiting for approval) until cancelled, so
+    # fifteen stay queued however fast the machine runs the loop.
+    held = {"model": "scripted", "tools": ["http_fetch"], "scripted_turns": [
+        {"tool_calls": [{"name": "http_fetch", "arguments": {"url": "http://127.0.0.1:9/"}}]},
         {"content": "done"}]}
     sfn: Any = offline_stack.client("stepfunctions")
     executions = offline_stack.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:")
@@ -198,14 +202,20 @@ def test_a_tenant_with_many_queued_tasks_never_delays_another_tenants_task(
 
     with OpspawnClient(offline_stack.api_url, api_key=new_api_key("burst-tenant")) as burst, \
             OpspawnClient(offline_stack.api_url, api_key=new_api_key("calm-tenant")) as calm:
-        burst_tasks = [burst.submit({"goal": f"burst {n}", **busy}) for n in range(25)]
-        waiting = [t.task_id for t in burst_tasks if not started(t.task_id)]
-        assert len(waiting) >= 1  # the burst is past its cap of 10, tasks wait for slots
-        single = calm.submit({"goal": "just one", **SCRIPTED})
-        # Started by its own submit: no slot turnover of the other tenant was waited for.
-        # (Order, not timing: how fast the tasks then run depends on the machine.)
-        assert started(single.task_id)
-        done = calm.wait(single.task_id, timeout_s=300, poll_s=0.3)
-        assert done.status.value == "SUCCEEDED"
-        finished = [burst.wait(t.task_id, timeout_s=300, poll_s=0.5) for t in burst_tasks]
-    assert [v.status.value for v in finished] == ["SUCCEEDED"] * 25
+        burst_tasks = [burst.submit({"goal": f"burst {n}", **held}) for n in range(25)]
+        try:
+            waiting = [t.task_id for t in burst_tasks if not started(t.task_id)]
+            # Past its cap of 10: the rest wait, in submit order.
+            assert waiting == [t.task_id for t in burst_tasks[10:]]
+            single = calm.submit({"goal": "just one", **SCRIPTED})
+            # Started by its own submit: no slot of the other tenant was waited for.
+            assert started(single.task_id)
+            done = calm.wait(single.task_id, timeout_s=300, poll_s=0.3)
+            assert done.status.value == "SUCCEEDED"
+            assert not any(started(task_id) for task_id in waiting)  # still queued
+        finally:
+            for task in reversed(burst_tasks):  # the queued ones first: no slot hand-over
+                with contextlib.suppress(ApiError):  # ended already (approval timed out)
+                    burst.cancel(task.task_id)
+        ended = [burst.wait(t.task_id, timeout_s=120, poll_s=0.5) for t in burst_tasks]
+    assert all(v.status.is_terminal for v in ended)
