@@ -58,14 +58,8 @@ def _history(offline_stack: StackOutputs, task_id: str) -> list[dict[str, Any]]:
         assert time.monotonic() < deadline, "the execution did not end"
         time.sleep(0.1)
     assert status == "SUCCEEDED"
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events += page["events"]
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+    return [event for page in pages for event in page["events"]]
 
 
 def _entered(history: list[dict[str, Any]]) -> list[str]:
