@@ -16,7 +16,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.config import RunToolsSettings, load
+from agentkit.config import load
+from agentkit.config.tools import RunToolsSettings
 from agentkit.loop.run_tools import RunToolsMessage, handle_run_tools
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore

@@ -10,7 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api.schedules import ScheduleTarget
 from agentkit.api.task_request import check_request
-from agentkit.config import SchedulesSettings, load
+from agentkit.config import load
+from agentkit.config.tools import SchedulesSettings
 from agentkit.http import schedules
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.models import SubmitTaskRequest

@@ -12,7 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api.schedules import ScheduleFired, start_scheduled_task
 from agentkit.api.submit import step_functions_starter, submit_task
-from agentkit.config import StartScheduledTaskSettings, load
+from agentkit.config import load
+from agentkit.config.tools import StartScheduledTaskSettings
 from agentkit.models import SubmitTaskRequest, Task
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore

@@ -11,7 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api.submit import IdempotentSubmitter, step_functions_starter, submit_task
-from agentkit.config import SubmitSettings, load
+from agentkit.config import load
+from agentkit.config.tools import SubmitSettings
 from agentkit.http import submit
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.models import SubmitTaskRequest, Task

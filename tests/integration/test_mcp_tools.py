@@ -462,7 +462,7 @@ def test_works_from_a_thread_that_already_runs_an_event_loop(http_url: str) -> N
 
 
 def load_mcp_config(environ: dict[str, str]) -> list[McpServerConfig]:
-    from agentkit.config import ToolSettings
+    from agentkit.config.tools import ToolSettings
 
     return ToolSettings.from_env(environ).mcp_servers
 
@@ -514,7 +514,7 @@ def test_importing_and_using_builtins_never_imports_mcp(node_bin: Path) -> None:
     done = _python(
         "import sys\n"
         "import agentkit.tools\n"
-        "from agentkit.config import ToolSettings\n"
+        "from agentkit.config.tools import ToolSettings\n"
         "from agentkit.models import ToolCall\n"
         "tools = ToolSettings.from_env()\n"
         "registry = agentkit.tools.default_registry(tools.mcp_servers,"
@@ -537,7 +537,8 @@ def test_importing_and_using_builtins_never_imports_mcp(node_bin: Path) -> None:
 
 
 def test_tool_settings_refuse_a_bad_mcp_servers_value() -> None:
-    done = _python("from agentkit.config import PlanSettings, load; load(PlanSettings)",
+    done = _python("from agentkit.config import load\n"
+                   "from agentkit.config.tools import PlanSettings\nload(PlanSettings)",
                    TABLE_NAME="t", MCP_SERVERS='[{"name": 1}]')
     assert done.returncode != 0
     assert "McpConfigError: MCP_SERVERS[0].name" in done.stderr

@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 
 from agentkit import config
-from agentkit.config import (
-    CallModelSettings,
-    ConfigError,
-    RunToolsSettings,
-    SchedulesSettings,
-    SubmitSettings,
-    WaitForApprovalSettings,
-)
+from agentkit.config import CallModelSettings, ConfigError, WaitForApprovalSettings
+from agentkit.config import tools as tool_config
+from agentkit.config.tools import RunToolsSettings, SchedulesSettings, SubmitSettings
 from agentkit.security.policy import PolicyError
 from agentkit.tools.mcp import McpConfigError
 
@@ -73,8 +68,10 @@ def _camel(name: str) -> str:
 @pytest.mark.parametrize("function", sorted(p.parent.name for p in
                                             (ROOT / "functions").glob("*/app.py")))
 def test_each_function_loads_its_own_settings_model(function: str) -> None:
-    """functions/<name>/app.py reads `<Name>Settings` once, at cold start (module level)."""
-    model = getattr(config, f"{_camel(function)}Settings")
+    """functions/<name>/app.py reads `<Name>Settings` once, at cold start (module level);
+    the functions with tools find theirs in agentkit.config.tools."""
+    name = f"{_camel(function)}Settings"
+    model = getattr(config, name, None) or getattr(tool_config, name)
     assert issubclass(model, config.StoreSettings)
     tree = ast.parse((ROOT / "functions" / function / "app.py").read_text())
     loads = [node for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)

@@ -3,10 +3,12 @@
 
 Each function has one settings model (`SubmitSettings`, `CallModelSettings`, ...), composed
 of shared parts (the store, the state machine, task defaults, tenant limits, provider
-limits, the security policy, the tool surface, provider endpoints). `load(Model)` reads and
-validates it once per cold start (cached); a bad value stops the function with an error
-naming the variable and the field. The handler builds its dependencies from the model and
-passes values down: logic never reads the environment.
+limits, the security policy, provider endpoints, the tool surface). The tool surface and
+the models of the functions that have tools are in `agentkit.config.tools`, so the other
+functions never import the tools. `load(Model)` reads and validates a model once per cold
+start (cached); a bad value stops the function with an error naming the variable and the
+field. The handler builds its dependencies from the model and passes values down: logic
+never reads the environment.
 
 Provider and MCP secrets are the one thing read later, when used (`environment.variable`): they
 are resolved lazily by `agentkit.secrets` (cached there, never logged) and never held by a
@@ -26,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agentkit.config import environment
 from agentkit.llm.limiter import ProviderLimits
 from agentkit.security.policy import SecurityConfig
-from agentkit.tools.mcp import McpServerConfig, parse_mcp_config
 
 Environ = Mapping[str, str]
 
@@ -322,27 +323,6 @@ class SecretSources(SettingsPart):
         return {"secret_arn": _text(env, "PROVIDER_KEYS_SECRET_ARN")}
 
 
-class ToolSettings(SecuritySettings):
-    """The tool surface: the built-ins (whose own allow-lists come from the security policy)
-    and the MCP servers of MCP_SERVERS (a bad value raises `McpConfigError` naming the
-    field; no server is contacted at cold start)."""
-
-    VARIABLES: ClassVar[dict[str, str]] = {
-        "mcp_servers": "MCP_SERVERS",
-        "secret_sources": "PROVIDER_KEYS_SECRET_ARN",
-    }
-
-    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
-    secret_sources: SecretSources = Field(default_factory=SecretSources)
-
-    @classmethod
-    def _read(cls, env: Environ) -> dict[str, Any]:
-        return {
-            "mcp_servers": parse_mcp_config(env.get("MCP_SERVERS")),
-            "secret_sources": SecretSources.from_env(env),
-        }
-
-
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_ANTHROPIC_MAX_TOKENS = 4096
 
@@ -451,56 +431,6 @@ class CallModelSettings(
 
 class FinalizeSettings(StoreSettings, StateMachineSettings, TenantLimitSettings):
     pass
-
-
-class PlanSettings(StoreSettings, ToolSettings):
-    pass
-
-
-class RunToolsSettings(StoreSettings, ToolSettings):
-    VARIABLES: ClassVar[dict[str, str]] = {"tool_max_receives": "TOOL_MAX_RECEIVES"}
-
-    #: Matches the queue's redrive maxReceiveCount: on the last delivery the function tells
-    #: the state machine.
-    tool_max_receives: int = Field(default=3, ge=1)
-
-    @classmethod
-    def _read(cls, env: Environ) -> dict[str, Any]:
-        raw = _text(env, "TOOL_MAX_RECEIVES")
-        return {"tool_max_receives": raw} if raw is not None else {}
-
-
-class SchedulesSettings(Settings, ToolSettings):
-    """A schedule's task is checked as POST /tasks checks it, when it is created."""
-
-    VARIABLES: ClassVar[dict[str, str]] = {
-        "schedule_target_arn": "SCHEDULE_TARGET_ARN",
-        "scheduler_role_arn": "SCHEDULER_ROLE_ARN",
-    }
-
-    schedule_target_arn: str = ""
-    scheduler_role_arn: str = ""
-
-    @classmethod
-    def _read(cls, env: Environ) -> dict[str, Any]:
-        return {
-            "schedule_target_arn": env.get("SCHEDULE_TARGET_ARN", ""),
-            "scheduler_role_arn": env.get("SCHEDULER_ROLE_ARN", ""),
-        }
-
-
-class StartScheduledTaskSettings(Settings, ToolSettings):
-    pass
-
-
-class SubmitSettings(Settings, ToolSettings):
-    VARIABLES: ClassVar[dict[str, str]] = {"idempotency_table_name": "IDEMPOTENCY_TABLE_NAME"}
-
-    idempotency_table_name: str = ""
-
-    @classmethod
-    def _read(cls, env: Environ) -> dict[str, Any]:
-        return {"idempotency_table_name": env.get("IDEMPOTENCY_TABLE_NAME", "")}
 
 
 class TasksSettings(StoreSettings, StateMachineSettings, TenantLimitSettings):
