@@ -38,9 +38,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "opspawn-test")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "OpspawnTest")
     monkeypatch.setenv("SCRIPTED_MODEL_ENABLED", "true")
-    from agentkit.config import settings
+    from agentkit.config import clear_cache
 
-    settings.cache_clear()
+    clear_cache()
 
 
 @pytest.fixture

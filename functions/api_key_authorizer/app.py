@@ -17,11 +17,12 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api.api_keys import MissingCredentials, authorize
-from agentkit.config import settings
+from agentkit.config import ApiKeyAuthorizerSettings, load
 from agentkit.store.api_keys import ApiKeyStore
 
 logger = Logger()
-_keys = ApiKeyStore(settings().table_name)
+_config = load(ApiKeyAuthorizerSettings)
+_keys = ApiKeyStore(_config.table_name)
 
 
 @logger.inject_lambda_context

@@ -9,16 +9,18 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.config import settings
+from agentkit.config import ApprovalsSettings, load
 from agentkit.http import approvals
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.store import TaskStore
 
 logger = Logger()
+_config = load(ApprovalsSettings)
 app = create_resolver(
     approvals.router(
         approvals.ApprovalRoutes(
-            store=TaskStore(settings().table_name), sfn=boto3.client("stepfunctions")
+            store=TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket),
+            sfn=boto3.client("stepfunctions"),
         )
     )
 )

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.config import settings
+from agentkit.config import CallModelSettings, load
 from agentkit.llm import BaseLLMClient, ModelError, get_client
 from agentkit.llm.router import ModelRouter
 from agentkit.loop.call_model import call_model
@@ -20,12 +20,13 @@ from agentkit.store.approvals import ApprovalStore
 
 logger = Logger()
 metrics = Metrics()
-_config = settings()
-_store = TaskStore(_config.table_name)
+# Read and validated once: a bad value (a policy that does not parse, a broken limit, a
+# provider timeout that is not a number) fails the cold start, naming the variable.
+_config = load(CallModelSettings)
+_store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
 _approvals = ApprovalStore(_store)
-# The turn's tool calls are decided here (gate_tools); a policy that does not parse fails
-# the cold start: never a silently permissive default.
-_security = SecurityManager.from_env()
+# The turn's tool calls are decided here (gate_tools).
+_security = SecurityManager(_config.security_policy)
 
 
 # Holds, pacers, rate windows and breakers shared by every instance (same table); limits
@@ -42,6 +43,7 @@ _MARGIN_S = 10.0
 def _client_for(task: Task, model: str) -> BaseLLMClient:
     return get_client(
         model,
+        providers=_config.providers,
         scripted_turns=task.scripted_turns,
         scripted_enabled=_config.scripted_model_enabled,
     )

@@ -12,14 +12,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from agentkit.admission import ExecutionStarter, step_functions_starter
-from agentkit.config import settings
+from agentkit.config import FinalizeSettings, load
 from agentkit.loop.finalize import StepError, end_task
 from agentkit.models import TaskRef
 from agentkit.store import TaskStore
 
 logger = Logger()
-_config = settings()
-_store = TaskStore(_config.table_name)
+_config = load(FinalizeSettings)
+_store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
 _sfn: Any = None
 
 

@@ -8,15 +8,19 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.config import settings
+from agentkit.config import load
+from agentkit.config.tools import PlanSettings
 from agentkit.loop.plan import plan_task
 from agentkit.models import TaskRef
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
 
 logger = Logger()
-_store = TaskStore(settings().table_name)
-_registry = default_registry()
+_config = load(PlanSettings)
+_store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
+_registry = default_registry(
+    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
+)
 
 
 @logger.inject_lambda_context

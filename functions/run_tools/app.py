@@ -3,7 +3,6 @@ runs the calls and answers the waiting state machine (agentkit.loop.run_tools)."
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import boto3
@@ -17,7 +16,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.config import settings
+from agentkit.config import load
+from agentkit.config.tools import RunToolsSettings
 from agentkit.loop.run_tools import RunToolsMessage, handle_run_tools
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
@@ -28,13 +28,16 @@ logger = Logger()
 # Report every failed record (even a whole failed batch) as an item failure: SQS redrives
 # them one by one to the DLQ instead of the invocation erroring as a whole.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-_store = TaskStore(settings().table_name)
+_config = load(RunToolsSettings)  # a bad policy or server list fails the cold start
+_store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
 _approvals = ApprovalStore(_store)
-_registry = default_registry()
-_security = SecurityManager.from_env()  # a bad policy fails the cold start
+_registry = default_registry(
+    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
+)
+_security = SecurityManager(_config.security_policy)
 _sfn = boto3.client("stepfunctions")
 # Matches the queue's redrive maxReceiveCount: on the last delivery we tell the state machine.
-_MAX_RECEIVES = int(os.environ.get("TOOL_MAX_RECEIVES", "3"))
+_MAX_RECEIVES = _config.tool_max_receives
 
 
 def handle_record(record: SQSRecord) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import boto3
@@ -11,31 +10,37 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api.schedules import ScheduleTarget
 from agentkit.api.task_request import check_request
-from agentkit.config import settings
+from agentkit.config import load
+from agentkit.config.tools import SchedulesSettings
 from agentkit.http import schedules
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.models import SubmitTaskRequest
+from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
 
 logger = Logger()
-_config = settings()
-_registry = default_registry()
+_config = load(SchedulesSettings)
+_registry = default_registry(
+    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
+)
+_security = SecurityManager(_config.security_policy)
 
 
 def _check_task(request: SubmitTaskRequest, tenant_id: str) -> object:
     """The same checks as POST /tasks: a schedule that could never start a task is a 400."""
-    return check_request(request, registry=_registry, settings=_config, tenant_id=tenant_id)
+    return check_request(request, registry=_registry, settings=_config, tenant_id=tenant_id,
+                         security=_security)
 
 
 app = create_resolver(
     schedules.router(
         schedules.ScheduleRoutes(
-            store=TaskStore(_config.table_name),
+            store=TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket),
             scheduler=boto3.client("scheduler"),
             target=ScheduleTarget(
-                function_arn=os.environ.get("SCHEDULE_TARGET_ARN", ""),
-                role_arn=os.environ.get("SCHEDULER_ROLE_ARN", ""),
+                function_arn=_config.schedule_target_arn,
+                role_arn=_config.scheduler_role_arn,
             ),
             check_task=_check_task,
         )

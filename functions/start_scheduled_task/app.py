@@ -12,15 +12,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api.schedules import ScheduleFired, start_scheduled_task
 from agentkit.api.submit import step_functions_starter, submit_task
-from agentkit.config import settings
+from agentkit.config import load
+from agentkit.config.tools import StartScheduledTaskSettings
 from agentkit.models import SubmitTaskRequest, Task
+from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
 
 logger = Logger()
-_config = settings()
-_store = TaskStore(_config.table_name)
-_registry = default_registry()
+_config = load(StartScheduledTaskSettings)
+_store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
+_registry = default_registry(
+    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
+)
+_security = SecurityManager(_config.security_policy)
 _start = step_functions_starter(boto3.client("stepfunctions"), _config.state_machine_arn or "")
 
 
@@ -30,6 +35,7 @@ def _submit(request: SubmitTaskRequest, *, tenant_id: str) -> Task:
         store=_store,
         registry=_registry,
         settings=_config,
+        security=_security,
         start_execution=_start,
         tenant_id=tenant_id,
     )

@@ -3,7 +3,6 @@ its agent loop. With an `Idempotency-Key` header the submit runs once per (tenan
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import boto3
@@ -12,19 +11,24 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api.submit import IdempotentSubmitter, step_functions_starter, submit_task
-from agentkit.config import settings
+from agentkit.config import load
+from agentkit.config.tools import SubmitSettings
 from agentkit.http import submit
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.models import SubmitTaskRequest, Task
+from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
 
 logger = Logger()
 metrics = Metrics()
 
-_config = settings()
-_store = TaskStore(_config.table_name)
-_registry = default_registry()
+_config = load(SubmitSettings)
+_store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
+_registry = default_registry(
+    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
+)
+_security = SecurityManager(_config.security_policy)
 _start = step_functions_starter(boto3.client("stepfunctions"), _config.state_machine_arn or "")
 
 
@@ -34,6 +38,7 @@ def _submit(request: SubmitTaskRequest, tenant_id: str) -> Task:
         store=_store,
         registry=_registry,
         settings=_config,
+        security=_security,
         start_execution=_start,
         tenant_id=tenant_id,
     )
@@ -52,7 +57,7 @@ app = create_resolver(
         submit.SubmitRoutes(
             submit=_submit,
             idempotent_submit=IdempotentSubmitter(
-                _submit, table_name=os.environ.get("IDEMPOTENCY_TABLE_NAME", "")
+                _submit, table_name=_config.idempotency_table_name
             ),
             require_task=_store.require_task,
         )

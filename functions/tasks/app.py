@@ -12,20 +12,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.admission import step_functions_starter
 from agentkit.api.tasks import step_functions_releaser, step_functions_stopper
-from agentkit.config import settings
+from agentkit.config import TasksSettings, load
 from agentkit.http import tasks
 from agentkit.http.openapi import document_router
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.store import TaskStore
 
 logger = Logger()
-_config = settings()
+_config = load(TasksSettings)
 _sfn = boto3.client("stepfunctions")
 
 app = create_resolver(
     tasks.router(
         tasks.TaskRoutes(
-            store=TaskStore(_config.table_name),
+            store=TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket),
             stop_execution=step_functions_stopper(_sfn),
             release_wait=step_functions_releaser(_sfn),
             # A cancel frees the task's tenant slot and starts the tenant's oldest queued

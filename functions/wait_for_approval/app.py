@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
 
-from agentkit.config import settings
+from agentkit.config import WaitForApprovalSettings, load
 from agentkit.loop.wait_for_approval import (
     ApprovalSettle,
     ApprovalWait,
@@ -21,9 +21,10 @@ from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 
 logger = Logger()
-_store = TaskStore(settings().table_name)
 # A policy that does not parse fails the cold start: never a silently permissive default.
-_security = SecurityManager.from_env()
+_config = load(WaitForApprovalSettings)
+_store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
+_security = SecurityManager(_config.security_policy)
 _sfn = boto3.client("stepfunctions")
 _event: TypeAdapter[ApprovalWait | ApprovalSettle] = TypeAdapter(WaitForApprovalEvent)
 

@@ -36,7 +36,6 @@ from agentkit.tools.mcp import (
     McpConfigError,
     McpServerConfig,
     McpToolSource,
-    load_mcp_config,
     parse_mcp_config,
     registry_with_mcp,
 )
@@ -462,6 +461,12 @@ def test_works_from_a_thread_that_already_runs_an_event_loop(http_url: str) -> N
 # --- configuration
 
 
+def load_mcp_config(environ: dict[str, str]) -> list[McpServerConfig]:
+    from agentkit.config.tools import ToolSettings
+
+    return ToolSettings.from_env(environ).mcp_servers
+
+
 def test_config_from_env_and_its_errors_name_the_field() -> None:
     assert load_mcp_config({}) == []
     assert load_mcp_config({"MCP_SERVERS": "  "}) == []
@@ -509,8 +514,11 @@ def test_importing_and_using_builtins_never_imports_mcp(node_bin: Path) -> None:
     done = _python(
         "import sys\n"
         "import agentkit.tools\n"
+        "from agentkit.config.tools import ToolSettings\n"
         "from agentkit.models import ToolCall\n"
-        "registry = agentkit.tools.default_registry()\n"
+        "tools = ToolSettings.from_env()\n"
+        "registry = agentkit.tools.default_registry(tools.mcp_servers,"
+        " policy=tools.security_policy, secret_sources=tools.secret_sources)\n"
         "assert [s.prefix for s in registry.sources] == ['ev__'], registry.sources\n"
         "registry.specs(); registry.specs(['calculator']); registry.unknown(['calculator'])\n"
         "assert not registry.run(ToolCall(id='1', name='calculator',"
@@ -528,7 +536,9 @@ def test_importing_and_using_builtins_never_imports_mcp(node_bin: Path) -> None:
     assert done.stdout.strip() == "ok"
 
 
-def test_default_registry_refuses_a_bad_mcp_servers_value() -> None:
-    done = _python("import agentkit.tools as t; t.default_registry()", MCP_SERVERS='[{"name": 1}]')
+def test_tool_settings_refuse_a_bad_mcp_servers_value() -> None:
+    done = _python("from agentkit.config import load\n"
+                   "from agentkit.config.tools import PlanSettings\nload(PlanSettings)",
+                   TABLE_NAME="t", MCP_SERVERS='[{"name": 1}]')
     assert done.returncode != 0
     assert "McpConfigError: MCP_SERVERS[0].name" in done.stderr

@@ -8,6 +8,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
+from agentkit.config import SecretSources
 from agentkit.secrets import SecretNotFoundError, provider_key
 
 KEY = "sk-test-" + "s3cr3t" * 6
@@ -31,10 +32,12 @@ def test_one_json_secret_holds_every_provider_key(monkeypatch: pytest.MonkeyPatc
         SecretString=json.dumps({"OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": "sk-ant-x"}),
     )["ARN"]
     monkeypatch.setenv("PROVIDER_KEYS_SECRET_ARN", arn)
-    assert provider_key("OPENAI_API_KEY") == KEY
-    assert provider_key("ANTHROPIC_API_KEY") == "sk-ant-x"
+    sources = SecretSources.from_env()  # read with the function's settings, at cold start
+    assert sources.secret_arn == arn
+    assert provider_key("OPENAI_API_KEY", sources) == KEY
+    assert provider_key("ANTHROPIC_API_KEY", sources) == "sk-ant-x"
     with pytest.raises(SecretNotFoundError) as caught:
-        provider_key("GOOGLE_API_KEY")
+        provider_key("GOOGLE_API_KEY", sources)
     assert "field GOOGLE_API_KEY of secret" in str(caught.value)
     assert KEY not in str(caught.value)
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from agentkit.api.approvals import decide_approval
 from agentkit.api.tasks import get_task_view
+from agentkit.config import SecuritySettings
 from agentkit.loop.finalize import StepError
 from agentkit.loop.gate_tools import GatedTurn, gate_tools
 from agentkit.loop.run_tools import RunToolsMessage, handle_run_tools, run_tool_call
@@ -430,7 +431,7 @@ def test_wait_for_approval_and_approvals_handlers(
     [ref] = _task_with_calls(store, [("calculator", {"expression": "17 * 23"})],
                              tools=("calculator", "current_time"), tenant="tenant-example")
     context = FakeLambdaContext()
-    security = SecurityManager.from_env()
+    security = SecurityManager(SecuritySettings.from_env().security_policy)
     assert _gate(store, security, [ref]).approvals == [ref]
     wait = load_handler("wait_for_approval")
     wait._sfn = sfn = RecordingStepFunctions()

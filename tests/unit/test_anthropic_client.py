@@ -25,6 +25,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from agentkit.config import ConfigError, ProviderConfig
 from agentkit.llm import providers
 from agentkit.llm.anthropic_client import DEFAULT_BASE_URL, AnthropicClient
 from agentkit.llm.base import (
@@ -436,7 +437,7 @@ def test_max_tokens_from_the_environment_and_the_request(monkeypatch, api, http_
     monkeypatch.setenv("ANTHROPIC_BASE_URL", BASE_URL)
     monkeypatch.setenv("ANTHROPIC_MAX_TOKENS", "1024")
     api.reply(200, message(text("ok")))
-    client = AnthropicClient.from_env(http_client=http_client)
+    client = AnthropicClient.from_config(ProviderConfig.from_env(), http_client=http_client)
 
     client.complete(ask())
     assert api.body["max_tokens"] == 1024
@@ -727,7 +728,7 @@ def test_missing_api_key(monkeypatch, value):
         monkeypatch.setenv("ANTHROPIC_API_KEY", value)
 
     with pytest.raises(ModelRequestError, match="ANTHROPIC_API_KEY is not set"):
-        AnthropicClient.from_env()
+        AnthropicClient.from_config(ProviderConfig.from_env())
 
 
 def test_from_env_settings_reach_the_sdk(monkeypatch, api, http_client):
@@ -736,7 +737,7 @@ def test_from_env_settings_reach_the_sdk(monkeypatch, api, http_client):
     monkeypatch.setenv("ANTHROPIC_TIMEOUT_S", "12.5")
     api.reply(200, message(text("hi")))
 
-    client = AnthropicClient.from_env(http_client=http_client)
+    client = AnthropicClient.from_config(ProviderConfig.from_env(), http_client=http_client)
 
     assert client._sdk.max_retries == 0
     assert client._sdk.timeout == 12.5
@@ -749,7 +750,7 @@ def test_defaults(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "")  # empty means the default
 
-    client = AnthropicClient.from_env()
+    client = AnthropicClient.from_config(ProviderConfig.from_env())
 
     assert str(client._sdk.base_url).rstrip("/") == DEFAULT_BASE_URL
     assert client._sdk.timeout == 60.0
@@ -769,12 +770,12 @@ def test_defaults(monkeypatch):
         ("ANTHROPIC_MAX_TOKENS", "inf"),
     ],
 )
-def test_bad_numbers_in_the_environment_are_request_errors(monkeypatch, name, value):
+def test_bad_numbers_in_the_environment_are_config_errors(monkeypatch, name, value):
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
     monkeypatch.setenv(name, value)
 
-    with pytest.raises(ModelRequestError, match=name) as caught:
-        AnthropicClient.from_env()
+    with pytest.raises(ConfigError, match=name) as caught:
+        AnthropicClient.from_config(ProviderConfig.from_env())
 
     assert API_KEY not in str(caught.value)
 
@@ -847,7 +848,7 @@ class TestDefaultTransport:
         monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", url)
 
-        response = AnthropicClient.from_env().complete(ask())
+        response = AnthropicClient.from_config(ProviderConfig.from_env()).complete(ask())
 
         assert response.message.content == "4"
         assert response.usage.input_tokens == 9

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agentkit.config import ConfigError, ProviderConfig
 from agentkit.llm.base import (
     LLMRequest,
     ModelRequestError,
@@ -991,7 +992,7 @@ def test_missing_api_key(monkeypatch, value):
         monkeypatch.setenv("GEMINI_API_KEY", value)
 
     with pytest.raises(ModelRequestError, match=r"GOOGLE_API_KEY \(or GEMINI_API_KEY\) is not set"):
-        GoogleClient.from_env()
+        GoogleClient.from_config(ProviderConfig.from_env())
 
 
 def test_an_empty_key_passed_directly_is_a_request_error():
@@ -1017,7 +1018,7 @@ def test_key_comes_from_google_or_gemini_api_key(
     monkeypatch.setenv("GOOGLE_BASE_URL", gemini.base_url)
     gemini.reply(body=generate_response(text("hi")))
 
-    GoogleClient.from_env().complete(ask())
+    GoogleClient.from_config(ProviderConfig.from_env()).complete(ask())
 
     assert gemini.last.headers["x-goog-api-key"] == expected
 
@@ -1051,7 +1052,7 @@ def test_from_env_settings_reach_the_sdk(monkeypatch, gemini):
     monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", "v1")
     gemini.reply(body=generate_response(text("hi")))
 
-    client = GoogleClient.from_env()
+    client = GoogleClient.from_config(ProviderConfig.from_env())
     options = client._sdk._api_client._http_options
 
     assert options.timeout == 12_500  # milliseconds
@@ -1067,7 +1068,7 @@ def test_empty_base_url_means_the_default(monkeypatch):
     monkeypatch.setenv("GOOGLE_BASE_URL", "")
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9/")  # the SDK's own
 
-    client = GoogleClient.from_env()
+    client = GoogleClient.from_config(ProviderConfig.from_env())
     options = client._sdk._api_client._http_options
 
     assert options.base_url == DEFAULT_BASE_URL
@@ -1076,12 +1077,12 @@ def test_empty_base_url_means_the_default(monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan"])
-def test_bad_timeout_is_a_request_error(monkeypatch, value):
+def test_bad_timeout_is_a_config_error(monkeypatch, value):
     monkeypatch.setenv("GOOGLE_API_KEY", API_KEY)
     monkeypatch.setenv("GOOGLE_TIMEOUT_S", value)
 
-    with pytest.raises(ModelRequestError, match="GOOGLE_TIMEOUT_S") as caught:
-        GoogleClient.from_env()
+    with pytest.raises(ConfigError, match="GOOGLE_TIMEOUT_S") as caught:
+        GoogleClient.from_config(ProviderConfig.from_env())
 
     assert API_KEY not in str(caught.value)
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import respx
 
+from agentkit.config import ConfigError, ProviderConfig
 from agentkit.llm.base import (
     LLMRequest,
     ModelRequestError,
@@ -683,7 +684,7 @@ def test_missing_api_key(monkeypatch, value):
         monkeypatch.setenv("OPENAI_API_KEY", value)
 
     with pytest.raises(ModelRequestError, match="OPENAI_API_KEY is not set"):
-        OpenAIClient.from_env()
+        OpenAIClient.from_config(ProviderConfig.from_env())
 
 
 def test_get_client_without_a_key_fails_as_a_request_error(monkeypatch):
@@ -715,7 +716,7 @@ def test_from_env_settings_reach_the_sdk(monkeypatch, router):
     route = reply_with(router, 200, completion(content="hi"))
 
     with httpx.Client() as http_client:
-        client = OpenAIClient.from_env(http_client=http_client)
+        client = OpenAIClient.from_config(ProviderConfig.from_env(), http_client=http_client)
         assert client._sdk.max_retries == 0
         assert client._sdk.timeout == 12.5
         assert client.complete(ask()).message.content == "hi"
@@ -729,19 +730,19 @@ def test_empty_base_url_means_the_default(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "")
     monkeypatch.delenv("OPENAI_TIMEOUT_S", raising=False)
 
-    client = OpenAIClient.from_env()
+    client = OpenAIClient.from_config(ProviderConfig.from_env())
 
     assert str(client._sdk.base_url) == DEFAULT_BASE_URL + "/"
     assert client._sdk.timeout == 60.0
 
 
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan"])
-def test_bad_timeout_is_a_request_error(monkeypatch, value):
+def test_bad_timeout_is_a_config_error(monkeypatch, value):
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.setenv("OPENAI_TIMEOUT_S", value)
 
-    with pytest.raises(ModelRequestError, match="OPENAI_TIMEOUT_S") as caught:
-        OpenAIClient.from_env()
+    with pytest.raises(ConfigError, match="OPENAI_TIMEOUT_S") as caught:
+        OpenAIClient.from_config(ProviderConfig.from_env())
 
     assert API_KEY not in str(caught.value)
 

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import respx
 
+from agentkit.config import ConfigError, ProviderConfig
 from agentkit.llm import providers
 from agentkit.llm.base import (
     LLMRequest,
@@ -171,7 +172,7 @@ def test_request_goes_to_the_configured_base_url_with_attribution_headers(
     route = reply_with(router, 200, completion(content="4"))
     provider, model = parse_model(MODEL_SPEC)
 
-    client = OpenRouterClient.from_env(http_client=http_client)
+    client = OpenRouterClient.from_config(ProviderConfig.from_env(), http_client=http_client)
     response = client.complete(
         LLMRequest(model=model, messages=[Message(role="user", content="What is 2 + 2?")])
     )
@@ -197,7 +198,8 @@ def test_defaults(monkeypatch):
     monkeypatch.setenv("OPENROUTER_SITE_URL", "  ")  # blank means the default
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/not-openrouter")  # not ours
 
-    client = OpenRouterClient.from_env()  # no request: nothing may leave the machine
+    # No request: nothing may leave the machine.
+    client = OpenRouterClient.from_config(ProviderConfig.from_env())
 
     assert str(client._sdk.base_url).rstrip("/") == DEFAULT_BASE_URL
     assert DEFAULT_BASE_URL == "https://openrouter.ai/api/v1"
@@ -370,7 +372,7 @@ def test_missing_api_key(monkeypatch, value):
         monkeypatch.setenv("OPENROUTER_API_KEY", value)
 
     with pytest.raises(ModelRequestError, match=r"^OPENROUTER_API_KEY is not set \(looked in"):
-        OpenRouterClient.from_env()
+        OpenRouterClient.from_config(ProviderConfig.from_env())
 
 
 def test_empty_key_in_the_constructor_names_the_openrouter_variable():
@@ -382,8 +384,8 @@ def test_bad_timeout_names_the_openrouter_variable(monkeypatch):
     monkeypatch.setenv("OPENROUTER_API_KEY", API_KEY)
     monkeypatch.setenv("OPENROUTER_TIMEOUT_S", "soon")
 
-    with pytest.raises(ModelRequestError, match="OPENROUTER_TIMEOUT_S"):
-        OpenRouterClient.from_env()
+    with pytest.raises(ConfigError, match="OPENROUTER_TIMEOUT_S"):
+        OpenRouterClient.from_config(ProviderConfig.from_env())
 
 
 def test_registered_as_the_openrouter_provider():

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agentkit.config import SecuritySettings
 from agentkit.models import Task, ToolCall
 from agentkit.security import (
     PolicyError,
@@ -86,10 +87,16 @@ def test_a_bad_policy_fails_loudly(text: str, fragment: str) -> None:
 
 def test_policy_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SECURITY_POLICY", json.dumps(POLICY))
-    assert SecurityManager.from_env().policy().allowed_tools == POLICY["allowed_tools"]
+    manager = SecurityManager(SecuritySettings.from_env().security_policy)
+    assert manager.policy().allowed_tools == POLICY["allowed_tools"]
     monkeypatch.setenv("SECURITY_POLICY", "[]")
     with pytest.raises(PolicyError):
-        SecurityManager.from_env()
+        SecuritySettings.from_env()
+
+
+def _configured_registry() -> Any:
+    """The registry a function builds from its settings (the policy binds the built-ins)."""
+    return default_registry(policy=SecuritySettings.from_env().security_policy)
 
 
 # --- decisions and constraints --------------------------------------------------
@@ -236,7 +243,7 @@ def server() -> Iterator[tuple[int, list[str]]]:
 
 
 def _fetch(url: str, **extra: Any) -> Any:
-    return default_registry().run(ToolCall(id="c1", name="http_fetch",
+    return _configured_registry().run(ToolCall(id="c1", name="http_fetch",
                                            arguments={"url": url, **extra}))
 
 
@@ -300,7 +307,7 @@ def test_read_file_stays_under_its_prefixes(
     (allowed / "link.txt").symlink_to(tmp_path / "secret.txt")
     monkeypatch.setenv("SECURITY_POLICY", json.dumps(
         {"constraints": {"read_file": {"path_prefixes": [str(allowed)]}}}))
-    registry = default_registry()
+    registry = _configured_registry()
 
     def read(path: str) -> Any:
         return registry.run(ToolCall(id="c", name="read_file", arguments={"path": path}))

@@ -1,18 +1,26 @@
-"""Provider API keys: from the environment locally, from Secrets Manager or SSM in AWS.
+"""Provider API keys (and MCP servers' auth secrets): from the environment locally, from
+Secrets Manager or SSM in AWS.
 
 Lookup order for a key named e.g. OPENAI_API_KEY:
   1. the environment variable itself (local runs, tests);
-  2. the JSON secret named by PROVIDER_KEYS_SECRET_ARN, field OPENAI_API_KEY
-     (one secret holds every provider's key);
+  2. the JSON secret named by PROVIDER_KEYS_SECRET_ARN (`SecretSources.secret_arn`, read
+     with the function's settings), field OPENAI_API_KEY (one secret holds every
+     provider's key);
   3. the SSM SecureString parameter named by OPENAI_API_KEY_PARAMETER.
-Values are cached by Powertools Parameters (5 minutes), so warm invocations do not
-call the service again. Key values are never logged or put into error messages.
+The variables of 1 and 3 are read when the key is asked for (their names depend on the
+key), through agentkit.config.environment. Values are cached by Powertools Parameters
+(5 minutes), so warm invocations do not call the service again. Key values are never
+logged or put into error messages.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from agentkit.config.environment import variable
+
+if TYPE_CHECKING:
+    from agentkit.config import SecretSources
 
 CACHE_SECONDS = 300
 
@@ -25,11 +33,13 @@ class SecretNotFoundError(LookupError):
         self.places = places
 
 
-def provider_key(name: str) -> str:
-    value = os.environ.get(name, "").strip()
+def provider_key(name: str, sources: SecretSources | None = None) -> str:
+    """The secret `name`; `sources`: where else than the environment to look (None: only
+    the environment and `<name>_PARAMETER`)."""
+    value = variable(name)
     if value:
         return value
-    secret_arn = os.environ.get("PROVIDER_KEYS_SECRET_ARN", "").strip()
+    secret_arn = sources.secret_arn if sources is not None else None
     if secret_arn:
         from aws_lambda_powertools.utilities import parameters
 
@@ -37,7 +47,7 @@ def provider_key(name: str) -> str:
         value = str(keys.get(name, "")).strip() if isinstance(keys, dict) else ""
         if value:
             return value
-    parameter_name = os.environ.get(f"{name}_PARAMETER", "").strip()
+    parameter_name = variable(f"{name}_PARAMETER")
     if parameter_name:
         from aws_lambda_powertools.utilities import parameters
 

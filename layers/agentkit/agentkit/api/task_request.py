@@ -71,7 +71,7 @@ def check_request(
         )
     # The deployment's (tenant's) security policy bounds what a task may use: by default a
     # task gets the tools the policy allows; asking for another one is refused.
-    security = security or SecurityManager.from_env()
+    security = security or SecurityManager()  # the functions pass their SECURITY_POLICY
     disallowed = security.disallowed(tools, tenant_id)
     if request.tools is None:
         tools = [name for name in tools if name not in disallowed]

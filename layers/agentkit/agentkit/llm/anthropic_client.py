@@ -53,7 +53,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -64,11 +64,12 @@ from agentkit.llm.wire import (
     decode_arguments,
     import_sdk,
     map_sdk_error,
-    optional_env,
-    positive_env,
     scrub,
 )
 from agentkit.models import FinishReason, Message, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from agentkit.config import ProviderConfig
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_TIMEOUT_S = 60.0
@@ -116,18 +117,15 @@ class AnthropicClient(BaseLLMClient):
         )
 
     @classmethod
-    def from_env(cls, *, http_client: Any = None) -> AnthropicClient:
-        """`ANTHROPIC_API_KEY` (required), `ANTHROPIC_BASE_URL` (empty: default),
-        `ANTHROPIC_TIMEOUT_S` (default 60), `ANTHROPIC_MAX_TOKENS` (default 4096)."""
-        api_key = api_key_from("ANTHROPIC_API_KEY")
-        base_url = optional_env("ANTHROPIC_BASE_URL")
-        timeout_s = positive_env("ANTHROPIC_TIMEOUT_S", DEFAULT_TIMEOUT_S)
-        max_tokens = positive_env("ANTHROPIC_MAX_TOKENS", DEFAULT_MAX_TOKENS, whole=True)
+    def from_config(cls, config: ProviderConfig, *, http_client: Any = None) -> AnthropicClient:
+        """`config.anthropic` (base URL, timeout, default max_tokens) and
+        `ANTHROPIC_API_KEY` (required), resolved now."""
+        endpoint = config.anthropic
         return cls(
-            api_key,
-            base_url=base_url,
-            timeout_s=timeout_s,
-            max_tokens=int(max_tokens),
+            api_key_from(config.secret_sources, "ANTHROPIC_API_KEY"),
+            base_url=endpoint.base_url,
+            timeout_s=endpoint.timeout_s,
+            max_tokens=endpoint.max_tokens,
             http_client=http_client,
         )
 

@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import base64
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
 from agentkit.llm.tool_schema import gemini_parameters
@@ -76,11 +76,12 @@ from agentkit.llm.wire import (
     api_key_from,
     import_sdk,
     map_sdk_error,
-    optional_env,
-    positive_env,
     scrub,
 )
 from agentkit.models import FinishReason, Message, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from agentkit.config import ProviderConfig
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
 API_VERSION = "v1beta"
@@ -150,13 +151,13 @@ class GoogleClient(BaseLLMClient):
             raise ModelRequestError(self._scrub(f"google: bad client settings: {error}")) from None
 
     @classmethod
-    def from_env(cls, *, http_client: Any = None) -> GoogleClient:
-        """`GOOGLE_API_KEY`, else `GEMINI_API_KEY` (one required), `GOOGLE_BASE_URL`
-        (empty: default), `GOOGLE_TIMEOUT_S` (default 60)."""
-        api_key = api_key_from("GOOGLE_API_KEY", "GEMINI_API_KEY")
-        base_url = optional_env("GOOGLE_BASE_URL")
-        timeout_s = positive_env("GOOGLE_TIMEOUT_S", DEFAULT_TIMEOUT_S)
-        return cls(api_key, base_url=base_url, timeout_s=timeout_s, http_client=http_client)
+    def from_config(cls, config: ProviderConfig, *, http_client: Any = None) -> GoogleClient:
+        """`config.google` (base URL, timeout) and `GOOGLE_API_KEY`, else `GEMINI_API_KEY`
+        (one required), resolved now."""
+        api_key = api_key_from(config.secret_sources, "GOOGLE_API_KEY", "GEMINI_API_KEY")
+        endpoint = config.google
+        return cls(api_key, base_url=endpoint.base_url, timeout_s=endpoint.timeout_s,
+                   http_client=http_client)
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         try:

@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
@@ -91,10 +90,6 @@ class ProviderLimits(RootModel[dict[str, Limit]]):
                 for problem in error.errors()
             )
             raise ValueError(f"{ENV_VAR} is invalid: {problems}") from None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProviderLimits:
-        return cls.parse((os.environ if environ is None else environ).get(ENV_VAR))
 
     def for_model(self, model: str) -> list[WindowLimit]:
         """The scopes a call to `provider:model` takes from: its provider's, its own."""

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import ValidationError
 
@@ -52,11 +52,12 @@ from agentkit.llm.wire import (
     decode_arguments,
     import_sdk,
     map_sdk_error,
-    optional_env,
-    positive_env,
     scrub,
 )
 from agentkit.models import FinishReason, Message, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from agentkit.config import ProviderConfig, ProviderEndpoint
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_S = 60.0
@@ -108,16 +109,20 @@ class OpenAIClient(BaseLLMClient):
         )
 
     @classmethod
-    def from_env(cls, *, http_client: Any = None, **options: Any) -> Self:
-        """`OPENAI_API_KEY` (required), `OPENAI_BASE_URL` (empty: default),
-        `OPENAI_TIMEOUT_S` (default 60); other prefixes per `env_prefix`. `options` go to
-        the constructor as they are."""
-        prefix = cls.env_prefix
-        api_key = api_key_from(f"{prefix}_API_KEY")
-        base_url = optional_env(f"{prefix}_BASE_URL")
-        timeout_s = positive_env(f"{prefix}_TIMEOUT_S", DEFAULT_TIMEOUT_S)
+    def from_config(
+        cls, config: ProviderConfig, *, http_client: Any = None, **options: Any
+    ) -> Self:
+        """The endpoint of `config` (`config.openai`; other providers per `provider`) and
+        the key `<env_prefix>_API_KEY` (required), resolved now. `options` go to the
+        constructor as they are."""
+        endpoint: ProviderEndpoint = getattr(config, cls.provider)
+        api_key = api_key_from(config.secret_sources, f"{cls.env_prefix}_API_KEY")
         return cls(
-            api_key, base_url=base_url, timeout_s=timeout_s, http_client=http_client, **options
+            api_key,
+            base_url=endpoint.base_url,
+            timeout_s=endpoint.timeout_s,
+            http_client=http_client,
+            **options,
         )
 
     def complete(self, request: LLMRequest) -> LLMResponse:

@@ -25,12 +25,15 @@ scrubbing) is the OpenAI client's; see `openai_client` for those decisions. Here
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from agentkit.llm.base import ModelError
 from agentkit.llm.openai_client import DEFAULT_TIMEOUT_S, OpenAIClient
 from agentkit.llm.tool_schema import openrouter_parameters
-from agentkit.llm.wire import error_for_status, optional_env
+from agentkit.llm.wire import error_for_status
+
+if TYPE_CHECKING:
+    from agentkit.config import ProviderConfig
 
 # A reported error without a usable code: the upstream model failed mid-answer.
 UPSTREAM_FAILURE_STATUS = 502
@@ -92,8 +95,9 @@ class OpenRouterClient(OpenAIClient):
         )
 
     @classmethod
-    def from_env(cls, *, http_client: Any = None, **options: Any) -> Self:
-        """`OPENROUTER_API_KEY` (required), `OPENROUTER_BASE_URL`, `OPENROUTER_TIMEOUT_S`,
-        `OPENROUTER_SITE_URL` (empty: defaults)."""
-        options.setdefault("site_url", optional_env("OPENROUTER_SITE_URL"))
-        return super().from_env(http_client=http_client, **options)
+    def from_config(
+        cls, config: ProviderConfig, *, http_client: Any = None, **options: Any
+    ) -> Self:
+        """`config.openrouter` (with its `site_url`) and `OPENROUTER_API_KEY` (required)."""
+        options.setdefault("site_url", config.openrouter.site_url)
+        return super().from_config(config, http_client=http_client, **options)

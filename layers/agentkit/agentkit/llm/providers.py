@@ -10,6 +10,7 @@ from agentkit.llm.base import BaseLLMClient, ModelRequestError, parse_model
 from agentkit.llm.scripted import ScriptedClient
 
 if TYPE_CHECKING:
+    from agentkit.config import ProviderConfig
     from agentkit.models import ScriptedTurn
 
 _PROVIDERS = {
@@ -26,11 +27,14 @@ _client_cache: dict[str, BaseLLMClient] = {}
 def get_client(
     model: str,
     *,
+    providers: ProviderConfig | None = None,
     scripted_turns: list[ScriptedTurn] | None = None,
     scripted_enabled: bool = False,
 ) -> BaseLLMClient:
-    """The client for `provider:model`. Provider clients are reused across warm invocations;
-    the scripted client is never a silent fallback and never cached (it is per task)."""
+    """The client for `provider:model`, made from `providers` (the function's endpoints and
+    key sources, agentkit.config.ProviderConfig; None: the providers' own endpoints, keys
+    from the environment only). Provider clients are reused across warm invocations; the
+    scripted client is never a silent fallback and never cached (it is per task)."""
     provider, _ = parse_model(model)
     if provider == "scripted":
         if not scripted_enabled:
@@ -45,7 +49,11 @@ def get_client(
         raise ModelRequestError(f"unknown model provider '{provider}' (known: {known})")
     module_name, _, class_name = target.partition(":")
     client_class = getattr(importlib.import_module(module_name), class_name)
-    client: BaseLLMClient = client_class.from_env()
+    if providers is None:
+        from agentkit.config import ProviderConfig
+
+        providers = ProviderConfig()
+    client: BaseLLMClient = client_class.from_config(providers)
     _client_cache[provider] = client
     return client
 

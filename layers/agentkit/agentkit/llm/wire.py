@@ -1,6 +1,6 @@
 """Provider-neutral pieces every client shares: error classification (incl. the mapping
 of SDK exceptions), Retry-After, tool-argument decoding, secret scrubbing, lazy SDK
-imports and environment settings. No SDK is imported here: SDK exception classes are
+imports. No SDK is imported here: SDK exception classes are
 passed in by the caller, after its own lazy import."""
 
 from __future__ import annotations
@@ -8,13 +8,12 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from time import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkit.llm.base import (
     ModelError,
@@ -25,6 +24,9 @@ from agentkit.llm.base import (
     RateLimitedError,
 )
 from agentkit.models import INVALID_ARGUMENTS_KEY
+
+if TYPE_CHECKING:
+    from agentkit.config import SecretSources
 
 MAX_RAW_ARGUMENTS_CHARS = 2_000
 MAX_ERROR_MESSAGE_CHARS = 1_000
@@ -333,14 +335,15 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
-def api_key_from(*names: str) -> str:
-    """The first provider key found under `names` (env, then the deployment's secret store)."""
+def api_key_from(sources: SecretSources, *names: str) -> str:
+    """The first provider key found under `names` (env, then the deployment's secret store
+    as `sources` says)."""
     from agentkit.secrets import SecretNotFoundError, provider_key
 
     places: list[str] = []
     for name in names:
         try:
-            return provider_key(name)
+            return provider_key(name, sources)
         except SecretNotFoundError as error:
             places.extend(error.places)
     alternatives = f" (or {', '.join(names[1:])})" if len(names) > 1 else ""
@@ -359,23 +362,3 @@ def import_sdk(module: str, package: str | None = None) -> Any:
             f"the '{package or module}' package is not installed; "
             "install agentkit with its providers"
         ) from error
-
-
-def optional_env(name: str) -> str | None:
-    """An environment setting, stripped; unset or empty: None (the default applies)."""
-    return os.environ.get(name, "").strip() or None
-
-
-def positive_env(name: str, default: float, *, whole: bool = False) -> float:
-    """A positive (`whole`: integral) number from the environment; empty: `default`."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf") or (whole and not value.is_integer()):
-        kind = "a positive whole number" if whole else "a positive number of seconds"
-        raise ModelRequestError(f"{name} must be {kind}, got {raw!r}")
-    return value

@@ -52,10 +52,6 @@ class SecurityManager:
     def __init__(self, config: SecurityConfig | None = None) -> None:
         self.config = config or SecurityConfig()
 
-    @classmethod
-    def from_env(cls) -> SecurityManager:
-        return cls(SecurityConfig.from_env())
-
     def policy(self, tenant_id: str | None = None) -> Policy:
         return self.config.for_tenant(tenant_id or DEFAULT_TENANT)
 

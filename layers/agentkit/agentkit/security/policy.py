@@ -24,7 +24,6 @@ until its allow-list is configured, and an unparsable policy fails the cold star
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import re
 from typing import Any
@@ -186,10 +185,6 @@ class SecurityConfig(Policy):
             return cls.model_validate(json.loads(text or ""))
         except (ValueError, ValidationError) as error:
             raise PolicyError(f"{ENV_VAR} is not a valid security policy: {error}") from None
-
-    @classmethod
-    def from_env(cls) -> SecurityConfig:
-        return cls.parse(os.environ.get(ENV_VAR))
 
 
 def host_allowed(host: str, allowed: list[str]) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -111,9 +110,8 @@ class TaskStore:
         self.table_name = table_name
         # Region/endpoint come from the environment (AWS_ENDPOINT_URL offline).
         self.client: DynamoDBClient = client or boto3.client("dynamodb")
-        self.claim_checks = ClaimChecks(
-            artifacts_bucket or os.environ.get("ARTIFACTS_BUCKET") or None, s3_client
-        )
+        # `artifacts_bucket`: the function's ARTIFACTS_BUCKET (agentkit.config.StoreSettings).
+        self.claim_checks = ClaimChecks(artifacts_bucket or None, s3_client)
 
     # --- tasks
 

@@ -1,4 +1,5 @@
-"""Built-in tools: a safe calculator and the current time."""
+"""Built-in tools: a safe calculator, the current time, and the policy-bound http_fetch and
+read_file."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
 
-from agentkit.tools.files import READ_FILE_TOOL
-from agentkit.tools.http_fetch import HTTP_FETCH_TOOL
+from agentkit.security.policy import SecurityConfig
+from agentkit.tools.files import read_file_tool
+from agentkit.tools.http_fetch import http_fetch_tool
 from agentkit.tools.registry import Tool
 
 
@@ -109,7 +111,13 @@ def current_time(args: CurrentTimeArgs) -> dict[str, str]:
     }
 
 
-BUILTIN_TOOLS = [
+def builtin_tools(policy: SecurityConfig | None = None) -> list[Tool]:
+    """The built-ins; http_fetch and read_file bound to what `policy` allow-lists for them
+    (None: nothing, they refuse every call)."""
+    return [*_PLAIN_TOOLS, http_fetch_tool(policy), read_file_tool(policy)]
+
+
+_PLAIN_TOOLS = [
     Tool(
         name="calculator",
         description="Evaluate an arithmetic expression exactly and return the result.",
@@ -124,6 +132,7 @@ BUILTIN_TOOLS = [
         func=current_time,
         timeout_s=5,
     ),
-    HTTP_FETCH_TOOL,
-    READ_FILE_TOOL,
 ]
+
+#: The built-ins with no allow-lists (http_fetch and read_file refuse every call).
+BUILTIN_TOOLS = builtin_tools()

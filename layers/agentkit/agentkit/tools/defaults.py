@@ -6,20 +6,37 @@ depend only on what is below them (no import cycle).
 
 from __future__ import annotations
 
-from agentkit.tools.builtin import BUILTIN_TOOLS
-from agentkit.tools.mcp import load_mcp_config, mcp_sources
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from agentkit.security.policy import SecurityConfig
+from agentkit.tools.builtin import builtin_tools
+from agentkit.tools.mcp import McpServerConfig, mcp_sources
 from agentkit.tools.registry import ToolRegistry
 
+if TYPE_CHECKING:
+    from agentkit.config import SecretSources
 
-def default_registry() -> ToolRegistry:
-    """The built-in tools, plus one lazy source per MCP server in env `MCP_SERVERS`.
 
-    Reading `MCP_SERVERS` is a JSON parse and a pydantic validation (a bad value
-    raises `McpConfigError` naming the field, at cold start, where a deployment
-    mistake belongs); no server is contacted and `mcp` is not imported until a
-    `<server>__*` tool is looked up, spec'd or called.
+def default_registry(
+    mcp_servers: Iterable[McpServerConfig] = (),
+    *,
+    policy: SecurityConfig | None = None,
+    secret_sources: SecretSources | None = None,
+) -> ToolRegistry:
+    """The built-in tools (http_fetch and read_file bound to `policy`'s allow-lists), plus
+    one lazy source per MCP server (the function's `MCP_SERVERS`, parsed at cold start by
+    agentkit.config.ToolSettings). No server is contacted and `mcp` is not imported until a
+    `<server>__*` tool is looked up, spec'd or called; a server's auth secret is looked up
+    then, in the environment and `secret_sources`.
     """
-    registry = ToolRegistry(BUILTIN_TOOLS)
-    for source in mcp_sources(load_mcp_config()):
+    registry = ToolRegistry(builtin_tools(policy))
+
+    def resolver(name: str) -> str:
+        from agentkit.secrets import provider_key  # when a server connects, not at import
+
+        return provider_key(name, secret_sources)
+
+    for source in mcp_sources(mcp_servers, secret_resolver=resolver):
         registry.add_source(source)
     return registry

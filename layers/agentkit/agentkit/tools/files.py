@@ -2,7 +2,8 @@
 
 Like `http_fetch`, it is fail-closed: the security manager checks the (normalized) path
 against the tenant's `path_prefixes` before the call is queued, and the tool checks the
-*resolved* path (symlinks followed) against every prefix the deployment allow-lists for it,
+*resolved* path (symlinks followed) against every prefix the deployment allow-lists for it
+(given when the tool is made, `read_file_tool`),
 so neither `..` nor a symlink can lead it out of the allowed directories.
 """
 
@@ -25,8 +26,8 @@ class ReadFileArgs(BaseModel):
                            description="Read at most this many bytes.")
 
 
-def read_file(args: ReadFileArgs) -> dict[str, Any]:
-    prefixes = SecurityConfig.from_env().prefixes_for(TOOL_NAME)
+def read_file(args: ReadFileArgs, prefixes: list[str]) -> dict[str, Any]:
+    """Read `args.path` if it (and what it resolves to) is under one of `prefixes`."""
     problem = path_problem(args.path, prefixes)
     resolved = os.path.realpath(args.path)
     if problem is None and not path_allowed(resolved, prefixes):
@@ -42,11 +43,14 @@ def read_file(args: ReadFileArgs) -> dict[str, Any]:
     }
 
 
-READ_FILE_TOOL = Tool(
-    name=TOOL_NAME,
-    description="Read a UTF-8 text file (at most max_bytes). Only paths under the "
-    "deployment's allowed prefixes can be read.",
-    args_model=ReadFileArgs,
-    func=read_file,
-    timeout_s=5,
-)
+def read_file_tool(policy: SecurityConfig | None = None) -> Tool:
+    """The tool, reading only under the prefixes `policy` allow-lists for it (None: none)."""
+    prefixes = (policy or SecurityConfig()).prefixes_for(TOOL_NAME)
+    return Tool(
+        name=TOOL_NAME,
+        description="Read a UTF-8 text file (at most max_bytes). Only paths under the "
+        "deployment's allowed prefixes can be read.",
+        args_model=ReadFileArgs,
+        func=lambda args: read_file(args, prefixes),
+        timeout_s=5,
+    )

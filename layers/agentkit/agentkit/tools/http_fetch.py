@@ -2,8 +2,9 @@
 
 The security manager checks the host against the calling tenant's policy before the call
 is ever queued. The tool checks again, itself, against every host the deployment's policy
-allow-lists for it (base and tenants) — defense in depth: with no allow-list configured it
-refuses every URL, and every redirect hop is checked the same way before it is followed.
+allow-lists for it (base and tenants; given when the tool is made, `http_fetch_tool`) —
+defense in depth: with no allow-list it refuses every URL, and every redirect hop is
+checked the same way before it is followed.
 """
 
 from __future__ import annotations
@@ -37,12 +38,8 @@ class FetchRefused(PermissionError):
     """The URL's host is not allow-listed: nothing was contacted."""
 
 
-def allowed_hosts() -> list[str]:
-    return SecurityConfig.from_env().hosts_for(TOOL_NAME)
-
-
-def http_fetch(args: HttpFetchArgs) -> dict[str, Any]:
-    hosts = allowed_hosts()
+def http_fetch(args: HttpFetchArgs, hosts: list[str]) -> dict[str, Any]:
+    """GET `args.url`, following redirects only to `hosts` (`*.` wildcards)."""
     url = args.url.strip()
     import httpx  # only this tool needs it
 
@@ -75,11 +72,14 @@ def http_fetch(args: HttpFetchArgs) -> dict[str, Any]:
     raise ValueError(f"more than {MAX_REDIRECTS} redirects")
 
 
-HTTP_FETCH_TOOL = Tool(
-    name=TOOL_NAME,
-    description="GET an http(s) URL and return its status, content type and text "
-    "(at most max_bytes). Only hosts allowed by the deployment's policy can be fetched.",
-    args_model=HttpFetchArgs,
-    func=http_fetch,
-    timeout_s=TIMEOUT_S + 5,
-)
+def http_fetch_tool(policy: SecurityConfig | None = None) -> Tool:
+    """The tool, fetching only from the hosts `policy` allow-lists for it (None: none)."""
+    hosts = (policy or SecurityConfig()).hosts_for(TOOL_NAME)
+    return Tool(
+        name=TOOL_NAME,
+        description="GET an http(s) URL and return its status, content type and text "
+        "(at most max_bytes). Only hosts allowed by the deployment's policy can be fetched.",
+        args_model=HttpFetchArgs,
+        func=lambda args: http_fetch(args, hosts),
+        timeout_s=TIMEOUT_S + 5,
+    )

@@ -38,7 +38,6 @@ import concurrent.futures
 import functools
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -178,11 +177,6 @@ def parse_mcp_config(raw: str | list[Any] | None) -> list[McpServerConfig]:
             raise McpConfigError(f"{ENV_VAR}[{index}].name: duplicate server name '{server.name}'")
         seen.add(server.name)
     return servers
-
-
-def load_mcp_config(environ: dict[str, str] | None = None) -> list[McpServerConfig]:
-    """The servers in env `MCP_SERVERS` (empty or unset: none)."""
-    return parse_mcp_config((os.environ if environ is None else environ).get(ENV_VAR))
 
 
 @dataclass(frozen=True)
