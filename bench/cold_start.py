@@ -94,7 +94,8 @@ LAMBDA_ENV = {
 # Runs in the fresh interpreter. argv[1] is a JSON spec:
 #   path: entries replacing sys.path[0] (the '' that -c puts there)
 #   pre: modules imported before the clock starts
-#   module: the module to time; construct: a class in it to build with a dummy key
+#   module: the module to time; then: a module imported next, in the same clock
+#   construct: a class in the last module imported to build with a dummy key
 #   dist: distribution whose version to report (untimed)
 PROBE = r"""
 import importlib, json, sys, time
@@ -117,6 +118,9 @@ for name in spec.get("pre", []):
 before = set(sys.modules)
 t0 = time.perf_counter()
 module = importlib.import_module(spec["module"])
+if spec.get("then"):
+    # A second module imported and a class in it built, timed with the first.
+    module = importlib.import_module(spec["then"])
 if spec.get("construct"):
     cls = getattr(module, spec["construct"])
     try:
@@ -237,6 +241,24 @@ def provider_rows() -> tuple[list[Row], list[str]]:
                 note=f"import agentkit.llm.{module} + construct, after agentkit.llm",
             )
         )
+    # What the CallModel function pays on a cold start whose task is Anthropic's: its
+    # handler module, then the client, in ONE interpreter (modules both need count once).
+    if (LLM_DIR / "anthropic_client.py").is_file():
+        rows.append(
+            Row(
+                "call_model app + AnthropicClient",
+                py,
+                {
+                    "path": [str(FUNCTIONS_DIR / "call_model"), str(LAYER_DIR)],
+                    "module": "app",
+                    "then": "agentkit.llm.anthropic_client",
+                    "construct": "AnthropicClient",
+                },
+                "provider",
+                note="functions/call_model/app.py, then agentkit.llm.anthropic_client + "
+                "construct, one clock",
+            )
+        )
     return rows, notes
 
 
@@ -348,6 +370,28 @@ def fmt_table(rows: list[Row], reference_ms: float | None) -> str:
     return "\n".join(lines)
 
 
+def print_targets(rows: list[Row]) -> None:
+    """The cold-start targets as ratios of this run: every function module against
+    `import strands`, the CallModel function with its first Anthropic client against
+    `import agents` (each at most 0.8)."""
+    medians = {
+        r.label.split(" (")[0]: statistics.median(r.samples_ms) for r in rows if r.samples_ms
+    }
+    strands, agents = medians.get("import strands"), medians.get("import agents")
+    if strands:
+        print()
+        print(f"x strands = median / import strands' median ({strands:.0f} ms); target <= 0.8")
+        for row in rows:
+            if row.group == "function" and row.samples_ms:
+                print(f"  {row.label}: {medians[row.label] / strands:.2f}")
+    combined = medians.get("call_model app + AnthropicClient")
+    if agents and combined:
+        print(
+            f"call_model app + AnthropicClient / import agents ({agents:.0f} ms): "
+            f"{combined / agents:.2f}; target <= 0.8"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per row (7)")
@@ -437,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if row.note and row.group == "provider":
             print(f"note: {row.label}: {row.note}")
+    print_targets(rows)
     print()
     print("third-party top-level packages loaded (stdlib not shown):")
     for row in rows:

@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.config import CallModelSettings, load
+from agentkit.event_parser import event_parser
 from agentkit.llm import BaseLLMClient, ModelError, get_client
 from agentkit.llm.router import ModelRouter
 from agentkit.loop.call_model import call_model

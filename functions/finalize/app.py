@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import FinalizeSettings, load
+from agentkit.event_parser import event_parser
 from agentkit.loop.finalize import StepError, end_task
 from agentkit.models import TaskRef
 from agentkit.store import TaskStore

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.config import load
 from agentkit.config.tools import PlanSettings
+from agentkit.event_parser import event_parser
 from agentkit.loop.plan import plan_task
 from agentkit.models import TaskRef
 from agentkit.store import TaskStore

@@ -7,13 +7,13 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api.schedules import ScheduleFired, start_scheduled_task
 from agentkit.api.submit import step_functions_starter, submit_task
 from agentkit.config import load
 from agentkit.config.tools import StartScheduledTaskSettings
+from agentkit.event_parser import event_parser
 from agentkit.models import SubmitTaskRequest, Task
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore

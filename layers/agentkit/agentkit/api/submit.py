@@ -6,16 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
-
 from agentkit.admission import ExecutionStarter, admit, step_functions_starter
 from agentkit.api.task_request import check_request
 from agentkit.config import Settings
@@ -82,6 +72,14 @@ class IdempotentSubmitter:
         client: Any | None = None,
         ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
     ) -> None:
+        # Imported here, not with the module: the scheduled-task function submits through
+        # this module too and never needs Powertools' idempotency package.
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
+
         self.config = IdempotencyConfig(
             event_key_jmespath="[tenant_id, key]",
             payload_validation_jmespath="body",
@@ -104,6 +102,11 @@ class IdempotentSubmitter:
 
     def __call__(self, request: SubmitTaskRequest, *, tenant_id: str, key: str) -> str:
         """The id of the task this (tenant, key) made, making it now if it is new."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
+
         record = {
             "tenant_id": tenant_id,
             "key": key,

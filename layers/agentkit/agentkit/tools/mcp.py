@@ -24,7 +24,7 @@ sees one tool surface; the tool Lambda does the forwarding.
   clock, injectable), so a warm function lists a server at most once per TTL.
 * Nothing raises into the agent: a timeout, an MCP error, a result with
   `is_error`, a transport failure all become error tool results (via the registry).
-* Cold start: this module imports neither `mcp` nor `anyio`; they are imported inside
+* Cold start: this module imports neither `mcp`, `anyio` nor `asyncio`; they are imported inside
   the functions that talk to a server.
 * The auth secret is resolved with `agentkit.secrets.provider_key` at connect time and
   sent as `auth_header`; its value never appears in logs, errors or `repr`s.
@@ -32,7 +32,6 @@ sees one tool surface; the tool Lambda does the forwarding.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import concurrent.futures
 import functools
@@ -200,6 +199,8 @@ class McpCallOutcome:
 def run_sync(func: Callable[[], Awaitable[T]]) -> T:
     """Run async code from sync code (Lambda handlers are sync). From a thread that
     already runs an event loop, the work runs on a fresh thread with its own loop."""
+    import asyncio  # only a call to a server needs it: kept off the cold start
+
     import anyio
 
     try:
