@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support import create_table_from_template
+from tests.support.aws import create_table_from_template
 
 #: The suite drives its own offline stack (instance "test": own LocalStack, port, data and
 #: logs over the shared installation), so `make test` never touches a stack the user keeps

@@ -8,7 +8,6 @@ Finalize; then GET /tasks/{id}. The model is the scripted one; everything else i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,13 +17,6 @@ from opspawn.client import ApiError, OpspawnClient
 from opspawn.offline.stack import StackOutputs
 
 TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
-    assert offline_stack.api_url
-    with OpspawnClient(offline_stack.api_url) as client:
-        yield client
 
 
 def _run(api: OpspawnClient, turns: list[dict[str, Any]], **extra: Any) -> TaskView:

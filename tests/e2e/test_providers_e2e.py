@@ -7,7 +7,6 @@ LocalStack's Secrets Manager; the rest of the path is the real stack.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,8 +14,8 @@ from agentkit.models import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.paths import Layout
 from opspawn.offline.stack import StackOutputs
-from tests.e2e.conftest import FAKE_KEYS
-from tests.fake_providers import FakeProviders, Reply
+from tests.support.e2e import FAKE_KEYS
+from tests.support.fake_providers import FakeProviders, Reply
 
 MODELS = {
     "openai": "openai:gpt-4o-mini",
@@ -26,13 +25,6 @@ MODELS = {
 }
 KEY_NAMES = {"openai": "OPENAI_API_KEY", "openrouter": "OPENROUTER_API_KEY",
              "anthropic": "ANTHROPIC_API_KEY", "google": "GOOGLE_API_KEY"}
-
-
-@pytest.fixture(scope="module")
-def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
-    assert offline_stack.api_url
-    with OpspawnClient(offline_stack.api_url) as client:
-        yield client
 
 
 def _tool_result_texts(provider: str, body: dict) -> list[str]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import load_template
+from tests.support.aws import load_template
 
 #: routes that may be public (no key): GET /openapi.json is planned as one
 PUBLIC_ROUTES = {("/openapi.json", "get")}

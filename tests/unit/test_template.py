@@ -27,7 +27,7 @@ from agentkit.models import (
     TurnRef,
 )
 from opspawn.build import python312_env
-from tests.support import load_template
+from tests.support.aws import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

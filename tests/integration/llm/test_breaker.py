@@ -22,20 +22,10 @@ from agentkit.llm.router import ModelRouter
 from agentkit.models import Message, Usage
 from agentkit.store.provider_state import ProviderStateStore
 from tests.conftest import TABLE
+from tests.support.clock import Clock
 
 POLICY = BreakerPolicy(failure_threshold=3, window_s=60, cooldown_s=30)
 REQUEST = LLMRequest(model="placeholder", messages=[Message(role="user", content="hi")])
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Client(BaseLLMClient):

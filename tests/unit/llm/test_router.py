@@ -24,6 +24,7 @@ from agentkit.llm.router import ModelRouter, RouterPolicy
 from agentkit.models import Message, Usage
 from agentkit.store.provider_state import WINDOW_S, ProviderStateStore
 from tests.conftest import TABLE
+from tests.support.clock import Clock
 
 REQUEST = LLMRequest(model="placeholder", messages=[Message(role="user", content="hi")])
 USAGE = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_tokens=500_000,
@@ -51,19 +52,6 @@ class FakeClient(BaseLLMClient):
         )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def state(aws: None) -> ProviderStateStore:
     return ProviderStateStore(boto3.client("dynamodb"), TABLE)
@@ -85,7 +73,7 @@ def _complete(router: ModelRouter, clients: dict[str, FakeClient], budget: float
 
 
 def test_success_returns_the_priced_usage_once_after_one_call(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     client = FakeClient("openai", [])
     routed = _complete(_router(clock, state), {"openai:gpt-4o-mini": client})
     assert routed.model == "openai:gpt-4o-mini" and client.models == ["gpt-4o-mini"]
@@ -98,7 +86,7 @@ def test_success_returns_the_priced_usage_once_after_one_call(state: ProviderSta
 def test_a_429_on_the_primary_holds_it_for_everyone_and_uses_the_fallback(
     state: ProviderStateStore,
 ) -> None:
-    clock = Clock()
+    clock = Clock(START)
     primary = FakeClient("openai", [RateLimitedError("429", status_code=429, retry_after_s=30)])
     backup = FakeClient("anthropic", [])
     clients = {"openai:gpt-4o": primary, "anthropic:claude-haiku-4-5": backup}
@@ -116,7 +104,7 @@ def test_a_429_on_the_primary_holds_it_for_everyone_and_uses_the_fallback(
 
 
 def test_a_429_without_retry_after_holds_for_the_default(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     client = FakeClient("openai", [RateLimitedError("429", status_code=429)])
     with pytest.raises(ProviderWaitError) as caught:
         _complete(_router(clock, state), {"openai:gpt-4o": client})
@@ -126,7 +114,7 @@ def test_a_429_without_retry_after_holds_for_the_default(state: ProviderStateSto
 
 
 def test_an_unclassified_429_is_read_as_a_rate_limit(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     client = FakeClient("openai", [RetryableModelError("slow down", status_code=429,
                                                        retry_after_s=7)])
     with pytest.raises(ProviderWaitError) as caught:
@@ -136,7 +124,7 @@ def test_an_unclassified_429_is_read_as_a_rate_limit(state: ProviderStateStore) 
 
 
 def test_all_held_waits_for_the_soonest_without_calling(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     state.hold("openai", START + 100, "429", now=START)
     state.hold("anthropic", START + 40, "429", now=START)
     clients = {"openai:gpt-4o": FakeClient("openai", []),
@@ -149,7 +137,7 @@ def test_all_held_waits_for_the_soonest_without_calling(state: ProviderStateStor
 
 
 def test_the_wait_is_clamped(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     state.hold("openai", START + 5_000, "429", now=START)
     with pytest.raises(ProviderWaitError) as caught:
         _complete(_router(clock, state), {"openai:gpt-4o": FakeClient("openai", [])})
@@ -163,7 +151,7 @@ def test_the_wait_is_clamped(state: ProviderStateStore) -> None:
 def test_no_limiter_budget_uses_the_fallback_then_waits_for_the_window(
     state: ProviderStateStore,
 ) -> None:
-    clock = Clock()
+    clock = Clock(START)
     router = _router(clock, state, openai={"rpm": 1})
     primary, backup = FakeClient("openai", []), FakeClient("anthropic", [])
     clients = {"openai:gpt-4o": primary, "anthropic:claude-haiku-4-5": backup}
@@ -179,7 +167,7 @@ def test_no_limiter_budget_uses_the_fallback_then_waits_for_the_window(
 
 
 def test_the_limiter_is_corrected_to_the_reply_usage(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     client = FakeClient("openai", [], usage=Usage(input_tokens=300, output_tokens=50,
                                                   model_calls=1))
     _complete(_router(clock, state, openai={"tpm": 100_000}), {"openai:gpt-4o": client})
@@ -190,7 +178,7 @@ def test_the_limiter_is_corrected_to_the_reply_usage(state: ProviderStateStore) 
 def test_an_overload_is_retried_once_briefly_then_the_fallback_answers(
     state: ProviderStateStore,
 ) -> None:
-    clock = Clock()
+    clock = Clock(START)
     primary = FakeClient("anthropic", [OverloadedError("529", status_code=529)] * 2)
     backup = FakeClient("google", [])
     clients = {"anthropic:claude-sonnet-4-5": primary, "google:gemini-2.5-flash": backup}
@@ -202,7 +190,7 @@ def test_an_overload_is_retried_once_briefly_then_the_fallback_answers(
 
 
 def test_a_long_retry_after_on_an_overload_is_not_slept(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     client = FakeClient("anthropic", [OverloadedError("529", status_code=529, retry_after_s=30)])
     with pytest.raises(ProviderWaitError) as caught:
         _complete(_router(clock, state), {"anthropic:claude-sonnet-4-5": client})
@@ -211,7 +199,7 @@ def test_a_long_retry_after_on_an_overload_is_not_slept(state: ProviderStateStor
 
 
 def test_in_lambda_sleep_is_capped_across_the_whole_call(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     clients = {
         f"{provider}:m": FakeClient(provider, [ProviderOutageError("502", status_code=502,
                                                                    retry_after_s=2.5)] * 2)
@@ -226,7 +214,7 @@ def test_in_lambda_sleep_is_capped_across_the_whole_call(state: ProviderStateSto
 
 
 def test_no_sleep_past_the_time_budget(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     client = FakeClient("openai", [ProviderOutageError("timeout")] * 2)
     with pytest.raises(ProviderWaitError):
         _complete(_router(clock, state), {"openai:gpt-4o": client}, budget=0.1)
@@ -234,7 +222,7 @@ def test_no_sleep_past_the_time_budget(state: ProviderStateStore) -> None:
 
 
 def test_a_fatal_error_raises_at_once(state: ProviderStateStore) -> None:
-    clock = Clock()
+    clock = Clock(START)
     primary = FakeClient("openai", [ModelRequestError("401 bad key", status_code=401)])
     backup = FakeClient("anthropic", [])
     with pytest.raises(ModelRequestError, match="401"):
@@ -249,14 +237,14 @@ def test_failed_bookkeeping_after_a_success_never_calls_again(
         raise RuntimeError("DynamoDB is unhappy")
 
     monkeypatch.setattr(state, "settle", broken)
-    clock = Clock()
+    clock = Clock(START)
     client = FakeClient("openai", [])
     routed = _complete(_router(clock, state, openai={"tpm": 10**9}), {"openai:gpt-4o": client})
     assert routed.response.message.content == "from openai" and client.models == ["gpt-4o"]
 
 
 def test_without_shared_state_a_429_still_fails_over_and_then_waits() -> None:
-    clock = Clock()
+    clock = Clock(START)
     primary = FakeClient("openai", [RateLimitedError("429", retry_after_s=12)] * 2)
     backup = FakeClient("anthropic", [OverloadedError("503", status_code=503)] * 2)
     clients = {"openai:gpt-4o": primary, "openai:gpt-4o-mini": FakeClient("openai", []),

@@ -23,7 +23,7 @@ from agentkit.llm.wire import error_for_status
 from agentkit.models import Message, Usage
 from agentkit.store.provider_state import PaceDenied, PaceGrant, ProviderStateStore
 from tests.conftest import TABLE
-from tests.support import Clock
+from tests.support.clock import Clock
 
 REQUEST = LLMRequest(model="placeholder", messages=[Message(role="user", content="hi")])
 MODEL = "openai:gpt-4o-mini"
