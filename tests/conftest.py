@@ -61,6 +61,14 @@ def store(aws: None) -> Any:
 
 
 @pytest.fixture
+def provider_state(aws: None) -> Any:
+    """The providers' shared state (breaker, holds, limiter windows) on the moto table."""
+    from agentkit.store.provider_state import ProviderStateStore
+
+    return ProviderStateStore(boto3.client("dynamodb"), TABLE)
+
+
+@pytest.fixture
 def registry() -> Any:
     from agentkit.tools import default_registry
 

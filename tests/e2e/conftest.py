@@ -5,7 +5,9 @@
   the next run (``python -m opspawn.offline down`` stops it). Otherwise a LocalStack started by
   the tests is stopped when the last test session using it ends.
 * ``offline_stack``: ``localstack`` + ``template.yaml`` deployed with the scripted model
+  and the settings of tests/support/e2e.py
   (``ScriptedModelEnabled=true ToolCallTimeoutSeconds=60``); returns the StackOutputs.
+* ``api``: a client of the deployed API acting for E2E_TENANT (one per module).
 
 Nothing is skipped: if LocalStack cannot be installed or started, or the template does not
 deploy, the fixture fails with the reason (and LocalStack's log tail).

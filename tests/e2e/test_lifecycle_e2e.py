@@ -3,7 +3,7 @@ first, cursor, status filter), the events timeline, cancel (mid-run and after th
 idempotent submit, tenant isolation, and the public OpenAPI document.
 
 A task that should stay running calls http_fetch: the e2e security policy
-(tests/e2e/conftest.py E2E_SECURITY_POLICY) makes every such call wait for approval, so the
+(E2E_SECURITY_POLICY in tests/support/e2e.py) makes every such call wait for approval, so the
 task sits in WAITING_APPROVAL until it is decided or cancelled.
 """
 

@@ -1,6 +1,6 @@
 """The security manager end to end on the offline stack, through the API Gateway URL.
 
-The stack runs with tests/e2e/conftest.py's E2E_SECURITY_POLICY: read_file refused (no
+The stack runs with E2E_SECURITY_POLICY (tests/support/e2e.py): read_file refused (no
 path_prefixes), http_fetch only to 127.0.0.1 and only after approval. The scripted model
 drives the calls; http_fetch reaches a loopback server in this process, which records every
 request it gets, so "nothing was executed" is checked where it matters: no connection.

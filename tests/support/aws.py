@@ -20,18 +20,23 @@ EVENTS = ROOT / "events"
 
 
 class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation YAML, keeping intrinsic tags as plain values."""
+    """CloudFormation YAML with intrinsic tags in CloudFormation's JSON form:
+    {"Ref": ...}, {"Fn::GetAtt": [resource, attribute]}, {"Fn::Sub": ...}."""
 
 
-def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    key = suffix if suffix == "Ref" else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
+        value: Any = loader.construct_scalar(node)
+        if key == "Fn::GetAtt":
+            value = value.split(".", 1)
+        return {key: value}
     if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}
+        return {key: loader.construct_sequence(node, deep=True)}
+    return {key: loader.construct_mapping(node, deep=True)}
 
 
-_CfnLoader.add_multi_constructor("!", _any_tag)
+_CfnLoader.add_multi_constructor("!", _tag)
 
 
 def load_template() -> dict[str, Any]:
