@@ -15,6 +15,7 @@ import pytest
 from agentkit.models import TaskStatus, TaskView
 from opspawn.client import ApiError, OpspawnClient
 from opspawn.offline.stack import StackOutputs
+from tests.support.e2e import ended_execution
 
 TIMEOUT_S = 120
 
@@ -47,9 +48,7 @@ def test_two_tool_calls_in_one_turn_then_an_answer(api: OpspawnClient,
     assert view.usage.cached_tokens == 100 and view.usage.model_calls == 2
     assert view.turn == 2
     # The execution is named after the task and ended well.
-    sfn = offline_stack.client("stepfunctions")
-    arn = offline_stack.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:")
-    execution = sfn.describe_execution(executionArn=f"{arn}:{view.task_id}")
+    execution = ended_execution(offline_stack, view.task_id)
     assert execution["status"] == "SUCCEEDED"
 
 

@@ -10,7 +10,6 @@ task sits in WAITING_APPROVAL until it is decided or cancelled.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +21,7 @@ from agentkit.models import TaskStatus, TaskView
 from opspawn.client import ApiError, OpspawnClient
 from opspawn.offline.paths import REPO_ROOT
 from opspawn.offline.stack import StackOutputs
-from tests.support.e2e import until
+from tests.support.e2e import ended_execution, until
 
 TIMEOUT_S = 120
 #: Never fetched: the call waits for an approval that comes only after the cancel.
@@ -87,10 +86,7 @@ def _assert_stopped(offline_stack: StackOutputs, task_id: str) -> None:
     (States.Runtime or the wait's TaskCancelled) instead of ABORTED. Either way no state
     after the wait was entered.
     """
-    deadline = time.monotonic() + TIMEOUT_S
-    while (execution := _execution(offline_stack, task_id))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the execution was not stopped"
-        time.sleep(0.3)
+    execution = ended_execution(offline_stack, task_id)
     sfn = offline_stack.client("stepfunctions")
     history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
     types = [event["type"] for event in history]

@@ -10,13 +10,12 @@ WaitForApproval per such call.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from agentkit.models import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.stack import StackOutputs
-from tests.support.e2e import until
+from tests.support.e2e import ended_execution, until
 
 TIMEOUT_S = 120
 
@@ -42,15 +41,10 @@ def _history(offline_stack: StackOutputs, task_id: str) -> list[dict[str, Any]]:
     """The ended execution's history (Finalize writes the task's status a moment before
     the execution itself ends)."""
     sfn = offline_stack.client("stepfunctions")
-    machine = offline_stack.outputs["StateMachineArn"]
-    arn = machine.replace(":stateMachine:", ":execution:") + f":{task_id}"
-    deadline = time.monotonic() + TIMEOUT_S
-    while (status := sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
-        assert time.monotonic() < deadline, "the execution did not end"
-        time.sleep(0.1)
-    assert status == "SUCCEEDED"
+    execution = ended_execution(offline_stack, task_id)
+    assert execution["status"] == "SUCCEEDED"
     events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+    kwargs: dict[str, Any] = {"executionArn": execution["executionArn"], "maxResults": 1000}
     while True:
         page = sfn.get_execution_history(**kwargs)
         events += page["events"]

@@ -95,7 +95,7 @@ def test_no_provider_key_appears_in_any_log_or_api_response(
     api: OpspawnClient, offline_stack: StackOutputs
 ) -> None:
     logs = sorted(Layout.current().lambda_logs.glob("*.log"))
-    assert any("Llm" in path.name for path in logs), [p.name for p in logs]
+    assert any("CallModel" in path.name for path in logs), [p.name for p in logs]
     text = "\n".join(path.read_text(errors="replace") for path in logs)
     assert "HTTP 401" in text  # the failures above were logged...
     for key in FAKE_KEYS.values():

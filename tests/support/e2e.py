@@ -7,10 +7,12 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from agentkit.models import TaskView
 from opspawn.client import OpspawnClient
 from opspawn.offline.paths import REPO_ROOT
+from opspawn.offline.stack import StackOutputs
 
 TIMEOUT_S = 120
 
@@ -65,3 +67,17 @@ def until(api: OpspawnClient, task_id: str, condition: Callable[[TaskView], bool
         assert not view.status.is_terminal, (view.status, view.error)
         assert time.monotonic() < deadline, f"timed out; last status {view.status}"
         time.sleep(0.3)
+
+
+def ended_execution(offline_stack: StackOutputs, task_id: str,
+                    timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
+    """The task's execution (DescribeExecution) once it is no longer RUNNING: Finalize writes
+    the task's status a moment before the execution itself ends."""
+    sfn = offline_stack.client("stepfunctions")
+    machine = offline_stack.outputs["StateMachineArn"]
+    arn = machine.replace(":stateMachine:", ":execution:") + f":{task_id}"
+    deadline = time.monotonic() + timeout_s
+    while (execution := dict(sfn.describe_execution(executionArn=arn)))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"the execution of {task_id} did not end"
+        time.sleep(0.1)
+    return execution

@@ -65,7 +65,8 @@ def node_bin() -> Path:
     try:
         return servers.ensure_node_servers()
     except servers.ServerUnavailable as error:
-        pytest.fail(f"the MCP test servers are missing: {error}", pytrace=False)
+        problem = str(error)
+    pytest.fail(f"the MCP test servers are missing: {problem}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
