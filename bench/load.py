@@ -32,7 +32,7 @@ os.environ["OPSPAWN_OFFLINE_PORT"] = os.environ.get("OPSPAWN_BENCH_PORT") or "45
 
 from opspawn.client import OpspawnClient  # noqa: E402
 from opspawn.offline import stack  # noqa: E402
-from tests.fake_providers import FakeProviders, Reply  # noqa: E402
+from tests.support.fake_providers import FakeProviders, Reply  # noqa: E402
 
 PROVIDER = "openrouter"
 MODEL = "openrouter:openai/gpt-4o-mini"

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support import create_table_from_template
+from tests.support.aws import create_table_from_template
 
 #: The suite drives its own offline stack (instance "test": own LocalStack, port, data and
 #: logs over the shared installation), so `make test` never touches a stack the user keeps
@@ -58,6 +58,14 @@ def store(aws: None) -> Any:
     from agentkit.store import TaskStore
 
     return TaskStore(TABLE)
+
+
+@pytest.fixture
+def provider_state(aws: None) -> Any:
+    """The providers' shared state (breaker, holds, limiter windows) on the moto table."""
+    from agentkit.store.provider_state import ProviderStateStore
+
+    return ProviderStateStore(boto3.client("dynamodb"), TABLE)
 
 
 @pytest.fixture

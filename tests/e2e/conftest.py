@@ -5,7 +5,9 @@
   the next run (``python -m opspawn.offline down`` stops it). Otherwise a LocalStack started by
   the tests is stopped when the last test session using it ends.
 * ``offline_stack``: ``localstack`` + ``template.yaml`` deployed with the scripted model
+  and the settings of tests/support/e2e.py
   (``ScriptedModelEnabled=true ToolCallTimeoutSeconds=60``); returns the StackOutputs.
+* ``api``: a client of the deployed API acting for E2E_TENANT (one per module).
 
 Nothing is skipped: if LocalStack cannot be installed or started, or the template does not
 deploy, the fixture fails with the reason (and LocalStack's log tail).
@@ -21,56 +23,19 @@ import fcntl
 import functools
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from opspawn.client import OpspawnClient
 from opspawn.offline import stack
 from opspawn.offline.paths import REPO_ROOT, Layout, endpoint_url
 from opspawn.offline.server import running_port
 from opspawn.offline.stack import LocalStackSession
-from tests.fake_providers import FakeProviders
-
-#: The security policy of the e2e stack (tests/e2e/test_security_e2e.py): every registered
-#: tool (read_file stays refused: it has no path_prefixes), http_fetch only to 127.0.0.1 and
-#: each of its calls only after a human's approval.
-E2E_SECURITY_POLICY = {
-    "approval_required": ["http_fetch"],
-    "constraints": {"http_fetch": {"url_hosts": ["127.0.0.1"]}},
-}
-#: Real MCP servers over stdio (run by the tool Lambda's worker on this machine): the
-#: PyPI time server, and a test server whose tools hang past its 3 s timeout or answer
-#: with a large output.
-E2E_MCP_SERVERS = [
-    {"name": "time", "transport": "stdio", "command": sys.executable,
-     "args": ["-m", "mcp_server_time", "--local-timezone", "UTC"], "timeout_s": 20},
-    {"name": "slow", "transport": "stdio", "command": sys.executable,
-     "args": [str(REPO_ROOT / "tests" / "mcp" / "slow_server.py")], "timeout_s": 3},
-]
-#: AuthorizerCacheTtlSeconds=0: a revoked key is refused at once (tests revoke keys).
-SCRIPTED_PARAMETERS = {
-    "ScriptedModelEnabled": "true",
-    "ToolCallTimeoutSeconds": "60",
-    "AuthorizerCacheTtlSeconds": "0",
-    "SecurityPolicy": json.dumps(E2E_SECURITY_POLICY),
-    "ApprovalTimeoutSeconds": "60",
-    "McpServers": json.dumps(E2E_MCP_SERVERS),
-    # A poison tool message is redelivered after 5 s and dead-lettered on the 3rd failure.
-    "ToolQueueVisibilityTimeoutSeconds": "5",
-}
-#: The tenant of the key every e2e client sends by default ($OPSPAWN_API_KEY, set below).
-E2E_TENANT = "e2e-default"
-#: Fake provider keys, stored in LocalStack's Secrets Manager as in AWS; tests scan the
-#: Lambda logs for them.
-FAKE_KEYS = {
-    "OPENAI_API_KEY": "sk-proj-e2eFAKEopenai0000000000000000000000000001",
-    "ANTHROPIC_API_KEY": "sk-ant-api03-e2eFAKEanthropic000000000000000000002",
-    "GOOGLE_API_KEY": "AIzaE2EfakeGoogleKey000000000000000003",
-    "OPENROUTER_API_KEY": "sk-or-v1-e2eFAKEopenrouter0000000000000000000004",
-}
+from tests.support.e2e import E2E_TENANT, FAKE_KEYS, SCRIPTED_PARAMETERS
+from tests.support.fake_providers import FakeProviders
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -194,6 +159,14 @@ def offline_stack(
     # when given no key, so every test's client acts for E2E_TENANT unless it says otherwise.
     os.environ["OPSPAWN_API_KEY"] = create_api_key(outputs, E2E_TENANT)
     return outputs
+
+
+@pytest.fixture(scope="module")
+def api(offline_stack: stack.StackOutputs) -> Iterator[OpspawnClient]:
+    """A client of the deployed API, acting for E2E_TENANT."""
+    assert offline_stack.api_url
+    with OpspawnClient(offline_stack.api_url) as client:
+        yield client
 
 
 def create_api_key(outputs: stack.StackOutputs, tenant_id: str) -> str:

@@ -8,7 +8,6 @@ Finalize; then GET /tasks/{id}. The model is the scripted one; everything else i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,15 +15,9 @@ import pytest
 from agentkit.models import TaskStatus, TaskView
 from opspawn.client import ApiError, OpspawnClient
 from opspawn.offline.stack import StackOutputs
+from tests.support.e2e import ended_execution
 
 TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
-    assert offline_stack.api_url
-    with OpspawnClient(offline_stack.api_url) as client:
-        yield client
 
 
 def _run(api: OpspawnClient, turns: list[dict[str, Any]], **extra: Any) -> TaskView:
@@ -56,9 +49,7 @@ def test_two_tool_calls_in_one_turn_then_an_answer(api: OpspawnClient,
     assert view.usage.cached_tokens == 100 and view.usage.model_calls == 2
     assert view.turn == 2
     # The execution is named after the task and ended well.
-    sfn = offline_stack.client("stepfunctions")
-    arn = offline_stack.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:")
-    execution = sfn.describe_execution(executionArn=f"{arn}:{view.task_id}")
+    execution = ended_execution(offline_stack, view.task_id)
     assert execution["status"] == "SUCCEEDED"
 
 

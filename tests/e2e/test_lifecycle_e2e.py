@@ -3,14 +3,13 @@ first, cursor, status filter), the events timeline, cancel (mid-run and after th
 idempotent submit, tenant isolation, and the public OpenAPI document.
 
 A task that should stay running calls http_fetch: the e2e security policy
-(tests/e2e/conftest.py E2E_SECURITY_POLICY) makes every such call wait for approval, so the
+(E2E_SECURITY_POLICY in tests/support/e2e.py) makes every such call wait for approval, so the
 task sits in WAITING_APPROVAL until it is decided or cancelled.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from agentkit.models import TaskStatus, TaskView
 from opspawn.client import ApiError, OpspawnClient
 from opspawn.offline.paths import REPO_ROOT
 from opspawn.offline.stack import StackOutputs
+from tests.support.e2e import ended_execution, until
 
 TIMEOUT_S = 120
 #: Never fetched: the call waits for an approval that comes only after the cancel.
@@ -67,17 +67,6 @@ def _waiting(goal: str = "Fetch the page, then answer.") -> dict[str, Any]:
     }
 
 
-def _until(api: OpspawnClient, task_id: str, condition: Callable[[TaskView], bool]) -> TaskView:
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        view = api.get(task_id)
-        if condition(view):
-            return view
-        assert not view.status.is_terminal, (view.status, view.error)
-        assert time.monotonic() < deadline, f"timed out; last status {view.status}"
-        time.sleep(0.3)
-
-
 def _is_waiting(view: TaskView) -> bool:
     return view.status == TaskStatus.WAITING_APPROVAL and bool(view.approvals)
 
@@ -97,10 +86,7 @@ def _assert_stopped(offline_stack: StackOutputs, task_id: str) -> None:
     (States.Runtime or the wait's TaskCancelled) instead of ABORTED. Either way no state
     after the wait was entered.
     """
-    deadline = time.monotonic() + TIMEOUT_S
-    while (execution := _execution(offline_stack, task_id))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the execution was not stopped"
-        time.sleep(0.3)
+    execution = ended_execution(offline_stack, task_id)
     sfn = offline_stack.client("stepfunctions")
     history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
     types = [event["type"] for event in history]
@@ -129,7 +115,7 @@ def test_list_is_newest_first_with_cursor_and_status_filter(
         done.append(task.task_id)
         api.wait(task.task_id, timeout_s=TIMEOUT_S, poll_s=0.3)
     waiting = api.submit(_waiting()).task_id
-    _until(api, waiting, _is_waiting)
+    until(api, waiting, _is_waiting)
 
     pages = []
     cursor: str | None = None
@@ -192,7 +178,7 @@ def test_cancel_mid_run_keeps_the_work_and_an_approval_cannot_resurrect_it(
 ) -> None:
     api = client_for(_tenant("cancel"))
     task_id = api.submit(_waiting()).task_id
-    waiting = _until(api, task_id, _is_waiting)
+    waiting = until(api, task_id, _is_waiting)
     [approval] = waiting.approvals
     assert _execution(offline_stack, task_id)["status"] == "RUNNING"
 
@@ -210,8 +196,9 @@ def test_cancel_mid_run_keeps_the_work_and_an_approval_cannot_resurrect_it(
     late = api.request("POST", f"/tasks/{task_id}/approvals/{approval.approval_id}",
                        content=json.dumps({"decision": "approve"}))
     assert late.status_code == 409, late.text
+    # The execution has ended and entered no state after the wait: nothing more can run,
+    # so what is read now is final.
     _assert_stopped(offline_stack, task_id)
-    time.sleep(1)
     after = api.get(task_id)
     assert after.status == TaskStatus.CANCELLED
     assert [m.role for m in after.messages] == ["system", "user", "assistant"]
@@ -259,7 +246,7 @@ def test_two_tenants_are_isolated_on_list_events_and_cancel(
 ) -> None:
     alice, bob = client_for(_tenant("alice")), client_for(_tenant("bob"))
     task_id = alice.submit(_waiting("Alice's private goal")).task_id
-    _until(alice, task_id, _is_waiting)
+    until(alice, task_id, _is_waiting)
     bobs = bob.submit(_answer("Bob's goal")).task_id
 
     assert [t.task_id for t in bob.iter_tasks()] == [bobs]

@@ -10,15 +10,12 @@ WaitForApproval per such call.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from agentkit.models import TaskStatus, TaskView
+from agentkit.models import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.stack import StackOutputs
+from tests.support.e2e import ended_execution, until
 
 TIMEOUT_S = 120
 
@@ -40,42 +37,20 @@ EXPECTED_STATES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
-    assert offline_stack.api_url
-    with OpspawnClient(offline_stack.api_url) as client:
-        yield client
-
-
 def _history(offline_stack: StackOutputs, task_id: str) -> list[dict[str, Any]]:
     """The ended execution's history (Finalize writes the task's status a moment before
     the execution itself ends)."""
     sfn = offline_stack.client("stepfunctions")
-    machine = offline_stack.outputs["StateMachineArn"]
-    arn = machine.replace(":stateMachine:", ":execution:") + f":{task_id}"
-    deadline = time.monotonic() + TIMEOUT_S
-    while (status := sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
-        assert time.monotonic() < deadline, "the execution did not end"
-        time.sleep(0.1)
-    assert status == "SUCCEEDED"
-    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+    execution = ended_execution(offline_stack, task_id)
+    assert execution["status"] == "SUCCEEDED"
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=execution["executionArn"])
     return [event for page in pages for event in page["events"]]
 
 
 def _entered(history: list[dict[str, Any]]) -> list[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in history
             if e["type"].endswith("StateEntered")]
-
-
-def _until(api: OpspawnClient, task_id: str, done: Any) -> TaskView:
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        view = api.get(task_id)
-        if done(view):
-            return view
-        assert not view.status.is_terminal, (view.status, view.error)
-        assert time.monotonic() < deadline, f"timed out; last status {view.status}"
-        time.sleep(0.3)
 
 
 def test_a_three_turn_task_enters_the_promised_number_of_states(
@@ -120,7 +95,7 @@ def test_a_call_that_needs_approval_adds_only_its_wait(
                        "tools": ["http_fetch", "current_time"],
                        "scripted_turns": [{"tool_calls": [fetch, clock]},
                                           {"content": "Done."}]})
-    waiting = _until(api, task.task_id, lambda v: v.status == TaskStatus.WAITING_APPROVAL
+    waiting = until(api, task.task_id, lambda v: v.status == TaskStatus.WAITING_APPROVAL
                      and any(a.status == "PENDING" for a in v.approvals))
     [approval] = waiting.approvals
     response = api.request("POST", f"/tasks/{task.task_id}/approvals/{approval.approval_id}",

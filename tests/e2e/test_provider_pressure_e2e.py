@@ -14,20 +14,13 @@ import pytest
 from agentkit.models import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.stack import StackOutputs
-from tests.fake_providers import FakeProviders, Reply
+from tests.support.fake_providers import FakeProviders, Reply
 
 PROVIDER = "openrouter"
 #: How long after the first 429 a request may still arrive that was sent before the hold
 #: was written (the 429's answer reaching its Lambda, and that Lambda's write).
 IN_FLIGHT_S = 1.0
 MODEL = "openrouter:openai/gpt-4o-mini"
-
-
-@pytest.fixture(scope="module")
-def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
-    assert offline_stack.api_url
-    with OpspawnClient(offline_stack.api_url) as client:
-        yield client
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ LocalStack's Secrets Manager; the rest of the path is the real stack.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,8 +14,8 @@ from agentkit.models import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.paths import Layout
 from opspawn.offline.stack import StackOutputs
-from tests.e2e.conftest import FAKE_KEYS
-from tests.fake_providers import FakeProviders, Reply
+from tests.support.e2e import FAKE_KEYS
+from tests.support.fake_providers import FakeProviders, Reply
 
 MODELS = {
     "openai": "openai:gpt-4o-mini",
@@ -26,13 +25,6 @@ MODELS = {
 }
 KEY_NAMES = {"openai": "OPENAI_API_KEY", "openrouter": "OPENROUTER_API_KEY",
              "anthropic": "ANTHROPIC_API_KEY", "google": "GOOGLE_API_KEY"}
-
-
-@pytest.fixture(scope="module")
-def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
-    assert offline_stack.api_url
-    with OpspawnClient(offline_stack.api_url) as client:
-        yield client
 
 
 def _tool_result_texts(provider: str, body: dict) -> list[str]:
@@ -103,7 +95,7 @@ def test_no_provider_key_appears_in_any_log_or_api_response(
     api: OpspawnClient, offline_stack: StackOutputs
 ) -> None:
     logs = sorted(Layout.current().lambda_logs.glob("*.log"))
-    assert any("Llm" in path.name for path in logs), [p.name for p in logs]
+    assert any("CallModel" in path.name for path in logs), [p.name for p in logs]
     text = "\n".join(path.read_text(errors="replace") for path in logs)
     assert "HTTP 401" in text  # the failures above were logged...
     for key in FAKE_KEYS.values():

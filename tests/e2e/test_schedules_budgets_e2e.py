@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,19 +21,12 @@ from agentkit.models import TaskStatus, TaskSummary
 from opspawn.client import OpspawnClient
 from opspawn.offline.paths import Layout
 from opspawn.offline.stack import StackOutputs
-from tests.e2e.conftest import E2E_TENANT
-from tests.fake_providers import FakeProviders, Reply
+from tests.support.e2e import E2E_TENANT
+from tests.support.fake_providers import FakeProviders, Reply
 
 TIMEOUT_S = 120
 LOOP = {"tool_calls": [{"name": "calculator", "arguments": {"expression": "2 + 2"}}],
         "usage": {"input_tokens": 100, "output_tokens": 20}}
-
-
-@pytest.fixture(scope="module")
-def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
-    assert offline_stack.api_url
-    with OpspawnClient(offline_stack.api_url) as client:
-        yield client
 
 
 def _template(label: str) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """The security manager end to end on the offline stack, through the API Gateway URL.
 
-The stack runs with tests/e2e/conftest.py's E2E_SECURITY_POLICY: read_file refused (no
+The stack runs with E2E_SECURITY_POLICY (tests/support/e2e.py): read_file refused (no
 path_prefixes), http_fetch only to 127.0.0.1 and only after approval. The scripted model
 drives the calls; http_fetch reaches a loopback server in this process, which records every
 request it gets, so "nothing was executed" is checked where it matters: no connection.
@@ -9,59 +9,24 @@ request it gets, so "nothing was executed" is checked where it matters: no conne
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from agentkit.models import TaskStatus, TaskView
 from opspawn.client import OpspawnClient
-from opspawn.offline.stack import StackOutputs
+from tests.support.e2e import until
+from tests.support.loopback import LoopbackServer, Reply
 
 TIMEOUT_S = 120
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:
-        type(self).hits.append(self.path)
-        body = f"content of {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[tuple[int, list[str]]]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield httpd.server_port, _Recorder.hits
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
 @pytest.fixture
-def hits(site: tuple[int, list[str]]) -> list[str]:
-    site[1].clear()
-    return site[1]
-
-
-@pytest.fixture(scope="module")
-def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
-    assert offline_stack.api_url
-    with OpspawnClient(offline_stack.api_url) as client:
-        yield client
+def site() -> Iterator[LoopbackServer]:
+    """The page server http_fetch reaches: it records every request it gets."""
+    with LoopbackServer(lambda request: Reply(body=f"content of {request.path}")) as server:
+        yield server
 
 
 def _submit(api: OpspawnClient, turns: list[dict[str, Any]]) -> str:
@@ -71,17 +36,6 @@ def _submit(api: OpspawnClient, turns: list[dict[str, Any]]) -> str:
 
 def _fetch(url: str) -> dict[str, Any]:
     return {"tool_calls": [{"name": "http_fetch", "arguments": {"url": url}}]}
-
-
-def _until(api: OpspawnClient, task_id: str, condition: Callable[[TaskView], bool]) -> TaskView:
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        view = api.get(task_id)
-        if condition(view):
-            return view
-        assert not view.status.is_terminal, (view.status, view.error)
-        assert time.monotonic() < deadline, f"timed out; last status {view.status}"
-        time.sleep(0.3)
 
 
 def _pending(view: TaskView) -> list[Any]:
@@ -111,9 +65,9 @@ def test_a_tool_outside_the_policy_is_refused_at_submit(api: OpspawnClient) -> N
 
 
 def test_a_call_the_policy_denies_is_never_executed(
-    api: OpspawnClient, site: tuple[int, list[str]], hits: list[str]
+    api: OpspawnClient, site: LoopbackServer
 ) -> None:
-    port = site[0]
+    port = site.port
     # `localhost` is the very same server under a name the policy does not allow.
     task_id = _submit(api, [
         {"tool_calls": [
@@ -133,19 +87,19 @@ def test_a_call_the_policy_denies_is_never_executed(
         "error: tool call denied: tool 'read_file' is not allowed for this task")
     assert (calc.content, calc.is_error) == ("4", False)
     assert view.answer == "Could not fetch it." and view.approvals == []
-    assert hits == []
+    assert site.paths == []
 
 
 def test_approve_runs_the_call(
-    api: OpspawnClient, site: tuple[int, list[str]], hits: list[str]
+    api: OpspawnClient, site: LoopbackServer
 ) -> None:
-    url = f"http://127.0.0.1:{site[0]}/approved-page"
+    url = f"http://127.0.0.1:{site.port}/approved-page"
     task_id = _submit(api, [_fetch(url), {"content": "Fetched."}])
-    view = _until(api, task_id, _waiting)
+    view = until(api, task_id, _waiting)
     [approval] = _pending(view)
     assert approval.tool == "http_fetch" and approval.arguments == {"url": url}
     assert "task_token" not in api.request("GET", f"/tasks/{task_id}").text
-    assert hits == []  # nothing runs before the decision
+    assert site.paths == []  # nothing runs before the decision
 
     status, body = _decide(api, task_id, approval.approval_id, "approve", "looks fine")
     assert status == 200, body
@@ -155,7 +109,7 @@ def test_approve_runs_the_call(
     result = view.messages[3]
     assert not result.is_error, result.content
     assert json.loads(result.content or "{}")["text"] == "content of /approved-page"
-    assert hits == ["/approved-page"]
+    assert site.paths == ["/approved-page"]
     assert [a.status for a in view.approvals] == ["APPROVED"]
     # Deciding again is a conflict, whatever the decision.
     status, body = _decide(api, task_id, approval.approval_id, "deny")
@@ -163,11 +117,11 @@ def test_approve_runs_the_call(
 
 
 def test_deny_skips_the_call_and_the_model_gets_an_error(
-    api: OpspawnClient, site: tuple[int, list[str]], hits: list[str]
+    api: OpspawnClient, site: LoopbackServer
 ) -> None:
-    task_id = _submit(api, [_fetch(f"http://127.0.0.1:{site[0]}/denied-page"),
+    task_id = _submit(api, [_fetch(f"http://127.0.0.1:{site.port}/denied-page"),
                             {"content": "Not allowed, fine."}])
-    [approval] = _pending(_until(api, task_id, _waiting))
+    [approval] = _pending(until(api, task_id, _waiting))
     status, body = _decide(api, task_id, approval.approval_id, "deny", "not that page")
     assert status == 200 and body["status"] == "DENIED"
     view = api.wait(task_id, timeout_s=TIMEOUT_S, poll_s=0.3)
@@ -176,27 +130,29 @@ def test_deny_skips_the_call_and_the_model_gets_an_error(
     assert result.is_error and result.content == (
         f"error: tool call denied: approval {approval.approval_id} was denied: not that page")
     assert view.answer == "Not allowed, fine."
-    assert hits == []
+    assert site.paths == []
 
 
 def test_changed_arguments_need_a_new_approval(
-    api: OpspawnClient, site: tuple[int, list[str]], hits: list[str]
+    api: OpspawnClient, site: LoopbackServer
 ) -> None:
-    base = f"http://127.0.0.1:{site[0]}"
+    base = f"http://127.0.0.1:{site.port}"
     task_id = _submit(api, [_fetch(f"{base}/a"), _fetch(f"{base}/b"), {"content": "Both."}])
-    [first] = _pending(_until(api, task_id, _waiting))
+    [first] = _pending(until(api, task_id, _waiting))
     assert _decide(api, task_id, first.approval_id, "approve")[0] == 200
     # The next turn calls the same tool with another URL: a new approval, and the first
     # approval's id cannot authorize it.
-    view = _until(api, task_id, lambda v: _waiting(v) and len(v.approvals) == 2)
+    view = until(api, task_id, lambda v: _waiting(v) and len(v.approvals) == 2)
     [second] = _pending(view)
     assert second.approval_id != first.approval_id
     assert second.arguments == {"url": f"{base}/b"}
     status, body = _decide(api, task_id, first.approval_id, "approve")
     assert status == 409, body
-    time.sleep(1)
+    # A refused decision is refused before anything is written or any task token answered
+    # (agentkit/api/approvals.py): the 409 is the signal, nothing of it is still under way.
+    # The end of the test shows what ran in total: each page once, after its approval.
     view = api.get(task_id)
-    assert view.status == TaskStatus.WAITING_APPROVAL and hits == ["/a"]
+    assert view.status == TaskStatus.WAITING_APPROVAL and site.paths == ["/a"]
     assert [a.approval_id for a in _pending(view)] == [second.approval_id]
     unknown = _decide(api, task_id, "apv_" + "0" * 32, "approve")
     assert unknown[0] == 404 and unknown[1]["error"] == "not_found"
@@ -204,5 +160,5 @@ def test_changed_arguments_need_a_new_approval(
     assert _decide(api, task_id, second.approval_id, "approve")[0] == 200
     view = api.wait(task_id, timeout_s=TIMEOUT_S, poll_s=0.3)
     assert view.status == TaskStatus.SUCCEEDED, view.error
-    assert hits == ["/a", "/b"]
+    assert site.paths == ["/a", "/b"]
     assert [m.is_error for m in view.messages if m.role == "tool"] == [False, False]

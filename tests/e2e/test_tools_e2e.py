@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,13 +14,6 @@ from opspawn.client import OpspawnClient
 from opspawn.offline.stack import StackOutputs
 
 TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def api(offline_stack: StackOutputs) -> Iterator[OpspawnClient]:
-    assert offline_stack.api_url
-    with OpspawnClient(offline_stack.api_url) as client:
-        yield client
 
 
 def _run(api: OpspawnClient, tools: list[str], calls: list[dict[str, Any]]) -> TaskView:

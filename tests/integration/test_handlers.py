@@ -3,66 +3,32 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import boto3
 import pytest
 
-from agentkit.models import SubmitTaskRequest, Task, TaskStatus
+from agentkit.models import TaskStatus
 from agentkit.store import TaskStore
-from tests.support import FakeLambdaContext, load_event, load_handler
-
-EXAMPLE_ID = "tsk_01JEXAMPLE0000000000000000"
-#: the tenant the API sample events' authorizer context names
-EXAMPLE_TENANT = "tenant-example"
-PASS_MACHINE = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}})
-
-
-@pytest.fixture
-def state_machine_arn(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    sfn = boto3.client("stepfunctions")
-    arn = sfn.create_state_machine(
-        name="agent",
-        definition=PASS_MACHINE,
-        roleArn="arn:aws:iam::123456789012:role/sfn",
-    )["stateMachineArn"]
-    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
-    return arn
-
-
-def _api(function: str, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    response = load_handler(function).lambda_handler(event, FakeLambdaContext())
-    return response["statusCode"], json.loads(response["body"])
-
-
-def _submit_event(body: str | None = None, **headers: str) -> dict[str, Any]:
-    event = load_event("submit_post_tasks.json")
-    if body is not None:
-        event["body"] = body
-    event["headers"].update(headers)
-    return event
-
-
-def _seed_example_task(store: TaskStore) -> None:
-    """The task the Step Functions sample events refer to, from the submit sample's body."""
-    body = SubmitTaskRequest.model_validate_json(load_event("submit_post_tasks.json")["body"])
-    store.create_task(
-        Task(
-            task_id=EXAMPLE_ID,
-            tenant_id=EXAMPLE_TENANT,
-            goal=body.goal,
-            model="scripted",
-            tools=["calculator", "current_time"],
-            max_turns=5,
-            scripted_turns=body.scripted_turns,
-        )
-    )
+from tests.support.api_events import (
+    EXAMPLE_ID,
+    EXAMPLE_TENANT,
+    as_tenant,
+    call_handler,
+    seed_example_task,
+    submit_event,
+)
+from tests.support.aws import (
+    FakeLambdaContext,
+    RecordingStepFunctions,
+    load_event,
+    load_handler,
+)
 
 
 def test_submit_stores_the_task_and_starts_its_execution(
     state_machine_arn: str, store: TaskStore
 ) -> None:
-    status, body = _api("submit", _submit_event())
+    status, body = call_handler("submit", submit_event())
     assert status == 202
     assert body["status"] == "QUEUED" and body["goal"] == "What is 17 * 23?"
     task = store.require_task(body["task_id"])
@@ -88,7 +54,7 @@ def test_submit_stores_the_task_and_starts_its_execution(
 def test_submit_rejects_bad_bodies_naming_the_field(
     state_machine_arn: str, store: TaskStore, body: str, status: int, field: str, problem: str
 ) -> None:
-    got_status, answer = _api("submit", _submit_event(body))
+    got_status, answer = call_handler("submit", submit_event(body))
     assert got_status == status, answer
     assert answer["error"] in {"validation_error", "payload_too_large"}
     fields = {item["field"]: item["problem"] for item in answer["fields"]}
@@ -98,34 +64,20 @@ def test_submit_rejects_bad_bodies_naming_the_field(
 
 
 def test_get_task_and_unknown_task(store: TaskStore) -> None:
-    _seed_example_task(store)
-    status, body = _api("tasks", load_event("tasks_get_task.json"))
+    seed_example_task(store)
+    status, body = call_handler("tasks", load_event("tasks_get_task.json"))
     assert status == 200
     assert body["task_id"] == EXAMPLE_ID and body["messages"] == []
     event = load_event("tasks_get_task.json")
     event["path"] = "/tasks/tsk_nope"
     event["pathParameters"] = {"task_id": "tsk_nope"}
-    status, body = _api("tasks", event)
+    status, body = call_handler("tasks", event)
     assert status == 404
     assert body == {"error": "not_found", "message": "task 'tsk_nope' not found"}
 
 
-def _as_tenant(event: dict[str, Any], tenant_id: str | None) -> dict[str, Any]:
-    """The event as the API's authorizer would pass it for `tenant_id` (None: no authorizer)."""
-    if tenant_id is None:
-        event["requestContext"].pop("authorizer", None)
-    else:
-        event["requestContext"]["authorizer"] = {
-            "principalId": f"key_{tenant_id}",
-            "integrationLatency": 3,
-            "tenant_id": tenant_id,
-            "key_id": f"key_{tenant_id}",
-        }
-    return event
-
-
 def test_submit_stores_the_callers_tenant(state_machine_arn: str, store: TaskStore) -> None:
-    status, body = _api("submit", _as_tenant(_submit_event(), "acme"))
+    status, body = call_handler("submit", as_tenant(submit_event(), "acme"))
     assert status == 202
     assert store.require_task(body["task_id"]).tenant_id == "acme"
     # the tenant is the authorizer's word only: nothing in the body or headers can set it
@@ -133,15 +85,16 @@ def test_submit_stores_the_callers_tenant(state_machine_arn: str, store: TaskSto
 
 
 def test_another_tenants_task_answers_exactly_like_an_unknown_id(store: TaskStore) -> None:
-    _seed_example_task(store)
-    status, mine = _api("tasks", _as_tenant(load_event("tasks_get_task.json"), EXAMPLE_TENANT))
+    seed_example_task(store)
+    status, mine = call_handler("tasks",
+                                as_tenant(load_event("tasks_get_task.json"), EXAMPLE_TENANT))
     assert status == 200 and mine["task_id"] == EXAMPLE_ID
 
-    status, theirs = _api("tasks", _as_tenant(load_event("tasks_get_task.json"), "intruder"))
-    unknown_event = _as_tenant(load_event("tasks_get_task.json"), "intruder")
+    status, theirs = call_handler("tasks", as_tenant(load_event("tasks_get_task.json"), "intruder"))
+    unknown_event = as_tenant(load_event("tasks_get_task.json"), "intruder")
     unknown_event["path"] = "/tasks/tsk_01JUNKNOWN000000000000000000"
     unknown_event["pathParameters"] = {"task_id": "tsk_01JUNKNOWN000000000000000000"}
-    unknown_status, unknown = _api("tasks", unknown_event)
+    unknown_status, unknown = call_handler("tasks", unknown_event)
     assert status == unknown_status == 404
     assert theirs == {"error": "not_found", "message": f"task '{EXAMPLE_ID}' not found"}
     assert set(theirs) == set(unknown) and unknown["message"].startswith("task 'tsk_01JUNKNOWN")
@@ -151,29 +104,18 @@ def test_another_tenants_task_answers_exactly_like_an_unknown_id(store: TaskStor
 def test_a_request_without_a_tenant_is_refused_never_defaulted(
     function: str, state_machine_arn: str, store: TaskStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _seed_example_task(store)
+    seed_example_task(store)
     before = store.client.scan(TableName=store.table_name)["Count"]
-    event = _submit_event() if function == "submit" else load_event("tasks_get_task.json")
-    status, body = _api(function, _as_tenant(event, None))
+    event = submit_event() if function == "submit" else load_event("tasks_get_task.json")
+    status, body = call_handler(function, as_tenant(event, None))
     assert status == 500
     assert body["error"] == "internal_error" and "no tenant" in body["message"]
     assert store.client.scan(TableName=store.table_name)["Count"] == before  # nothing stored
     assert "refused a request without a tenant" in caplog.messages  # the clear log
 
 
-class RecordingStepFunctions:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def send_task_success(self, **kwargs: Any) -> None:
-        self.calls.append(("success", kwargs))
-
-    def send_task_failure(self, **kwargs: Any) -> None:
-        self.calls.append(("failure", kwargs))
-
-
 def test_the_loop_through_the_step_handlers(store: TaskStore) -> None:
-    _seed_example_task(store)
+    seed_example_task(store)
     context = FakeLambdaContext()
     plan = load_handler("plan").lambda_handler(load_event("plan.json"), context)
     assert plan == {"task_id": EXAMPLE_ID, "turn": 0}
@@ -211,7 +153,7 @@ def test_the_loop_through_the_step_handlers(store: TaskStore) -> None:
 
 
 def test_finalize_failed_records_a_readable_reason(store: TaskStore) -> None:
-    _seed_example_task(store)
+    seed_example_task(store)
     result = load_handler("finalize").lambda_handler(
         load_event("finalize_failed.json"), FakeLambdaContext()
     )
@@ -220,7 +162,7 @@ def test_finalize_failed_records_a_readable_reason(store: TaskStore) -> None:
 
 
 def test_finalize_stopped_keeps_the_status_the_loop_wrote(store: TaskStore) -> None:
-    _seed_example_task(store)
+    seed_example_task(store)
     store.finish_task(EXAMPLE_ID, TaskStatus.CANCELLED, error="cancelled by the caller")
     result = load_handler("finalize").lambda_handler(
         load_event("finalize_stopped.json"), FakeLambdaContext()
@@ -258,8 +200,8 @@ def test_step_handlers_reject_malformed_events(store: TaskStore) -> None:
 def test_a_body_that_is_not_utf8_is_a_400_not_a_500(state_machine_arn: str) -> None:
     import base64
 
-    event = _submit_event(base64.b64encode(b"\x9c\x80 not text").decode())
+    event = submit_event(base64.b64encode(b"\x9c\x80 not text").decode())
     event["isBase64Encoded"] = True
-    status, answer = _api("submit", event)
+    status, answer = call_handler("submit", event)
     assert status == 400
     assert answer["fields"] == [{"field": "body", "problem": "not UTF-8 encoded JSON"}]

@@ -3,7 +3,6 @@ in submit order as that tenant's slots free; exact under concurrent submits and 
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -23,19 +22,8 @@ from agentkit.models import SubmitTaskRequest, Task, TaskStatus
 from agentkit.store import TaskStore, TenantSlots
 from agentkit.tools import ToolRegistry
 from tests.conftest import TABLE
-from tests.support import AtomicRequests, FakeLambdaContext, load_handler
-
-PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
-
-
-@pytest.fixture
-def machine(aws: None) -> str:
-    return str(
-        boto3.client("stepfunctions").create_state_machine(
-            name="opspawn-agent", definition=PASS_MACHINE,
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-        )["stateMachineArn"]
-    )
+from tests.support.api_events import call_handler, keyed, submit_event, task_event
+from tests.support.aws import AtomicRequests, FakeLambdaContext, load_handler
 
 
 class Starter:
@@ -97,9 +85,9 @@ def _running(store: TaskStore, tenant: str = "acme") -> int:
 
 
 def test_beyond_the_cap_a_task_is_accepted_queued_with_no_execution(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=2)
+    start, settings = Starter(state_machine_arn), _settings(cap=2)
     first, second, third = (_submit(store, registry, settings, start) for _ in range(3))
     assert first.execution_arn and second.execution_arn
     assert third.status == TaskStatus.QUEUED and third.execution_arn is None
@@ -108,9 +96,9 @@ def test_beyond_the_cap_a_task_is_accepted_queued_with_no_execution(
 
 
 def test_ending_one_starts_the_oldest_queued_and_order_holds_over_five(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=2)
+    start, settings = Starter(state_machine_arn), _settings(cap=2)
     running = [_submit(store, registry, settings, start).task_id for _ in range(2)]
     queued = [_submit(store, registry, settings, start).task_id for _ in range(5)]
     assert _queued(store) == queued
@@ -129,23 +117,20 @@ def test_ending_one_starts_the_oldest_queued_and_order_holds_over_five(
 
 
 def test_the_submit_response_keeps_its_shape_when_queued(
-    store: TaskStore, machine: str, monkeypatch: pytest.MonkeyPatch
+    store: TaskStore, state_machine_arn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
     monkeypatch.setenv("TENANT_LIMITS", '{"default": {"max_running": 1}}')
-    from tests.integration.test_handlers import _api, _submit_event
-    from tests.integration.test_task_routes import _keyed
 
-    statuses = [_api("submit", _keyed(_submit_event(), None)) for _ in range(2)]
+    statuses = [call_handler("submit", keyed(submit_event(), None)) for _ in range(2)]
     assert [(code, body["status"]) for code, body in statuses] == [(202, "QUEUED")] * 2
     assert store.require_task(statuses[0][1]["task_id"]).execution_arn
     assert store.require_task(statuses[1][1]["task_id"]).execution_arn is None
 
 
 def test_another_tenant_starts_at_once_while_one_has_50_queued(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=2)
+    start, settings = Starter(state_machine_arn), _settings(cap=2)
     busy = [_submit(store, registry, settings, start, "busy") for _ in range(52)]
     assert len(_queued(store, "busy")) == 50 and _running(store, "busy") == 2
     other = _submit(store, registry, settings, start, "calm")
@@ -157,9 +142,9 @@ def test_another_tenant_starts_at_once_while_one_has_50_queued(
 
 
 def test_a_tenants_own_limit_replaces_the_default(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=1, big=3)
+    start, settings = Starter(state_machine_arn), _settings(cap=1, big=3)
     big = [_submit(store, registry, settings, start, "big") for _ in range(4)]
     small = [_submit(store, registry, settings, start, "small") for _ in range(2)]
     assert [bool(t.execution_arn) for t in big] == [True, True, True, False]
@@ -167,9 +152,9 @@ def test_a_tenants_own_limit_replaces_the_default(
 
 
 def test_a_lowered_cap_lets_running_tasks_drain_below_it_first(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start = Starter(machine)
+    start = Starter(state_machine_arn)
     running = [_submit(store, registry, _settings(cap=3), start).task_id for _ in range(3)]
     waiting = _submit(store, registry, _settings(cap=3), start).task_id
     lowered = _settings(cap=2)
@@ -183,9 +168,9 @@ def test_a_lowered_cap_lets_running_tasks_drain_below_it_first(
 
 
 def test_a_retried_finalize_releases_once(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=2)
+    start, settings = Starter(state_machine_arn), _settings(cap=2)
     running = [_submit(store, registry, settings, start).task_id for _ in range(2)]
     queued = [_submit(store, registry, settings, start).task_id for _ in range(2)]
     assert _end(store, running[0], start, settings) == queued[0]
@@ -197,9 +182,9 @@ def test_a_retried_finalize_releases_once(
 
 
 def test_a_retry_finishes_a_release_that_crashed_before_starting_the_next(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=1)
+    start, settings = Starter(state_machine_arn), _settings(cap=1)
     first = _submit(store, registry, settings, start)
     waiting = _submit(store, registry, settings, start)
     store.finish_task(first.task_id, TaskStatus.SUCCEEDED)
@@ -244,9 +229,9 @@ def _concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
 
 
 def test_two_concurrent_releasers_start_each_queued_task_once(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=2)
+    start, settings = Starter(state_machine_arn), _settings(cap=2)
     running = [_submit(store, registry, settings, start).task_id for _ in range(2)]
     queued = [_submit(store, registry, settings, start).task_id for _ in range(5)]
     racing = TaskStore(TABLE, client=_OneAtATime(store.client, 2))
@@ -261,10 +246,10 @@ def test_two_concurrent_releasers_start_each_queued_task_once(
 
 
 def test_two_concurrent_releases_of_one_task_free_one_slot(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
     """A cancel racing the stop path's ReleaseSlot for the same task."""
-    start, settings = Starter(machine), _settings(cap=1)
+    start, settings = Starter(state_machine_arn), _settings(cap=1)
     task_id = _submit(store, registry, settings, start).task_id
     queued = [_submit(store, registry, settings, start).task_id for _ in range(2)]
     racing = TaskStore(TABLE, client=_OneAtATime(store.client, 2))
@@ -277,9 +262,9 @@ def test_two_concurrent_releases_of_one_task_free_one_slot(
 
 
 def test_concurrent_submits_never_pass_the_cap(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=2)
+    start, settings = Starter(state_machine_arn), _settings(cap=2)
     # held before the first read: all six are queued (in order) before any claims
     racing = TaskStore(TABLE, client=_OneAtATime(store.client, 6, hold_after=False))
     tasks = _concurrently([lambda: _submit(racing, registry, settings, start)] * 6)
@@ -295,9 +280,9 @@ def test_concurrent_submits_never_pass_the_cap(
 
 
 def test_cancelling_a_queued_task_takes_it_out_of_the_queue(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=1)
+    start, settings = Starter(state_machine_arn), _settings(cap=1)
     running = _submit(store, registry, settings, start)
     skipped, waiting = (_submit(store, registry, settings, start) for _ in range(2))
     stopped: list[str] = []
@@ -310,9 +295,9 @@ def test_cancelling_a_queued_task_takes_it_out_of_the_queue(
 
 
 def test_cancelling_a_running_task_starts_the_next(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=1)
+    start, settings = Starter(state_machine_arn), _settings(cap=1)
     running = _submit(store, registry, settings, start)
     waiting = [_submit(store, registry, settings, start) for _ in range(2)]
     stopped: list[str] = []
@@ -327,17 +312,14 @@ def test_cancelling_a_running_task_starts_the_next(
 
 
 def test_the_tasks_route_cancels_a_queued_task(
-    store: TaskStore, machine: str, monkeypatch: pytest.MonkeyPatch
+    store: TaskStore, state_machine_arn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
     monkeypatch.setenv("TENANT_LIMITS", '{"default": {"max_running": 1}}')
-    from tests.integration.test_handlers import _api, _submit_event
-    from tests.integration.test_task_routes import _keyed, _task_event
 
-    first = _api("submit", _keyed(_submit_event(), None))[1]["task_id"]
-    second = _api("submit", _keyed(_submit_event(), None))[1]["task_id"]
+    first = call_handler("submit", keyed(submit_event(), None))[1]["task_id"]
+    second = call_handler("submit", keyed(submit_event(), None))[1]["task_id"]
     assert store.require_task(second).execution_arn is None
-    status, body = _api("tasks", _task_event("tasks_cancel.json", first))
+    status, body = call_handler("tasks", task_event("tasks_cancel.json", first))
     assert (status, body["status"]) == (200, "CANCELLED")
     assert store.require_task(second).execution_arn  # the freed slot went to it
     assert _queued(store, "tenant-example") == []
@@ -347,9 +329,9 @@ def test_the_tasks_route_cancels_a_queued_task(
 
 
 def test_a_start_failure_marks_that_task_failed_and_frees_the_slot(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
-    start, settings = Starter(machine), _settings(cap=1)
+    start, settings = Starter(state_machine_arn), _settings(cap=1)
     running = _submit(store, registry, settings, start)
     doomed, waiting = (_submit(store, registry, settings, start) for _ in range(2))
     start.failing.add(doomed.task_id)
@@ -362,16 +344,16 @@ def test_a_start_failure_marks_that_task_failed_and_frees_the_slot(
 
 
 def test_a_submit_whose_own_start_fails_raises_and_holds_no_slot(
-    store: TaskStore, registry: ToolRegistry, machine: str
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str
 ) -> None:
     settings = _settings(cap=1)
-    broken = Starter(machine, fail_all=True)
+    broken = Starter(state_machine_arn, fail_all=True)
     with pytest.raises(RuntimeError, match="StateMachineDoesNotExist"):
         _submit(store, registry, settings, broken)
     [task] = store.list_tasks("acme")[0]
     assert task.status == TaskStatus.FAILED and "could not start" in (task.error or "")
     assert _running(store) == 0 and _queued(store) == []
-    assert _submit(store, registry, settings, Starter(machine)).execution_arn  # slot free
+    assert _submit(store, registry, settings, Starter(state_machine_arn)).execution_arn  # slot free
 
 
 class LambdaDied(BaseException):
@@ -379,7 +361,8 @@ class LambdaDied(BaseException):
 
 
 def test_a_submit_that_died_between_claim_and_start_is_started_by_the_next_submit(
-    store: TaskStore, registry: ToolRegistry, machine: str, monkeypatch: pytest.MonkeyPatch
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = _settings(cap=1)
 
@@ -391,7 +374,7 @@ def test_a_submit_that_died_between_claim_and_start_is_started_by_the_next_submi
     [orphan] = store.list_tasks("acme")[0]
     assert orphan.status == TaskStatus.QUEUED and orphan.execution_arn is None
     assert _running(store) == 1  # its slot is held by a task that does not run
-    start = Starter(machine)
+    start = Starter(state_machine_arn)
     # Within the grace its claimer may still be starting it: left alone.
     later = _submit(store, registry, settings, start)
     assert start.calls[orphan.task_id] == 0 and later.status == TaskStatus.QUEUED
@@ -409,18 +392,21 @@ def test_a_submit_that_died_between_claim_and_start_is_started_by_the_next_submi
 
 
 def test_the_finalize_handler_starts_the_next_on_the_machine_it_is_told(
-    store: TaskStore, registry: ToolRegistry, machine: str, monkeypatch: pytest.MonkeyPatch
+    store: TaskStore, registry: ToolRegistry, state_machine_arn: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("STATE_MACHINE_ARN", raising=False)
     monkeypatch.setenv("TENANT_LIMITS", '{"default": {"max_running": 1}}')
-    start, settings = Starter(machine), _settings(cap=1)
+    start, settings = Starter(state_machine_arn), _settings(cap=1)
     running = _submit(store, registry, settings, start)
     waiting = _submit(store, registry, settings, start)
     finalize = load_handler("finalize")
-    event = {"task_id": running.task_id, "outcome": "succeeded", "state_machine_arn": machine}
+    event = {"task_id": running.task_id, "outcome": "succeeded",
+             "state_machine_arn": state_machine_arn}
     assert finalize.lambda_handler(event, FakeLambdaContext())["status"] == "SUCCEEDED"
     assert start.executions()[-1] == waiting.task_id
-    stopped = {"task_id": running.task_id, "outcome": "stopped", "state_machine_arn": machine}
+    stopped = {"task_id": running.task_id, "outcome": "stopped",
+               "state_machine_arn": state_machine_arn}
     assert finalize.lambda_handler(stopped, FakeLambdaContext())["status"] == "SUCCEEDED"
     assert _running(store) == 1
 

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m tests.mcp.capture_schemas
 
-The unit tests (tests/unit/test_tool_schemas.py and the provider client tests) shape
-these schemas without starting a server; tests/integration/test_mcp_tools.py checks the
+The unit tests (tests/unit/llm/test_tool_schemas.py and the provider client tests) shape
+these schemas without starting a server; tests/integration/tools/test_mcp_tools.py checks the
 live listings against the same rules. Re-run after bumping a server in package.json.
 """
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import load_template
+from tests.support.aws import load_template
 
 #: routes that may be public (no key): GET /openapi.json is planned as one
 PUBLIC_ROUTES = {("/openapi.json", "get")}
@@ -21,7 +21,7 @@ def test_the_api_has_the_key_authorizer_as_default(template: dict[str, Any]) -> 
     auth = template["Resources"]["AgentApi"]["Properties"]["Auth"]
     assert auth["DefaultAuthorizer"] == "ApiKeyAuthorizer"
     authorizer = auth["Authorizers"]["ApiKeyAuthorizer"]
-    assert authorizer["FunctionArn"] == {"GetAtt": "ApiKeyAuthorizerFunction.Arn"}
+    assert authorizer["FunctionArn"] == {"Fn::GetAtt": ["ApiKeyAuthorizerFunction", "Arn"]}
     assert authorizer["FunctionPayloadType"] == "REQUEST"
     assert authorizer["Identity"]["Headers"] == ["Authorization"]
     assert authorizer["Identity"]["ReauthorizeEvery"] == {"Ref": "AuthorizerCacheTtlSeconds"}
@@ -55,6 +55,6 @@ def test_the_authorizer_may_only_read_one_item(template: dict[str, Any]) -> None
     assert statement == {
         "Effect": "Allow",
         "Action": "dynamodb:GetItem",
-        "Resource": {"GetAtt": "TasksTable.Arn"},
+        "Resource": {"Fn::GetAtt": ["TasksTable", "Arn"]},
     }
     assert "Events" not in function  # invoked by API Gateway only

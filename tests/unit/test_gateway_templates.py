@@ -18,7 +18,7 @@ from opspawn_localstack.gateway_templates import (
     response_headers,
     responses_from_openapi,
 )
-from tests.support import load_template
+from tests.support.aws import load_template
 
 #: a message as hard to embed in JSON as it gets: quotes, backslash, control, non-ASCII
 AWKWARD = 'User "x" \\ not\nauthorized: é ✓'

@@ -202,8 +202,9 @@ def test_function_module_imports_no_provider_sdk(function: str) -> None:
 @pytest.mark.parametrize("module", sorted(CLIENTS))
 def test_provider_client_loads_only_its_own_sdk(module: str) -> None:
     clients = _results()["clients"]
-    if module not in clients:
-        pytest.skip(f"agentkit.llm.{module} does not exist (yet)")
+    assert module in clients, (
+        f"agentkit.llm.{module} does not exist: drop it from KNOWN_CLIENTS if it was removed"
+    )
     assert module in CLIENT_SDKS, (
         f"agentkit.llm.{module} is new: add the SDK(s) its client may load to CLIENT_SDKS"
     )

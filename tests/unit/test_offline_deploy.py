@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from opspawn.offline import deploy
+from tests.support.clock import Clock
 
 STACK = "opspawn-x"
 STACK_TYPE = "AWS::CloudFormation::Stack"
@@ -156,17 +157,6 @@ def test_recovery_advice() -> None:
 
 
 # ---- _update against a scripted CloudFormation ----------------------------------------------
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class FakeCfn:
     """UpdateStack followed by the given statuses (the last repeats) and events."""
 
@@ -216,8 +206,8 @@ class FakeCfn:
 
 
 @pytest.fixture(autouse=True)
-def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    clock = FakeClock()
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock(1000.0)
     monkeypatch.setattr(deploy, "time", clock)
     return clock
 

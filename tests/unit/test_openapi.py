@@ -13,7 +13,7 @@ import pytest
 from agentkit.http.errors import GATEWAY_ERROR_CODES, ErrorBody
 from agentkit.http.openapi import build_document, document_text, schema_of
 from opspawn.openapi import DEFAULT_PATH, main
-from tests.support import load_handler, load_template
+from tests.support.aws import load_handler, load_template
 
 API_FUNCTIONS = ["submit", "tasks", "approvals", "schedules"]
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from agentkit.security import (
     args_hash,
 )
 from agentkit.tools import default_registry
+from tests.support.loopback import LoopbackServer, Reply, Request
 
 POLICY = {
     "allowed_tools": ["calculator", "http_fetch", "github__*"],
@@ -208,38 +207,17 @@ def test_args_hash_is_canonical_and_sensitive_to_any_change() -> None:
 # --- http_fetch and read_file ----------------------------------------------------
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:
-        type(self).hits.append(self.path)
-        if self.path == "/redirect-out":
-            self.send_response(302)
-            self.send_header("Location", f"http://localhost:{self.server.server_port}/secret")
-            self.end_headers()
-            return
-        body = b"hello from the allow-listed host " + b"x" * 500
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: Any) -> None:
-        pass
+def _site(request: Request, port: int) -> Reply:
+    if request.path == "/redirect-out":
+        return Reply(302, headers={"Location": f"http://localhost:{port}/secret"})
+    return Reply(body="hello from the allow-listed host " + "x" * 500)
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[int, list[str]]]:
-    _Recorder.hits = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd.server_port, _Recorder.hits
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+def server() -> Iterator[LoopbackServer]:
+    with LoopbackServer() as site:
+        site.respond = lambda request: _site(request, site.port)
+        yield site
 
 
 def _fetch(url: str, **extra: Any) -> Any:
@@ -248,9 +226,9 @@ def _fetch(url: str, **extra: Any) -> Any:
 
 
 def test_http_fetch_gets_an_allow_listed_url(
-    server: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port, hits = server
+    port = server.port
     monkeypatch.setenv("SECURITY_POLICY", json.dumps(
         {"constraints": {"http_fetch": {"url_hosts": ["127.0.0.1"]}}}))
     result = _fetch(f"http://127.0.0.1:{port}/page", max_bytes=40)
@@ -258,7 +236,7 @@ def test_http_fetch_gets_an_allow_listed_url(
     body = json.loads(result.content)
     assert body["status"] == 200 and body["truncated"] is True
     assert body["text"] == "hello from the allow-listed host xxxxxxx"
-    assert hits == ["/page"]
+    assert server.paths == ["/page"]
 
 
 @pytest.mark.parametrize(
@@ -270,11 +248,11 @@ def test_http_fetch_gets_an_allow_listed_url(
     ],
 )
 def test_http_fetch_refuses_other_hosts_without_contacting_them(
-    server: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch, policy: Any
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, policy: Any
 ) -> None:
     """Even called directly, past the security manager: `localhost` is the same server
     under a name that is not allow-listed, and the server must see no request at all."""
-    port, hits = server
+    port = server.port
     if policy is None:
         monkeypatch.delenv("SECURITY_POLICY", raising=False)
     else:
@@ -283,18 +261,18 @@ def test_http_fetch_refuses_other_hosts_without_contacting_them(
     assert result.is_error
     assert "refusing to fetch" in result.content and "host 'localhost' is not allowed" in (
         result.content)
-    assert hits == []
+    assert server.paths == []
 
 
 def test_http_fetch_checks_every_redirect_hop(
-    server: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port, hits = server
+    port = server.port
     monkeypatch.setenv("SECURITY_POLICY", json.dumps(
         {"constraints": {"http_fetch": {"url_hosts": ["127.0.0.1"]}}}))
     result = _fetch(f"http://127.0.0.1:{port}/redirect-out")
     assert result.is_error and "host 'localhost' is not allowed" in result.content
-    assert hits == ["/redirect-out"]  # the redirect target was never requested
+    assert server.paths == ["/redirect-out"]  # the redirect target was never requested
 
 
 def test_read_file_stays_under_its_prefixes(

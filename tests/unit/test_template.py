@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from agentkit.models import (
@@ -27,7 +26,7 @@ from agentkit.models import (
     TurnRef,
 )
 from opspawn.build import python312_env
-from tests.support import load_template
+from tests.support.aws import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -63,28 +62,9 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 # --- helpers ---------------------------------------------------------------
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """CloudFormation YAML with intrinsic tags kept as {"Ref": ...} / {"Fn::GetAtt": ...}."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    key = suffix if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if key == "Fn::GetAtt":
-            value = value.split(".", 1)
-        return {key: value}
-    if isinstance(node, yaml.SequenceNode):
-        return {key: loader.construct_sequence(node, deep=True)}
-    return {key: loader.construct_mapping(node, deep=True)}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+    return load_template()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from agentkit.store.api_keys import ApiKeyNotFoundError, ApiKeyStore
 from agentkit.tenancy import hash_key
 from tests.conftest import TABLE
-from tests.support import FakeLambdaContext, load_event, load_handler
+from tests.support.aws import FakeLambdaContext, load_event, load_handler
 
 
 @pytest.fixture

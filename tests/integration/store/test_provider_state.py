@@ -19,7 +19,7 @@ from agentkit.store.provider_state import (
     WindowLimit,
 )
 from tests.conftest import TABLE
-from tests.support import AtomicRequests
+from tests.support.aws import AtomicRequests
 
 MINUTE = 60.0 * 28_333_334  # the start of a window (epoch seconds)
 

@@ -35,9 +35,13 @@ from agentkit.security import SecurityConfig, SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalNotFoundError, ApprovalStore
 from agentkit.tools import Tool, ToolRegistry
-from tests.support import FakeLambdaContext, load_event, load_handler
-
-EXAMPLE_ID = "tsk_01JEXAMPLE0000000000000000"
+from tests.support.api_events import EXAMPLE_ID
+from tests.support.aws import (
+    FakeLambdaContext,
+    RecordingStepFunctions,
+    load_event,
+    load_handler,
+)
 
 
 class ProbeArgs(BaseModel):
@@ -78,17 +82,6 @@ POLICY = {
 @pytest.fixture
 def security() -> SecurityManager:
     return SecurityManager(SecurityConfig.parse(json.dumps(POLICY)))
-
-
-class RecordingStepFunctions:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def send_task_success(self, **kwargs: Any) -> None:
-        self.calls.append(("success", kwargs))
-
-    def send_task_failure(self, **kwargs: Any) -> None:
-        self.calls.append(("failure", kwargs))
 
 
 def _task_with_calls(store: TaskStore, calls: list[tuple[str, dict[str, Any]]], *, turn: int = 1,

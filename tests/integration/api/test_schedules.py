@@ -18,7 +18,7 @@ import pytest
 
 from agentkit.models import TaskStatus
 from agentkit.store import TaskStore
-from tests.support import FakeLambdaContext, load_event, load_handler
+from tests.support.aws import FakeLambdaContext, load_event, load_handler
 
 TARGET_ARN = "arn:aws:lambda:us-east-1:123456789012:function:opspawn-StartScheduledTaskFunction"
 ROLE_ARN = "arn:aws:iam::123456789012:role/opspawn-SchedulerRole"
@@ -27,16 +27,11 @@ TEMPLATE = {"goal": "Daily check: what is 2 ** 5?", "model": "scripted",
 
 
 @pytest.fixture
-def schedules_env(store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> str:
+def schedules_env(store: TaskStore, state_machine_arn: str,
+                  monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SCHEDULE_TARGET_ARN", TARGET_ARN)
     monkeypatch.setenv("SCHEDULER_ROLE_ARN", ROLE_ARN)
-    sfn = boto3.client("stepfunctions")
-    arn = sfn.create_state_machine(
-        name="agent", roleArn="arn:aws:iam::123456789012:role/sfn",
-        definition=json.dumps({"StartAt": "W", "States": {"W": {"Type": "Pass", "End": True}}}),
-    )["stateMachineArn"]
-    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
-    return arn
+    return state_machine_arn
 
 
 def _call(method: str, path: str, tenant: str, body: Any = None) -> tuple[int, Any]:

@@ -1,4 +1,5 @@
-"""Test helpers shared by the suites: the template's table, handler loading, Lambda context."""
+"""AWS-side helpers shared by the suites: the template's tables, handler loading, sample
+events, a Lambda context, an atomic DynamoDB client, a recording Step Functions client."""
 
 from __future__ import annotations
 
@@ -14,23 +15,28 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 
 
 class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation YAML, keeping intrinsic tags as plain values."""
+    """CloudFormation YAML with intrinsic tags in CloudFormation's JSON form:
+    {"Ref": ...}, {"Fn::GetAtt": [resource, attribute]}, {"Fn::Sub": ...}."""
 
 
-def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    key = suffix if suffix == "Ref" else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
+        value: Any = loader.construct_scalar(node)
+        if key == "Fn::GetAtt":
+            value = value.split(".", 1)
+        return {key: value}
     if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}
+        return {key: loader.construct_sequence(node, deep=True)}
+    return {key: loader.construct_mapping(node, deep=True)}
 
 
-_CfnLoader.add_multi_constructor("!", _any_tag)
+_CfnLoader.add_multi_constructor("!", _tag)
 
 
 def load_template() -> dict[str, Any]:
@@ -118,18 +124,14 @@ class AtomicRequests:
         return call
 
 
+class RecordingStepFunctions:
+    """A Step Functions client that records the task-token answers it is given."""
 
-class Clock:
-    """Epoch seconds that move only when told (`sleep`, `advance`): for code that reads a
-    clock and sleeps, so waits are played without waiting."""
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
+    def send_task_success(self, **kwargs: Any) -> None:
+        self.calls.append(("success", kwargs))
 
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    advance = sleep
+    def send_task_failure(self, **kwargs: Any) -> None:
+        self.calls.append(("failure", kwargs))

@@ -1,6 +1,6 @@
 """Provider errors are classified (rate-limited, overloaded, outage, fatal) the same way
 for every provider: the table in `agentkit.llm.wire`, reached through each real SDK
-talking to the loopback fakes (tests/fake_providers.py), which answer with the bodies and
+talking to the loopback fakes (tests/support/fake_providers.py), which answer with the bodies and
 headers the real APIs send. Also: the fakes' rate limits, outage windows and request
 validation, which later tests (router, loop, e2e) rely on."""
 
@@ -31,26 +31,23 @@ from agentkit.llm.wire import (
     retry_info_delay,
 )
 from agentkit.models import Message, ToolCall
-from tests.fake_providers import PROVIDERS, FakeProviders, Reply, estimate_tokens, go_duration
-from tests.unit.provider_support import CALCULATOR, CURRENT_TIME, client_for, published_tools
+from tests.support.clock import Clock
+from tests.support.fake_providers import (
+    PROVIDERS,
+    FakeProviders,
+    Reply,
+    estimate_tokens,
+    go_duration,
+)
+from tests.support.providers import CALCULATOR, CURRENT_TIME, client_for, published_tools
 
 MODEL = {"openai": "gpt-4o-mini", "openrouter": "openai/gpt-4o-mini",
          "anthropic": "claude-haiku-4-5", "google": "gemini-2.5-flash"}
 
 
-class Clock:
-    """The fake's clock, moved by hand: windows pass without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_000.0)  # the fake's clock, moved by hand: windows pass without sleeping
 
 
 @pytest.fixture

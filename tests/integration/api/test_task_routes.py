@@ -12,34 +12,22 @@ import pytest
 from agentkit.models import Task, TaskEvent, TaskStatus, Usage
 from agentkit.store import TaskStore
 from tests.conftest import IDEMPOTENCY_TABLE
-from tests.integration.test_handlers import (
+from tests.support.api_events import (
     EXAMPLE_ID,
     EXAMPLE_TENANT,
-    _as_tenant,
-    _submit_event,
-    state_machine_arn,  # noqa: F401  (fixture)
+    as_tenant,
+    call_handler,
+    keyed,
+    submit_event,
+    task_event,
 )
-from tests.support import FakeLambdaContext, load_event, load_handler
+from tests.support.aws import FakeLambdaContext, load_event, load_handler
 
 
 @pytest.fixture
 def idempotency_table(aws: None) -> str:
     """Created by the `aws` fixture from template.yaml's IdempotencyTable."""
     return IDEMPOTENCY_TABLE
-
-
-def _keyed(event: dict[str, Any], key: str | None) -> dict[str, Any]:
-    """The submit event with this Idempotency-Key (None: without one)."""
-    for headers in (event["headers"], event["multiValueHeaders"]):
-        headers.pop("Idempotency-Key", None)
-        if key is not None:
-            headers["Idempotency-Key"] = key if headers is event["headers"] else [key]
-    return event
-
-
-def _call(module: Any, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    response = module.lambda_handler(event, FakeLambdaContext())
-    return response["statusCode"], json.loads(response["body"])
 
 
 def _seed(store: TaskStore, task_id: str, *, tenant: str = EXAMPLE_TENANT, minute: int = 0,
@@ -52,23 +40,16 @@ def _seed(store: TaskStore, task_id: str, *, tenant: str = EXAMPLE_TENANT, minut
 
 
 def _list_event(tenant: str = EXAMPLE_TENANT, **query: str) -> dict[str, Any]:
-    event = _as_tenant(load_event("tasks_list.json"), tenant)
+    event = as_tenant(load_event("tasks_list.json"), tenant)
     event["queryStringParameters"] = query or None
     event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
-    return event
-
-
-def _task_event(name: str, task_id: str, tenant: str = EXAMPLE_TENANT) -> dict[str, Any]:
-    event = _as_tenant(load_event(name), tenant)
-    event["path"] = event["path"].replace(EXAMPLE_ID, task_id)
-    event["pathParameters"] = {"task_id": task_id}
     return event
 
 
 def test_the_sample_list_event_lists_running_tasks(store: TaskStore) -> None:
     _seed(store, EXAMPLE_ID, status=TaskStatus.RUNNING)
     _seed(store, "tsk_queued", minute=1)
-    status, body = _call(load_handler("tasks"), load_event("tasks_list.json"))
+    status, body = call_handler(load_handler("tasks"), load_event("tasks_list.json"))
     assert status == 200, body
     assert [item["task_id"] for item in body["items"]] == [EXAMPLE_ID]
     assert body["next_cursor"] is None
@@ -83,7 +64,7 @@ def test_list_is_newest_first_tenant_scoped_and_the_cursor_round_trips(store: Ta
     pages = 0
     while True:
         query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
-        status, body = _call(tasks, _list_event(**query))
+        status, body = call_handler(tasks, _list_event(**query))
         assert status == 200, body
         assert len(body["items"]) <= 2
         seen += [item["task_id"] for item in body["items"]]
@@ -93,10 +74,10 @@ def test_list_is_newest_first_tenant_scoped_and_the_cursor_round_trips(store: Ta
             break
     assert seen == list(reversed(mine)) and pages >= 3
     # the other tenant sees only its own task, and cannot use this tenant's cursor
-    status, theirs = _call(tasks, _list_event("intruder"))
+    status, theirs = call_handler(tasks, _list_event("intruder"))
     assert [item["task_id"] for item in theirs["items"]] == ["tsk_theirs"]
-    _, first = _call(tasks, _list_event(limit="2"))
-    status, refused = _call(tasks, _list_event("intruder", cursor=first["next_cursor"]))
+    _, first = call_handler(tasks, _list_event(limit="2"))
+    status, refused = call_handler(tasks, _list_event("intruder", cursor=first["next_cursor"]))
     assert status == 400 and refused["fields"][0]["field"] == "cursor"
 
 
@@ -114,7 +95,7 @@ def test_list_is_newest_first_tenant_scoped_and_the_cursor_round_trips(store: Ta
 def test_list_rejects_bad_query_naming_the_parameter(
     store: TaskStore, query: dict[str, str], field: str
 ) -> None:
-    status, body = _call(load_handler("tasks"), _list_event(**query))
+    status, body = call_handler(load_handler("tasks"), _list_event(**query))
     assert status == 400, body
     assert body["error"] == "validation_error"
     assert [item["field"] for item in body["fields"]] == [field]
@@ -129,26 +110,26 @@ def test_events_are_the_timeline_and_tenant_scoped(store: TaskStore) -> None:
                                           call_id="call_1_0", at="2026-11-24T00:00:02.000Z",
                                           duration_ms=3))
     tasks = load_handler("tasks")
-    status, body = _call(tasks, load_event("tasks_events.json"))
+    status, body = call_handler(tasks, load_event("tasks_events.json"))
     assert status == 200, body
     assert [(e["kind"], e["name"]) for e in body["items"]] == [
         ("model_call", "scripted"), ("tool_call", "calculator")]
     assert body["items"][0]["usage"]["input_tokens"] == 10
     assert body["items"][1]["duration_ms"] == 3
 
-    status, theirs = _call(tasks, _task_event("tasks_events.json", EXAMPLE_ID, "intruder"))
-    unknown_status, unknown = _call(tasks, _task_event("tasks_events.json", "tsk_nope"))
+    status, theirs = call_handler(tasks, task_event("tasks_events.json", EXAMPLE_ID, "intruder"))
+    unknown_status, unknown = call_handler(tasks, task_event("tasks_events.json", "tsk_nope"))
     assert status == unknown_status == 404
     assert theirs == {"error": "not_found", "message": f"task '{EXAMPLE_ID}' not found"}
     assert unknown == {"error": "not_found", "message": "task 'tsk_nope' not found"}
 
 
 def test_cancel_stops_the_execution_keeps_the_work_and_is_409_once_ended(
-    state_machine_arn: str,  # noqa: F811
+    state_machine_arn: str,
     store: TaskStore,
     idempotency_table: str,
 ) -> None:
-    status, submitted = _call(load_handler("submit"), _submit_event())
+    status, submitted = call_handler(load_handler("submit"), submit_event())
     assert status == 202
     task_id = submitted["task_id"]
     store.update_task(task_id, changes={"status": "RUNNING", "turn": 1,
@@ -156,11 +137,11 @@ def test_cancel_stops_the_execution_keeps_the_work_and_is_409_once_ended(
     tasks = load_handler("tasks")
 
     # another tenant: not found, and nothing changes
-    status, theirs = _call(tasks, _task_event("tasks_cancel.json", task_id, "intruder"))
+    status, theirs = call_handler(tasks, task_event("tasks_cancel.json", task_id, "intruder"))
     assert status == 404 and theirs["error"] == "not_found"
     assert store.require_task(task_id).status == TaskStatus.RUNNING
 
-    status, body = _call(tasks, _task_event("tasks_cancel.json", task_id))
+    status, body = call_handler(tasks, task_event("tasks_cancel.json", task_id))
     assert status == 200, body
     assert body["status"] == "CANCELLED" and body["usage"]["input_tokens"] == 50
     assert body["turn"] == 1
@@ -170,7 +151,7 @@ def test_cancel_stops_the_execution_keeps_the_work_and_is_409_once_ended(
     assert execution["status"] == "ABORTED"
     assert [(e.kind, e.name) for e in store.list_events(task_id)] == [("status", "CANCELLED")]
 
-    status, again = _call(tasks, _task_event("tasks_cancel.json", task_id))
+    status, again = call_handler(tasks, task_event("tasks_cancel.json", task_id))
     assert status == 409
     assert again == {"error": "conflict",
                      "message": f"task '{task_id}' already ended as CANCELLED"}
@@ -179,10 +160,10 @@ def test_cancel_stops_the_execution_keeps_the_work_and_is_409_once_ended(
 def test_cancel_of_a_finished_task_is_409_and_unknown_is_404(store: TaskStore) -> None:
     _seed(store, EXAMPLE_ID, status=TaskStatus.SUCCEEDED)
     tasks = load_handler("tasks")
-    status, body = _call(tasks, load_event("tasks_cancel.json"))
+    status, body = call_handler(tasks, load_event("tasks_cancel.json"))
     assert status == 409 and body["error"] == "conflict" and "SUCCEEDED" in body["message"]
     assert store.require_task(EXAMPLE_ID).status == TaskStatus.SUCCEEDED
-    status, body = _call(tasks, _task_event("tasks_cancel.json", "tsk_nope"))
+    status, body = call_handler(tasks, task_event("tasks_cancel.json", "tsk_nope"))
     assert status == 404
 
 
@@ -193,16 +174,16 @@ def _tasks_in_table(store: TaskStore) -> int:
 
 
 def test_idempotent_submit_same_body_same_task_different_body_409(
-    state_machine_arn: str,  # noqa: F811
+    state_machine_arn: str,
     store: TaskStore,
     idempotency_table: str,
 ) -> None:
     submit = load_handler("submit")
-    status, first = _call(submit, _keyed(_submit_event(), "order-42"))
+    status, first = call_handler(submit, keyed(submit_event(), "order-42"))
     assert status == 202, first
     # the same body, formatted differently: the same task, no second execution
-    same = json.dumps(json.loads(_submit_event()["body"]), indent=4)
-    status, again = _call(submit, _keyed(_submit_event(same), "order-42"))
+    same = json.dumps(json.loads(submit_event()["body"]), indent=4)
+    status, again = call_handler(submit, keyed(submit_event(same), "order-42"))
     assert status == 202 and again["task_id"] == first["task_id"]
     assert _tasks_in_table(store) == 1
     sfn = boto3.client("stepfunctions")
@@ -210,34 +191,34 @@ def test_idempotent_submit_same_body_same_task_different_body_409(
 
     other = json.dumps({"goal": "something else", "model": "scripted",
                         "scripted_turns": [{"content": "x"}]})
-    status, conflict = _call(submit, _keyed(_submit_event(other), "order-42"))
+    status, conflict = call_handler(submit, keyed(submit_event(other), "order-42"))
     assert status == 409 and conflict["error"] == "conflict"
     assert "order-42" in conflict["message"] and "different" in conflict["message"]
     assert _tasks_in_table(store) == 1
 
     # keys are per tenant; no key: a new task each time
-    status, theirs = _call(submit, _as_tenant(_keyed(_submit_event(), "order-42"),
+    status, theirs = call_handler(submit, as_tenant(keyed(submit_event(), "order-42"),
                                               "acme"))
     assert status == 202 and theirs["task_id"] != first["task_id"]
-    _call(submit, _keyed(_submit_event(), None))
-    _call(submit, _keyed(_submit_event(), None))
+    call_handler(submit, keyed(submit_event(), None))
+    call_handler(submit, keyed(submit_event(), None))
     assert _tasks_in_table(store) == 4
 
 
 def test_a_malformed_idempotency_key_is_400_naming_it(
-    state_machine_arn: str,  # noqa: F811
+    state_machine_arn: str,
     store: TaskStore,
     idempotency_table: str,
 ) -> None:
-    status, body = _call(load_handler("submit"),
-                         _keyed(_submit_event(), "has spaces in it"))
+    status, body = call_handler(load_handler("submit"),
+                         keyed(submit_event(), "has spaces in it"))
     assert status == 400, body
     assert body["fields"][0]["field"].lower() == "idempotency-key"
     assert _tasks_in_table(store) == 0
 
 
 def test_openapi_document_is_public_and_lists_every_route(store: TaskStore) -> None:
-    event = _as_tenant(load_event("tasks_list.json"), None)  # no authorizer in front
+    event = as_tenant(load_event("tasks_list.json"), None)  # no authorizer in front
     event.update(path="/openapi.json", resource="/openapi.json", queryStringParameters=None,
                  multiValueQueryStringParameters=None)
     response = load_handler("tasks").lambda_handler(event, FakeLambdaContext())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import boto3
 import pytest
 
 from agentkit.llm.base import (
@@ -21,21 +20,10 @@ from agentkit.llm.breaker import BreakerPolicy, SharedCircuitBreaker
 from agentkit.llm.router import ModelRouter
 from agentkit.models import Message, Usage
 from agentkit.store.provider_state import ProviderStateStore
-from tests.conftest import TABLE
+from tests.support.clock import Clock
 
 POLICY = BreakerPolicy(failure_threshold=3, window_s=60, cooldown_s=30)
 REQUEST = LLMRequest(model="placeholder", messages=[Message(role="user", content="hi")])
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Client(BaseLLMClient):
@@ -53,16 +41,13 @@ class Client(BaseLLMClient):
                            usage=Usage(input_tokens=1, output_tokens=1, model_calls=1))
 
 
-@pytest.fixture
-def state(aws: None) -> ProviderStateStore:
-    return ProviderStateStore(boto3.client("dynamodb"), TABLE)
-
-
-def _pair(state: ProviderStateStore) -> tuple[SharedCircuitBreaker, SharedCircuitBreaker, Clock]:
+def _pair(
+    provider_state: ProviderStateStore,
+) -> tuple[SharedCircuitBreaker, SharedCircuitBreaker, Clock]:
     """Two breakers over one table: two Lambda instances."""
     clock = Clock()
-    return (SharedCircuitBreaker(state, POLICY, clock), SharedCircuitBreaker(state, POLICY, clock),
-            clock)
+    return (SharedCircuitBreaker(provider_state, POLICY, clock),
+            SharedCircuitBreaker(provider_state, POLICY, clock), clock)
 
 
 def _open(breaker: SharedCircuitBreaker, provider: str = "openai") -> None:
@@ -70,8 +55,8 @@ def _open(breaker: SharedCircuitBreaker, provider: str = "openai") -> None:
         breaker.record_outage(provider)
 
 
-def _router(state: ProviderStateStore, clock: Clock) -> ModelRouter:
-    return ModelRouter(state=state, breaker_policy=POLICY, sleep=clock.sleep, clock=clock,
+def _router(provider_state: ProviderStateStore, clock: Clock) -> ModelRouter:
+    return ModelRouter(state=provider_state, breaker_policy=POLICY, sleep=clock.sleep, clock=clock,
                        jitter=lambda cap: cap)
 
 
@@ -80,8 +65,8 @@ def _route(router: ModelRouter, client: Client) -> str:
                            time_budget_s=60).model
 
 
-def test_opens_after_threshold_outages_across_instances(state: ProviderStateStore) -> None:
-    first, second, clock = _pair(state)
+def test_opens_after_threshold_outages_across_instances(provider_state: ProviderStateStore) -> None:
+    first, second, clock = _pair(provider_state)
     assert first.admit("openai").allowed
     assert first.record_outage("openai") is None
     assert second.record_outage("openai") is None
@@ -94,8 +79,8 @@ def test_opens_after_threshold_outages_across_instances(state: ProviderStateStor
     assert first.admit("anthropic").allowed  # other providers are unaffected
 
 
-def test_outages_outside_the_window_do_not_add_up(state: ProviderStateStore) -> None:
-    breaker, _, clock = _pair(state)
+def test_outages_outside_the_window_do_not_add_up(provider_state: ProviderStateStore) -> None:
+    breaker, _, clock = _pair(provider_state)
     breaker.record_outage("google")
     breaker.record_outage("google")
     clock.now += 61
@@ -104,8 +89,8 @@ def test_outages_outside_the_window_do_not_add_up(state: ProviderStateStore) -> 
     assert breaker.state("google")["failures"] == 1
 
 
-def test_half_open_lets_exactly_one_probe_through(state: ProviderStateStore) -> None:
-    first, second, clock = _pair(state)
+def test_half_open_lets_exactly_one_probe_through(provider_state: ProviderStateStore) -> None:
+    first, second, clock = _pair(provider_state)
     _open(first)
     clock.now += 31
     seen_first, seen_second = first.state("openai"), second.state("openai")
@@ -116,8 +101,8 @@ def test_half_open_lets_exactly_one_probe_through(state: ProviderStateStore) -> 
     assert first.state("openai")["state"] == "half_open"
 
 
-def test_probe_success_closes_and_probe_failure_reopens(state: ProviderStateStore) -> None:
-    first, second, clock = _pair(state)
+def test_probe_success_closes_and_probe_failure_reopens(provider_state: ProviderStateStore) -> None:
+    first, second, clock = _pair(provider_state)
     _open(first)
     clock.now += 31
     assert first.claim_probe("openai", first.state("openai"))
@@ -132,9 +117,9 @@ def test_probe_success_closes_and_probe_failure_reopens(state: ProviderStateStor
 
 
 def test_a_probe_that_never_reports_back_is_retaken_after_cooldown(
-    state: ProviderStateStore,
+    provider_state: ProviderStateStore,
 ) -> None:
-    first, second, clock = _pair(state)
+    first, second, clock = _pair(provider_state)
     _open(first)
     clock.now += 31
     assert first.claim_probe("openai", first.state("openai"))  # ...and this instance dies
@@ -147,9 +132,9 @@ def test_a_probe_that_never_reports_back_is_retaken_after_cooldown(
 # --- through the router
 
 
-def test_only_outages_feed_the_breaker(state: ProviderStateStore) -> None:
+def test_only_outages_feed_the_breaker(provider_state: ProviderStateStore) -> None:
     clock = Clock()
-    router = _router(state, clock)
+    router = _router(provider_state, clock)
     busy = [OverloadedError("529", status_code=529)] * 10
     for _ in range(5):
         with pytest.raises(ProviderWaitError) as caught:
@@ -158,7 +143,7 @@ def test_only_outages_feed_the_breaker(state: ProviderStateStore) -> None:
     client = Client([RateLimitedError("429", status_code=429, retry_after_s=1)])
     with pytest.raises(ProviderWaitError):
         _route(router, client)
-    assert state.breaker("openai") == {}  # ten overloads and a 429 counted nothing
+    assert provider_state.breaker("openai") == {}  # ten overloads and a 429 counted nothing
     clock.now += 2  # past the hold
     down = [ProviderOutageError("502", status_code=502)] * 10
     with pytest.raises(ProviderWaitError):
@@ -167,43 +152,43 @@ def test_only_outages_feed_the_breaker(state: ProviderStateStore) -> None:
         _route(router, Client(down))  # the third opens it: no retry after that
     assert caught.value.reason == "breaker_open"
     assert caught.value.wait_seconds == POLICY.cooldown_s
-    assert state.breaker("openai")["state"] == "open"
+    assert provider_state.breaker("openai")["state"] == "open"
     skipped = Client([])
     with pytest.raises(ProviderWaitError):
         _route(router, skipped)
     assert skipped.calls == 0
 
 
-def test_a_half_open_probe_is_one_call_without_retries(state: ProviderStateStore) -> None:
+def test_a_half_open_probe_is_one_call_without_retries(provider_state: ProviderStateStore) -> None:
     clock = Clock()
-    _open(SharedCircuitBreaker(state, POLICY, clock))
+    _open(SharedCircuitBreaker(provider_state, POLICY, clock))
     clock.now += 31
     client = Client([ProviderOutageError("timeout")] * 3)
     with pytest.raises(ProviderWaitError) as caught:
-        _route(_router(state, clock), client)
+        _route(_router(provider_state, clock), client)
     assert client.calls == 1  # the probe: no retry inside it
     assert caught.value.reason == "breaker_open"
-    assert state.breaker("openai")["state"] == "open"
+    assert provider_state.breaker("openai")["state"] == "open"
 
 
-def test_a_probe_that_answers_closes_the_breaker(state: ProviderStateStore) -> None:
+def test_a_probe_that_answers_closes_the_breaker(provider_state: ProviderStateStore) -> None:
     clock = Clock()
-    _open(SharedCircuitBreaker(state, POLICY, clock))
+    _open(SharedCircuitBreaker(provider_state, POLICY, clock))
     clock.now += 31
     client = Client([])
-    assert _route(_router(state, clock), client) == "openai:gpt-4o"
-    assert client.calls == 1 and state.breaker("openai")["state"] == "closed"
+    assert _route(_router(provider_state, clock), client) == "openai:gpt-4o"
+    assert client.calls == 1 and provider_state.breaker("openai")["state"] == "closed"
 
 
 def test_while_a_probe_is_in_flight_other_instances_do_not_call(
-    state: ProviderStateStore,
+    provider_state: ProviderStateStore,
 ) -> None:
     clock = Clock()
-    breaker = SharedCircuitBreaker(state, POLICY, clock)
+    breaker = SharedCircuitBreaker(provider_state, POLICY, clock)
     _open(breaker)
     clock.now += 31
     assert breaker.claim_probe("openai", breaker.state("openai"))  # another instance probes
     client = Client([])
     with pytest.raises(ProviderWaitError) as caught:
-        _route(_router(state, clock), client)
+        _route(_router(provider_state, clock), client)
     assert client.calls == 0 and caught.value.reason == "breaker_open"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import heapq
 from collections import Counter, deque
 
-import boto3
 import pytest
 
 from agentkit.llm.base import (
@@ -22,16 +21,10 @@ from agentkit.llm.router import ModelRouter, RouterPolicy
 from agentkit.llm.wire import error_for_status
 from agentkit.models import Message, Usage
 from agentkit.store.provider_state import PaceDenied, PaceGrant, ProviderStateStore
-from tests.conftest import TABLE
-from tests.support import Clock
+from tests.support.clock import Clock
 
 REQUEST = LLMRequest(model="placeholder", messages=[Message(role="user", content="hi")])
 MODEL = "openai:gpt-4o-mini"
-
-
-@pytest.fixture
-def state(aws: None) -> ProviderStateStore:
-    return ProviderStateStore(boto3.client("dynamodb"), TABLE)
 
 
 class SlidingWindowProvider(BaseLLMClient):
@@ -68,8 +61,8 @@ class SlidingWindowProvider(BaseLLMClient):
                            usage=Usage(input_tokens=1, output_tokens=1, model_calls=1))
 
 
-def _router(state: ProviderStateStore, clock: Clock, **weights: float) -> ModelRouter:
-    return ModelRouter(state=state, sleep=clock.sleep, clock=clock, jitter=lambda cap: cap,
+def _router(provider_state: ProviderStateStore, clock: Clock, **weights: float) -> ModelRouter:
+    return ModelRouter(state=provider_state, sleep=clock.sleep, clock=clock, jitter=lambda cap: cap,
                        policy=RouterPolicy(pace_margin=0.1),
                        tenant_weight=lambda tenant: weights.get(tenant, 1.0))
 
@@ -93,10 +86,12 @@ def _run(router: ModelRouter, provider: BaseLLMClient, clock: Clock,
     return answered
 
 
-def test_after_the_first_429_no_request_goes_above_the_limit(state: ProviderStateStore) -> None:
+def test_after_the_first_429_no_request_goes_above_the_limit(
+    provider_state: ProviderStateStore,
+) -> None:
     clock = Clock()
     provider = SlidingWindowProvider(clock, limit=4, window_s=6)
-    answered = _run(_router(state, clock), provider, clock, ["acme"] * 30)
+    answered = _run(_router(provider_state, clock), provider, clock, ["acme"] * 30)
     assert len(answered) == 30  # every task got its answer
     first_429 = next(at for at, above in provider.log if above)
     late = [at for at, above in provider.log if above and at > first_429]
@@ -105,7 +100,9 @@ def test_after_the_first_429_no_request_goes_above_the_limit(state: ProviderStat
     assert max(answered.values()) - first_429 < 26 * 1.5 * 1.1 + 6 + 1
 
 
-def test_the_hold_lasts_until_the_limit_is_wholly_replenished(state: ProviderStateStore) -> None:
+def test_the_hold_lasts_until_the_limit_is_wholly_replenished(
+    provider_state: ProviderStateStore,
+) -> None:
     clock = Clock()
     headers = {"retry-after": "1", "x-ratelimit-limit-requests": "60",
                "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "9s"}
@@ -118,18 +115,18 @@ def test_the_hold_lasts_until_the_limit_is_wholly_replenished(state: ProviderSta
             raise error
 
     with pytest.raises(ProviderWaitError) as caught:
-        _router(state, clock).complete([MODEL], REQUEST, client_for=lambda _: Limited(),
+        _router(provider_state, clock).complete([MODEL], REQUEST, client_for=lambda _: Limited(),
                                        time_budget_s=60)
     assert caught.value.wait_seconds == 9  # not the Retry-After's 1 s
-    pace = state.pace("openai")
+    pace = provider_state.pace("openai")
     assert pace["tat"] == clock() + 9  # paced calls start at the hold's end
     assert pace["interval"] == pytest.approx(1.1)  # 60 per minute, plus the margin
 
 
-def test_tenants_share_a_paced_provider_by_weight(state: ProviderStateStore) -> None:
+def test_tenants_share_a_paced_provider_by_weight(provider_state: ProviderStateStore) -> None:
     clock = Clock()
     start = clock()
-    state.pace_start("openai", interval=1.0, token_interval=None, start_at=start,
+    provider_state.pace_start("openai", interval=1.0, token_interval=None, start_at=start,
                      until=start + 600, now=start)
     weights = {"big": 3.0, "small": 1.0}
     # Both tenants have many tasks waiting, four asking at a time: the next one asks when
@@ -140,7 +137,7 @@ def test_tenants_share_a_paced_provider_by_weight(state: ProviderStateStore) -> 
     while asks:
         at, tenant = heapq.heappop(asks)
         clock.now = max(clock.now, at)
-        slot = state.pace_take("openai", tenant=tenant, weight=weights[tenant], tokens=10,
+        slot = provider_state.pace_take("openai", tenant=tenant, weight=weights[tenant], tokens=10,
                                now=clock(), max_ahead_s=3)
         if isinstance(slot, PaceGrant):
             starts[tenant] += slot.at < start + 200
@@ -153,15 +150,15 @@ def test_tenants_share_a_paced_provider_by_weight(state: ProviderStateStore) -> 
     assert starts["big"] / starts["small"] == pytest.approx(3, rel=0.1)
 
 
-def test_a_busy_tenant_delays_another_by_about_one_slot(state: ProviderStateStore) -> None:
+def test_a_busy_tenant_delays_another_by_about_one_slot(provider_state: ProviderStateStore) -> None:
     clock = Clock()
     asked = clock()
-    state.pace_start("openai", interval=2.0, token_interval=None, start_at=asked,
+    provider_state.pace_start("openai", interval=2.0, token_interval=None, start_at=asked,
                      until=asked + 600, now=asked)
 
     def take(tenant: str) -> PaceGrant | PaceDenied:
         # 3 s ahead at most: what a Lambda may sleep for (RouterPolicy.max_pace_sleep_s)
-        return state.pace_take("openai", tenant=tenant, weight=1, tokens=10, now=clock(),
+        return provider_state.pace_take("openai", tenant=tenant, weight=1, tokens=10, now=clock(),
                                max_ahead_s=3)
 
     busy = [take("busy") for _ in range(50)]  # fifty waiting tasks ask at once
@@ -176,12 +173,12 @@ def test_a_busy_tenant_delays_another_by_about_one_slot(state: ProviderStateStor
     assert sum(isinstance(slot, PaceGrant) for slot in busy) == 1  # its share, no more
 
 
-def test_pacing_ends_and_calls_go_unpaced_again(state: ProviderStateStore) -> None:
+def test_pacing_ends_and_calls_go_unpaced_again(provider_state: ProviderStateStore) -> None:
     clock = Clock()
-    state.pace_start("openai", interval=5.0, token_interval=None, start_at=clock(),
+    provider_state.pace_start("openai", interval=5.0, token_interval=None, start_at=clock(),
                      until=clock() + 60, now=clock())
     provider = SlidingWindowProvider(clock, limit=1000, window_s=60)
-    router = _router(state, clock)
+    router = _router(provider_state, clock)
     clock.advance(61)
     started = clock()
     for _ in range(5):
@@ -189,13 +186,13 @@ def test_pacing_ends_and_calls_go_unpaced_again(state: ProviderStateStore) -> No
     assert clock() == started  # nobody slept for a slot
 
 
-def test_tokens_are_paced_too(state: ProviderStateStore) -> None:
+def test_tokens_are_paced_too(provider_state: ProviderStateStore) -> None:
     clock = Clock()
-    state.pace_start("openai", interval=0.1, token_interval=0.01, start_at=clock(),
+    provider_state.pace_start("openai", interval=0.1, token_interval=0.01, start_at=clock(),
                      until=clock() + 600, now=clock())
-    first = state.pace_take("openai", tenant="t", weight=1, tokens=500, now=clock(),
+    first = provider_state.pace_take("openai", tenant="t", weight=1, tokens=500, now=clock(),
                             max_ahead_s=10)
-    second = state.pace_take("openai", tenant="u", weight=1, tokens=500, now=clock(),
+    second = provider_state.pace_take("openai", tenant="u", weight=1, tokens=500, now=clock(),
                              max_ahead_s=10)
     assert isinstance(first, PaceGrant) and isinstance(second, PaceGrant)
     assert second.at - first.at == pytest.approx(5.0)  # 500 tokens at 100 per second

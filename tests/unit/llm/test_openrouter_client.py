@@ -30,14 +30,14 @@ from agentkit.llm.base import (
 )
 from agentkit.llm.openrouter_client import DEFAULT_BASE_URL, DEFAULT_SITE_URL, OpenRouterClient
 from agentkit.models import Message, ToolCall, ToolSpec
-from tests.unit.provider_support import openai_problems, published_tools
+from tests.support.providers import openai_problems, published_tools
 
 BASE_URL = "http://127.0.0.1:9/api/v1"
 COMPLETIONS_URL = f"{BASE_URL}/chat/completions"
 API_KEY = "sk-or-v1-unitTEST" + "0" * 48 + "Zq9X"
 MODEL_SPEC = "openrouter:meta-llama/llama-3.3-70b-instruct"
 MODEL = "meta-llama/llama-3.3-70b-instruct"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ENV_NAMES = (
     "OPENROUTER_API_KEY",
     "OPENROUTER_BASE_URL",

@@ -32,7 +32,7 @@ from agentkit.llm.base import (
 from agentkit.llm.openai_client import DEFAULT_BASE_URL, OpenAIClient
 from agentkit.llm.providers import clear_client_cache, get_client
 from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
-from tests.unit.provider_support import (
+from tests.support.providers import (
     CALCULATOR,
     CURRENT_TIME,
     openai_problems,
@@ -44,7 +44,7 @@ COMPLETIONS_URL = f"{BASE_URL}/chat/completions"
 API_KEY = "sk-proj-unitTEST" + "x" * 40 + "Zq9X"
 MASKED_KEY = "sk-proj-" + "*" * 48 + "Zq9X"  # how OpenAI's 401 message echoes a key
 MODEL = "gpt-4o-mini"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 # --- wire-format builders
 
@@ -769,12 +769,16 @@ def test_importing_the_module_does_not_import_the_sdk():
 class TestHttpx2Transport:
     @pytest.fixture
     def httpx2(self):
-        module = pytest.importorskip("httpx2")
+        # The installed SDK is built on httpx2 (its own dependency): fail, never skip, if not.
         import openai
 
         if not hasattr(openai, "DefaultHttpx2Client"):
-            pytest.skip("this openai SDK is not built on httpx2")
-        return module
+            pytest.fail(f"openai {openai.__version__} is not built on httpx2: install the "
+                        "providers extra's openai (pip install -e '.[providers]')",
+                        pytrace=False)
+        import httpx2
+
+        return httpx2
 
     def test_plain_answer(self, httpx2):
         seen: list[Any] = []

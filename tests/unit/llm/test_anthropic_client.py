@@ -15,10 +15,8 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,8 @@ from agentkit.llm.base import (
     RetryableModelError,
 )
 from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
-from tests.unit.provider_support import (
+from tests.support.loopback import LoopbackServer, Reply
+from tests.support.providers import (
     CALCULATOR,
     CURRENT_TIME,
     anthropic_problems,
@@ -48,7 +47,7 @@ BASE_URL = "http://127.0.0.1:9"
 MESSAGES_URL = f"{BASE_URL}/v1/messages"
 API_KEY = "sk-ant-api03-unitTEST" + "x" * 60 + "-Zq9XAA"
 MODEL = "claude-haiku-4-5"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ENV_NAMES = (
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_BASE_URL",
@@ -807,67 +806,38 @@ def test_importing_the_module_does_not_import_the_sdk():
 # --- the SDK's own default transport against a real socket on 127.0.0.1
 
 
-class _Handler(BaseHTTPRequestHandler):
-    delay_s = 0.0
-    seen: list[tuple[str, dict[str, str], dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length", "0"))
-        body = json.loads(self.rfile.read(length))
-        self.seen.append((self.path, dict(self.headers.items()), body))
-        time.sleep(self.delay_s)
-        payload = json.dumps(message(text("4"), input_tokens=9, output_tokens=1)).encode()
-        try:
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:  # the client gave up (the timeout test)
-            pass
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def local_server() -> Iterator[tuple[str, type[_Handler]]]:
-    handler = type("Handler", (_Handler,), {"seen": [], "delay_s": 0.0})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+def local_server() -> Iterator[LoopbackServer]:
+    answer = Reply(body=message(text("4"), input_tokens=9, output_tokens=1))
+    with LoopbackServer(lambda _: answer) as server:
+        yield server
 
 
 class TestDefaultTransport:
     def test_plain_answer_from_env(self, monkeypatch, local_server):
-        url, handler = local_server
         monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", url)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", local_server.url)
 
         response = AnthropicClient.from_config(ProviderConfig.from_env()).complete(ask())
 
         assert response.message.content == "4"
         assert response.usage.input_tokens == 9
-        ((path, headers, body),) = handler.seen
-        assert path == "/v1/messages"
-        assert headers["Authorization"] == f"Bearer {API_KEY}"
-        assert body["messages"] == [{"role": "user", "content": "What is 2 + 2?"}]
+        (request,) = local_server.requests
+        assert request.path == "/v1/messages"
+        assert request.headers["authorization"] == f"Bearer {API_KEY}"
+        assert request.body["messages"] == [{"role": "user", "content": "What is 2 + 2?"}]
 
     def test_read_timeout_is_retryable(self, local_server):
-        url, handler = local_server
-        handler.delay_s = 2.0
-        client = AnthropicClient(API_KEY, base_url=url, timeout_s=0.3)
+        slow = Reply(body=message(text("4"), input_tokens=9, output_tokens=1), delay_s=2.0)
+        local_server.respond = lambda _: slow
+        client = AnthropicClient(API_KEY, base_url=local_server.url, timeout_s=0.3)
 
         started = time.monotonic()
         with pytest.raises(RetryableModelError, match=r"^anthropic: the request timed out$"):
             client.complete(ask())
 
         assert time.monotonic() - started < 1.5  # one attempt, no SDK retries
-        assert len(handler.seen) == 1
+        assert len(local_server.requests) == 1
 
     def test_connection_refused_is_retryable(self):
         with socket.socket() as probe:  # a port that nothing listens on

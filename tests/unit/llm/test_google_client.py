@@ -16,10 +16,7 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections import deque
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +34,8 @@ from agentkit.llm.base import (
 from agentkit.llm.google_client import API_VERSION, DEFAULT_BASE_URL, GoogleClient
 from agentkit.llm.providers import clear_client_cache, get_client
 from agentkit.models import Message, ToolCall, ToolSpec
-from tests.unit.provider_support import (
+from tests.support.loopback import LoopbackServer, Reply, Request
+from tests.support.providers import (
     CALCULATOR,
     gemini_problems,
     published_tools,
@@ -47,7 +45,7 @@ from tests.unit.provider_support import (
 API_KEY = "AIzaSyUnitTEST" + "x" * 21 + "Qw7Z"  # shaped like a real key (39 characters)
 MODEL = "gemini-2.5-flash"
 GENERATE_PATH = f"/v1beta/models/{MODEL}:generateContent"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 # What pydantic's model_json_schema() produces: title, additionalProperties, $defs/$ref,
@@ -73,86 +71,36 @@ CURRENT_TIME = ToolSpec(
 # --- the loopback Gemini API
 
 
-@dataclass
-class Reply:
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-    drop: bool = False  # close the connection without answering
-    raw: bytes | None = None  # a body that is not JSON
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
 class FakeGemini:
-    """Answers queued replies in order and records every request it got."""
+    """Answers queued replies in order (JSON, as the Gemini API sends it) on the module's
+    loopback server, whose requests are this test's."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: LoopbackServer) -> None:
         self.replies: deque[Reply] = deque()
-        self.requests: list[Recorded] = []
-        self.release = threading.Event()  # ends any delayed reply at teardown
-        self.base_url = ""
+        self._server = server
+        self.base_url = server.url
+        server.requests.clear()
+        server.respond = self._answer
 
-    def reply(self, status: int = 200, body: Any = None, **kwargs: Any) -> None:
-        self.replies.append(Reply(status=status, body=body, **kwargs))
+    def reply(self, status: int = 200, body: Any = None, *, raw: bytes | None = None,
+              **kwargs: Any) -> None:
+        """`raw`: a body that is not JSON (sent as it is)."""
+        data = raw if raw is not None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json; charset=UTF-8", **kwargs.pop("headers", {})}
+        self.replies.append(Reply(status, data, headers=headers, **kwargs))
 
     @property
-    def last(self) -> Recorded:
+    def requests(self) -> list[Request]:
+        return self._server.requests
+
+    @property
+    def last(self) -> Request:
         return self.requests[-1]
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_POST(self) -> None:
-        fake = self.server.fake
-        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        fake.requests.append(
-            Recorded(
-                method="POST",
-                path=self.path,
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=json.loads(raw) if raw else None,
-            )
-        )
-        if fake.replies:
-            reply = fake.replies.popleft()
-        else:
-            reply = Reply(500, api_error(500, "INTERNAL", "the test queued no reply"))
-        if reply.delay_s:
-            fake.release.wait(reply.delay_s)
-        if reply.drop:
-            self.close_connection = True
-            return
-        data = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:  # the client gave up (timeout tests)
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeGemini
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
+    def _answer(self, _: Request) -> Reply:
+        if self.replies:
+            return self.replies.popleft()
+        return Reply(500, api_error(500, "INTERNAL", "the test queued no reply"))
 
 
 # Settings the SDK (or httpx2) would read on its own: none may redirect a test.
@@ -185,24 +133,14 @@ def _clean_env(monkeypatch):
 
 @pytest.fixture(scope="module")
 def _server():
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = FakeGemini()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with LoopbackServer() as server:
+        yield server
 
 
 @pytest.fixture
 def gemini(_server):
     """A fresh script and request log per test, on the module's loopback server."""
-    fake = FakeGemini()
-    fake.base_url = f"http://127.0.0.1:{_server.server_port}"
-    _server.fake = fake
-    yield fake
-    fake.release.set()
+    return FakeGemini(_server)
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +150,7 @@ def client(_server):
     with pytest.MonkeyPatch.context() as patch:
         for name in FOREIGN_ENV:
             patch.delenv(name, raising=False)
-        yield GoogleClient(API_KEY, base_url=f"http://127.0.0.1:{_server.server_port}")
+        yield GoogleClient(API_KEY, base_url=_server.url)
 
 
 # --- wire-format builders
@@ -1111,7 +1049,7 @@ def test_importing_the_module_does_not_import_the_sdk():
 
 
 def test_an_injected_httpx2_client_is_used():
-    httpx2 = pytest.importorskip("httpx2")
+    import httpx2  # google-genai's own HTTP client: a missing one fails, never skips
     seen: list[Any] = []
 
     def handler(request):

@@ -3,7 +3,7 @@ provider into what that provider's API documents as accepted.
 
 The schemas come from tests/mcp/published_schemas.json (captured from the real test
 servers; the integration tests check the live listings the same way), the acceptance
-rules from tests/unit/provider_support.py. The client tests check the same on the wire.
+rules from tests/support/providers.py. The client tests check the same on the wire.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from agentkit.llm.tool_schema import (
     openai_parameters,
     openrouter_parameters,
 )
-from tests.unit.provider_support import (
+from tests.support.providers import (
     anthropic_problems,
     gemini_problems,
     openai_problems,
