@@ -12,6 +12,9 @@ empty poll, whatever the configured maximum: each tool turn's message waited 0.3
 the RunTools function. Poll every ``OPSPAWN_ESM_POLL_SECONDS`` (default 0.1 s) instead, on
 an idle queue too (one ReceiveMessage per mapping per interval). AWS's pollers long-poll
 continuously; this brings the offline hop close to that. Same private-API caveat.
+
+``opspawn_proactive_init``: start one execution environment per function version when it
+becomes Active, as AWS may proactively initialize on-demand functions (see its docstring).
 """
 
 from __future__ import annotations
@@ -150,3 +153,50 @@ def opspawn_bind_loopback() -> None:
 
     _create_shell_command._opspawn_patched = True  # type: ignore[attr-defined]
     ddb_server.DynamodbServer._create_shell_command = _create_shell_command
+
+
+@hooks.on_infra_start()
+def opspawn_proactive_init() -> None:
+    """Start one execution environment of each function version as soon as it is Active.
+
+    AWS documents that Lambda "may proactively initialize" execution environments of
+    on-demand functions ahead of invocations, so a function's init phase often runs before
+    its first request; LocalStack starts an environment only when a request arrives. Here
+    the first invocation of each version reuses an environment whose init (the handler's
+    imports) ran, or is running, in the background. Nothing about what a function sees
+    changes: the environment is LocalStack's own on-demand one, released READY into its
+    pool and stopped after the usual keep-alive. ``OPSPAWN_PROACTIVE_INIT=0`` turns it off
+    (every first invocation is then a cold start). Private API of LocalStack 4.8.1.
+    """
+    if (os.environ.get("OPSPAWN_PROACTIVE_INIT") or "1").strip() in ("0", "false", "no"):
+        return
+    try:
+        from localstack.services.lambda_.invocation import version_manager
+        from localstack.services.lambda_.invocation.lambda_models import State
+    except ImportError as exc:  # pragma: no cover - version drift
+        LOG.warning("opspawn: no proactive Lambda init: %s", exc)
+        return
+    manager_class = version_manager.LambdaVersionManager
+    original = manager_class.start
+    if getattr(original, "_opspawn_patched", False):
+        return
+
+    def _initialize(manager: Any) -> None:
+        try:
+            with manager.assignment_service.get_environment(
+                manager.id, manager.function_version, "on-demand"
+            ):
+                pass  # started (its worker is importing the handler) and released READY
+        except Exception as exc:  # the first invocation will start one itself
+            LOG.debug("opspawn: proactive init of %s failed: %s", manager.function_arn, exc)
+
+    @functools.wraps(original)
+    def start(self: Any) -> Any:
+        state = original(self)
+        if getattr(state, "state", None) == State.Active:
+            self.assignment_service.provisioning_pool.submit(_initialize, self)
+        return state
+
+    start._opspawn_patched = True  # type: ignore[attr-defined]
+    manager_class.start = start
+    LOG.info("opspawn: proactive init of Lambda execution environments")

@@ -20,6 +20,7 @@ from opspawn.offline.console import progress, say
 from opspawn.offline.install import lambda_python, tail
 from opspawn.offline.paths import (
     EXECUTOR_NAME,
+    PLUGIN_DIR,
     REGION,
     SERVICES,
     Layout,
@@ -131,6 +132,10 @@ def localstack_env(layout: Layout, port: int) -> dict[str, str]:
             "OPSPAWN_LAMBDA_PYTHON": str(lambda_python(layout)),
             "OPSPAWN_LAMBDA_RUNTIME": str(layout.lambda_runtime),
             "AWS_DEFAULT_REGION": REGION,
+            # This checkout's plugin code wins over the editable install's mapping, which
+            # points at whichever checkout last ran `install` against a shared offline dir.
+            # Functions never see it: the executor passes them only Lambda's variables.
+            "PYTHONPATH": str(PLUGIN_DIR),
         }
     )
     return env

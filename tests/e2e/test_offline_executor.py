@@ -335,6 +335,45 @@ def test_import_error_is_reported_and_retried(localstack: LocalStackSession) -> 
         lam.delete_function(FunctionName=name)
 
 
+def test_a_new_function_is_initialized_before_its_first_invocation(
+    localstack: LocalStackSession, tmp_path: Path
+) -> None:
+    """Proactive init (as AWS may do for on-demand functions): once the function is Active,
+    an execution environment imports the handler without any request, and the first
+    invocation runs in that same environment (same process, init not repeated)."""
+    lam: Any = localstack.client("lambda")
+    name = f"executor-proactive-{uuid.uuid4().hex[:8]}"
+    marker_dir = tmp_path / "inits"
+    marker_dir.mkdir()
+    source = (
+        "import os\n"
+        f"open(os.path.join({str(marker_dir)!r}, str(os.getpid())), 'w').close()\n"
+        "def lambda_handler(event, context):\n"
+        "    return {'pid': os.getpid(), 'inits': sorted(os.listdir("
+        f"{str(marker_dir)!r}))}}\n"
+    )
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role="arn:aws:iam::000000000000:role/lambda-role",
+        Handler="app.lambda_handler",
+        Code={"ZipFile": _zip({"app.py": source})},
+        Timeout=TIMEOUT_S,
+    )
+    try:
+        lam.get_waiter("function_active_v2").wait(FunctionName=name)
+        deadline = time.monotonic() + 30
+        while not any(marker_dir.iterdir()):
+            assert time.monotonic() < deadline, "no environment initialized the handler"
+            time.sleep(0.05)
+        (init_pid,) = [entry.name for entry in marker_dir.iterdir()]
+        result = invoke(localstack, name, {})
+        assert result["error"] is None
+        assert result["payload"] == {"pid": int(init_pid), "inits": [init_pid]}
+    finally:
+        lam.delete_function(FunctionName=name)
+
+
 def test_the_suite_runs_its_own_stack_beside_the_users(localstack: LocalStackSession) -> None:
     """`make test` must leave a stack the user keeps up (`make up`, `demo --keep`: the
     default instance on port 4566) alone: the suite's LocalStack is another instance, with
