@@ -13,7 +13,8 @@ from agentkit.event_parser import event_parser
 from agentkit.llm import BaseLLMClient, ModelError, get_client
 from agentkit.llm.router import ModelRouter
 from agentkit.loop.call_model import call_model
-from agentkit.models import Task, TurnRef
+from agentkit.models.domain import Task
+from agentkit.models.payloads import TurnRef
 from agentkit.security import SecurityManager
 from agentkit.store import ProviderStateStore, TaskStore
 from agentkit.store.approvals import ApprovalStore

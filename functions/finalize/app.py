@@ -14,7 +14,7 @@ from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import FinalizeSettings, load
 from agentkit.event_parser import event_parser
 from agentkit.loop.finalize import StepError, end_task
-from agentkit.models import TaskRef
+from agentkit.models.payloads import TaskRef
 from agentkit.store import TaskStore
 
 logger = Logger()

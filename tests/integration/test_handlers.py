@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from agentkit.models import TaskStatus
+from agentkit.models.domain import TaskStatus
 from agentkit.store import TaskStore
 from tests.support.api_events import (
     EXAMPLE_ID,

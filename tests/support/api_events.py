@@ -7,7 +7,8 @@ import json
 from types import ModuleType
 from typing import Any
 
-from agentkit.models import SubmitTaskRequest, Task
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task
 from agentkit.store import TaskStore
 from tests.support.aws import FakeLambdaContext, load_event, load_handler
 

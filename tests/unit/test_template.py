@@ -18,13 +18,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from agentkit.models import (
-    ModelStepOutput,
-    SubmitTaskRequest,
-    TaskRef,
-    ToolCallRef,
-    TurnRef,
-)
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.payloads import ModelStepOutput, TaskRef, ToolCallRef, TurnRef
 from opspawn.build import python312_env
 from tests.support.aws import load_template
 
@@ -386,7 +381,7 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, f"sam build:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     layer = build / "AgentKitLayer" / "python"
-    assert (layer / "agentkit" / "models.py").is_file()
+    assert (layer / "agentkit" / "models" / "domain.py").is_file()
     assert (layer / "pydantic").is_dir()
     assert (layer / "pydantic_core").is_dir()
     assert (layer / "aws_lambda_powertools").is_dir()
@@ -510,7 +505,7 @@ def test_security_events_match_the_models() -> None:
     from pydantic import TypeAdapter
 
     from agentkit.loop.wait_for_approval import WaitForApprovalEvent
-    from agentkit.models import ApprovalDecisionRequest
+    from agentkit.models.api import ApprovalDecisionRequest
 
     for name, action in (
         ("wait_for_approval.json", "wait"),

@@ -15,7 +15,9 @@ from agentkit.loop.call_model import MISSING_RESULT, call_model
 from agentkit.loop.finalize import StepError, fail_task, finalize_task, readable_reason
 from agentkit.loop.plan import plan_task
 from agentkit.loop.run_tools import run_tool_call
-from agentkit.models import ModelStepOutput, SubmitTaskRequest, TaskRef, TaskStatus, TurnRef
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import TaskStatus
+from agentkit.models.payloads import ModelStepOutput, TaskRef, TurnRef
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 
@@ -319,7 +321,7 @@ def test_max_cost_ends_the_task_when_the_priced_spend_reaches_it(
     store: TaskStore, registry: ToolRegistry
 ) -> None:
     from agentkit.llm.scripted import ScriptedClient
-    from agentkit.models import ScriptedTurn
+    from agentkit.models.domain import ScriptedTurn
 
     # Priced as openai:gpt-4o-mini (0.15 in / 0.60 out per M): 1M in + 0.1M out = 0.21 USD.
     expensive = ScriptedTurn.model_validate(
@@ -347,7 +349,7 @@ def test_max_cost_ends_the_task_when_the_priced_spend_reaches_it(
 def test_the_tool_surface_is_fixed_at_plan_time(store: TaskStore,
                                                 registry: ToolRegistry) -> None:
     from agentkit.llm.scripted import ScriptedClient
-    from agentkit.models import ScriptedTurn
+    from agentkit.models.domain import ScriptedTurn
     from agentkit.tools import ToolRegistry as Registry
 
     task_id = _submit(store, registry, [{"content": "done"}], tools=["calculator"])

@@ -22,15 +22,9 @@ from agentkit.loop.wait_for_approval import (
     request_approval,
     settle_unapproved,
 )
-from agentkit.models import (
-    ApprovalDecisionRequest,
-    ApprovalStatus,
-    Message,
-    Task,
-    TaskStatus,
-    ToolCall,
-    ToolCallRef,
-)
+from agentkit.models.api import ApprovalDecisionRequest
+from agentkit.models.domain import ApprovalStatus, Message, Task, TaskStatus, ToolCall
+from agentkit.models.payloads import ToolCallRef
 from agentkit.security import SecurityConfig, SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalNotFoundError, ApprovalStore
@@ -169,7 +163,7 @@ def test_a_disallowed_tool_is_refused_at_submit(store: TaskStore, tools: ToolReg
     from agentkit.api.submit import submit_task
     from agentkit.config import Settings
     from agentkit.errors import InputError
-    from agentkit.models import SubmitTaskRequest
+    from agentkit.models.api import SubmitTaskRequest
 
     security = SecurityManager(SecurityConfig.parse('{"allowed_tools": ["probe"]}'))
     settings = Settings(table_name="t")

@@ -10,11 +10,11 @@ from typing import Any
 import boto3
 import pytest
 
-from agentkit.models import (
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import (
     ApprovalStatus,
     Message,
     ScriptedTurn,
-    SubmitTaskRequest,
     Task,
     TaskEvent,
     TaskStatus,

@@ -13,7 +13,7 @@ import pytest
 from agentkit.api.api_keys import authorize
 from agentkit.api.schedules import get_schedule
 from agentkit.llm.breaker import SharedCircuitBreaker
-from agentkit.models import ApprovalStatus, TaskStatus, ToolCall
+from agentkit.models.domain import ApprovalStatus, TaskStatus, ToolCall
 from agentkit.store import ProviderStateStore, TaskStore, TenantSlots
 from agentkit.store.api_keys import ApiKeyStore
 from agentkit.store.approvals import ApprovalStore

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from agentkit.llm import LLMRequest, ModelRequestError, RetryableModelError, get_client
 from agentkit.llm.base import ModelError, OverloadedError, ProviderOutageError, RateLimitedError
 from agentkit.llm.scripted import ScriptedClient
-from agentkit.models import Message, ScriptedTurn, Task, ToolCall, Usage
+from agentkit.models.domain import Message, ScriptedTurn, Task, ToolCall, Usage
 
 
 def _turns(*raw: dict[str, object]) -> list[ScriptedTurn]:

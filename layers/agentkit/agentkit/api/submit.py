@@ -9,7 +9,8 @@ from typing import Any
 from agentkit.admission import ExecutionStarter, admit, step_functions_starter
 from agentkit.api.task_request import check_request
 from agentkit.config import Settings
-from agentkit.models import SubmitTaskRequest, Task
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry

@@ -11,7 +11,8 @@ from agentkit.errors import InputError
 from agentkit.ids import new_task_id
 from agentkit.llm.base import parse_model
 from agentkit.llm.providers import known_providers
-from agentkit.models import SubmitTaskRequest, Task
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task
 from agentkit.security import SecurityManager
 from agentkit.tools import ToolRegistry
 

@@ -19,7 +19,7 @@ from agentkit.llm.base import (
     RateLimitedError,
     RetryableModelError,
 )
-from agentkit.models import Message, ScriptedError, ScriptedTurn, ToolCall, Usage
+from agentkit.models.domain import Message, ScriptedError, ScriptedTurn, ToolCall, Usage
 
 # The scripted error kinds as a provider would raise them, with the HTTP status it
 # would have answered (the router and the logs see the same error either way).

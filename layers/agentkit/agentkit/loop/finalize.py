@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.admission import ExecutionStarter, release_and_start_next
-from agentkit.models import Task, TaskEvent, TaskStatus
+from agentkit.models.domain import Task, TaskEvent, TaskStatus
 from agentkit.store import TaskStore
 
 MAX_REASON_CHARS = 2000

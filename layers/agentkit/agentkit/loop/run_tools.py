@@ -16,7 +16,8 @@ from pydantic import Field
 
 from agentkit.loop.gate_tools import call_of, decide_call, load_call
 from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
-from agentkit.models import Message, Task, TaskEvent, ToolCall, ToolCallRef, ToolResult, TurnRef
+from agentkit.models.domain import Message, Task, TaskEvent, ToolCall, ToolResult
+from agentkit.models.payloads import ToolCallRef, TurnRef
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore

@@ -20,14 +20,8 @@ from pydantic import Field
 from agentkit.loop.finalize import StepError, readable_reason
 from agentkit.loop.gate_tools import decide_call, load_call, record_unexecuted
 from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
-from agentkit.models import (
-    ApprovalStatus,
-    ApprovalView,
-    TaskEvent,
-    ToolCallRef,
-    ToolResult,
-    utc_now,
-)
+from agentkit.models.domain import ApprovalStatus, ApprovalView, TaskEvent, ToolResult, utc_now
+from agentkit.models.payloads import ToolCallRef
 from agentkit.security import DENIED_PREFIX, SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalRecord, ApprovalStore

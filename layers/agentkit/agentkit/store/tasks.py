@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from agentkit.models import (
+from agentkit.models.domain import (
     ACTIVE_STATUSES,
     Message,
     Task,
