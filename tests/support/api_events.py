@@ -75,6 +75,6 @@ def seed_example_task(store: TaskStore) -> None:
             model="scripted",
             tools=["calculator", "current_time"],
             max_turns=5,
-            scripted_turns=body.scripted_turns,
-        )
+        ),
+        script=body.scripted_turns,
     )

@@ -37,7 +37,7 @@ def submit_task(
     task = check_request(
         request, registry=registry, settings=settings, tenant_id=tenant_id, security=security
     )
-    store.create_task(task)
+    store.create_task(task, script=request.scripted_turns)
     # Started now if its tenant has a free slot (and no older task waits), else it waits
     # QUEUED with no execution. A start that fails leaves the task FAILED with the reason
     # (the caller can see what happened) and raises.

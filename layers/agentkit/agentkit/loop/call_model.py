@@ -25,7 +25,7 @@ from agentkit.security import SecurityManager
 from agentkit.store import ConflictError, TaskStore
 from agentkit.store.approvals import ApprovalStore
 
-# (task, "provider:model") → client; the task carries what the scripted client plays.
+# (task, "provider:model") → client (the scripted client's replies are read by task id).
 ClientFactory = Callable[[Task, str], BaseLLMClient]
 
 # A claim-checked tool output is sent to the model up to this size (context windows are

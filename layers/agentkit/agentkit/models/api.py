@@ -14,13 +14,13 @@ from agentkit.models.domain import (
     ApprovalView,
     Message,
     ModelText,
-    ScriptedTurn,
     Task,
     TaskEvent,
     TaskStatus,
     Usage,
     WaitInfo,
 )
+from agentkit.models.scripted import ScriptedTurn
 
 MODEL_PATTERN = re.compile(r"^(scripted|[a-z][a-z0-9-]*:[A-Za-z0-9][\w.:/@+-]*)$")
 TOOL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
