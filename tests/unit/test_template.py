@@ -263,7 +263,7 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
     body = run_tools["Parameters"]["MessageBody"]
     assert body["task_token.$"] == "$$.Task.Token"
     assert body["tool_calls.$"] == "$.step.tool_calls"
-    from agentkit.loop.run_tools import RunToolsMessage
+    from agentkit.models.payloads import RunToolsMessage
 
     # The message body is exactly what the RunTools function parses.
     assert {k.removesuffix(".$") for k in body} == set(RunToolsMessage.model_fields)
@@ -285,7 +285,7 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
 def test_calls_that_need_approval_wait_on_their_own_path(asl: dict[str, Any]) -> None:
     from pydantic import TypeAdapter
 
-    from agentkit.loop.wait_for_approval import WaitForApprovalEvent
+    from agentkit.models.payloads import WaitForApprovalEvent
 
     await_approvals = asl["States"]["AwaitApprovals"]
     assert await_approvals["Type"] == "Map" and await_approvals["ItemsPath"] == "$.step.approvals"
@@ -470,7 +470,7 @@ def test_step_function_events_match_the_models() -> None:
 def test_run_tools_event_body_is_the_run_tools_message() -> None:
     from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-    from agentkit.loop.run_tools import RunToolsMessage
+    from agentkit.models.payloads import RunToolsMessage
 
     event = _event("run_tools_sqs.json")
     SqsModel.model_validate(event)
@@ -504,8 +504,8 @@ def test_security_events_match_the_models() -> None:
     from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
     from pydantic import TypeAdapter
 
-    from agentkit.loop.wait_for_approval import WaitForApprovalEvent
     from agentkit.models.api import ApprovalDecisionRequest
+    from agentkit.models.payloads import WaitForApprovalEvent
 
     for name, action in (
         ("wait_for_approval.json", "wait"),

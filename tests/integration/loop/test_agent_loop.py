@@ -12,12 +12,12 @@ from agentkit.config import Settings, TenantLimit
 from agentkit.errors import InputError
 from agentkit.llm import ModelRequestError, get_client
 from agentkit.loop.call_model import MISSING_RESULT, call_model
-from agentkit.loop.finalize import StepError, fail_task, finalize_task, readable_reason
+from agentkit.loop.finalize import fail_task, finalize_task, readable_reason
 from agentkit.loop.plan import plan_task
 from agentkit.loop.run_tools import run_tool_call
 from agentkit.models.api import SubmitTaskRequest
 from agentkit.models.domain import TaskStatus
-from agentkit.models.payloads import ModelStepOutput, TaskRef, TurnRef
+from agentkit.models.payloads import ModelStepOutput, StepError, TaskRef, TurnRef
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 

@@ -13,18 +13,18 @@ from pydantic import BaseModel
 from agentkit.api.approvals import decide_approval
 from agentkit.api.tasks import get_task_view
 from agentkit.config import SecuritySettings
-from agentkit.loop.finalize import StepError
 from agentkit.loop.gate_tools import GatedTurn, gate_tools
-from agentkit.loop.run_tools import RunToolsMessage, handle_run_tools, run_tool_call
-from agentkit.loop.wait_for_approval import (
-    ApprovalSettle,
-    ApprovalWait,
-    request_approval,
-    settle_unapproved,
-)
+from agentkit.loop.run_tools import handle_run_tools, run_tool_call
+from agentkit.loop.wait_for_approval import request_approval, settle_unapproved
 from agentkit.models.api import ApprovalDecisionRequest
 from agentkit.models.domain import ApprovalStatus, Message, Task, TaskStatus, ToolCall
-from agentkit.models.payloads import ToolCallRef
+from agentkit.models.payloads import (
+    ApprovalSettle,
+    ApprovalWait,
+    RunToolsMessage,
+    StepError,
+    ToolCallRef,
+)
 from agentkit.security import SecurityConfig, SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalNotFoundError, ApprovalStore
