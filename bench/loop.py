@@ -127,7 +127,7 @@ class Bucket:
 
 def _token_costs() -> dict[str, float]:
     from agentkit.llm.pricing import with_cost  # the platform's own pricing
-    from agentkit.models import Usage
+    from agentkit.models.domain import Usage
 
     usage = Usage(input_tokens=TURN_INPUT_TOKENS, output_tokens=TURN_OUTPUT_TOKENS)
     return {label: with_cost(model, usage).cost_usd for label, model in TOKEN_MODELS.items()}

@@ -33,7 +33,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agentkit.models import SubmitTaskRequest, TaskStatus, TaskView
+from agentkit.models.api import SubmitTaskRequest, TaskView
+from agentkit.models.domain import TaskStatus
 from opspawn.client import ApiError, OpspawnClient
 from opspawn.watch import describe, follow, progress_printer, summary_table
 

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkit.models import SubmitTaskRequest, TaskEvent, TaskStatus, TaskSummary, TaskView
+from agentkit.models.api import SubmitTaskRequest, TaskSummary, TaskView
+from agentkit.models.domain import TaskEvent, TaskStatus
 
 
 class ApiError(RuntimeError):

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agentkit.models import Message, TaskStatus, TaskView
+from agentkit.models.api import TaskView
+from agentkit.models.domain import Message, TaskStatus
 
 _STATUS_STYLE = {
     TaskStatus.SUCCEEDED: "bold green",

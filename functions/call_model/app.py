@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -10,10 +11,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.config import CallModelSettings, load
 from agentkit.event_parser import event_parser
-from agentkit.llm import BaseLLMClient, ModelError, get_client
+from agentkit.llm import BaseLLMClient, ModelError, get_client, parse_model
 from agentkit.llm.router import ModelRouter
 from agentkit.loop.call_model import call_model
-from agentkit.models import Task, TurnRef
+from agentkit.models.domain import Task
+from agentkit.models.payloads import TurnRef
+from agentkit.models.scripted import ScriptedTurn
 from agentkit.security import SecurityManager
 from agentkit.store import ProviderStateStore, TaskStore
 from agentkit.store.approvals import ApprovalStore
@@ -40,11 +43,19 @@ _router = ModelRouter(
 _MARGIN_S = 10.0
 
 
+# The scripted model's replies are stored beside the task and never change once written:
+# read once per task by a warm Lambda, so a scripted turn costs the reads a real one does.
+@functools.lru_cache(maxsize=32)
+def _script(task_id: str) -> list[ScriptedTurn]:
+    return _store.get_script(task_id)
+
+
 def _client_for(task: Task, model: str) -> BaseLLMClient:
+    scripted = parse_model(model)[0] == "scripted" and _config.scripted_model_enabled
     return get_client(
         model,
         providers=_config.providers,
-        scripted_turns=task.scripted_turns,
+        scripted_turns=_script(task.task_id) if scripted else None,
         scripted_enabled=_config.scripted_model_enabled,
     )
 

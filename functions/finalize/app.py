@@ -3,33 +3,23 @@ its tenant slot goes to the oldest queued task of that tenant (started here)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
 
 from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import FinalizeSettings, load
 from agentkit.event_parser import event_parser
-from agentkit.loop.finalize import StepError, end_task
-from agentkit.models import TaskRef
+from agentkit.loop.finalize import end_task
+from agentkit.models.payloads import FinalizeEvent
 from agentkit.store import TaskStore
 
 logger = Logger()
 _config = load(FinalizeSettings)
 _store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
 _sfn: Any = None
-
-
-class FinalizeEvent(TaskRef):
-    #: "stopped": the task already ended (cancelled, budget, patience); only its slot is freed.
-    outcome: Literal["succeeded", "failed", "stopped"]
-    error: StepError = Field(default_factory=StepError)
-    #: `$$.StateMachine.Id`: where the next queued task is started (the function cannot
-    #: name its own state machine in the template: that would be a dependency cycle).
-    state_machine_arn: str | None = None
 
 
 def _starter(state_machine_arn: str | None) -> ExecutionStarter | None:

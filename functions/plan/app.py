@@ -11,7 +11,7 @@ from agentkit.config import load
 from agentkit.config.tools import PlanSettings
 from agentkit.event_parser import event_parser
 from agentkit.loop.plan import plan_task
-from agentkit.models import TaskRef
+from agentkit.models.payloads import TaskRef
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
 

@@ -18,7 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.config import load
 from agentkit.config.tools import RunToolsSettings
-from agentkit.loop.run_tools import RunToolsMessage, handle_run_tools
+from agentkit.loop.run_tools import handle_run_tools
+from agentkit.models.payloads import RunToolsMessage
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore

@@ -14,7 +14,7 @@ from agentkit.config import load
 from agentkit.config.tools import SchedulesSettings
 from agentkit.http import schedules
 from agentkit.http.resolver import create_resolver, resolve
-from agentkit.models import SubmitTaskRequest
+from agentkit.models.api import SubmitTaskRequest
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry

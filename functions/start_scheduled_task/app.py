@@ -14,7 +14,8 @@ from agentkit.api.submit import step_functions_starter, submit_task
 from agentkit.config import load
 from agentkit.config.tools import StartScheduledTaskSettings
 from agentkit.event_parser import event_parser
-from agentkit.models import SubmitTaskRequest, Task
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry

@@ -15,7 +15,8 @@ from agentkit.config import load
 from agentkit.config.tools import SubmitSettings
 from agentkit.http import submit
 from agentkit.http.resolver import create_resolver, resolve
-from agentkit.models import SubmitTaskRequest, Task
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry

@@ -10,13 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
 
 from agentkit.config import WaitForApprovalSettings, load
-from agentkit.loop.wait_for_approval import (
-    ApprovalSettle,
-    ApprovalWait,
-    WaitForApprovalEvent,
-    request_approval,
-    settle_unapproved,
-)
+from agentkit.loop.wait_for_approval import request_approval, settle_unapproved
+from agentkit.models.payloads import ApprovalSettle, ApprovalWait, WaitForApprovalEvent
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 

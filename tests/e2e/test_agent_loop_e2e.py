@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from agentkit.models import TaskStatus, TaskView
+from agentkit.models.api import TaskView
+from agentkit.models.domain import TaskStatus
 from opspawn.client import ApiError, OpspawnClient
 from opspawn.offline.stack import StackOutputs
 from tests.support.e2e import ended_execution

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from agentkit.models import TaskStatus, TaskView
+from agentkit.models.api import TaskView
+from agentkit.models.domain import TaskStatus
 from opspawn.client import ApiError, OpspawnClient
 from opspawn.offline.paths import REPO_ROOT
 from opspawn.offline.stack import StackOutputs

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentkit.models import TaskStatus
+from agentkit.models.domain import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.stack import StackOutputs
 from tests.support.e2e import ended_execution, until

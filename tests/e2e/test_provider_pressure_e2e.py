@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agentkit.models import TaskStatus
+from agentkit.models.domain import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.stack import StackOutputs
 from tests.support.fake_providers import FakeProviders, Reply

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from agentkit.models import TaskStatus
+from agentkit.models.domain import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.paths import Layout
 from opspawn.offline.stack import StackOutputs

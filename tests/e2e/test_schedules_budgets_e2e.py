@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agentkit.models import TaskStatus, TaskSummary
+from agentkit.models.api import TaskSummary
+from agentkit.models.domain import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.paths import Layout
 from opspawn.offline.stack import StackOutputs

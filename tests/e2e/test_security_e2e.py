@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from agentkit.models import TaskStatus, TaskView
+from agentkit.models.api import TaskView
+from agentkit.models.domain import TaskStatus
 from opspawn.client import OpspawnClient
 from tests.support.e2e import until
 from tests.support.loopback import LoopbackServer, Reply

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from agentkit.models import TaskStatus, TaskView
+from agentkit.models.api import TaskView
+from agentkit.models.domain import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.stack import StackOutputs
 

@@ -7,7 +7,7 @@ import json
 import boto3
 import pytest
 
-from agentkit.models import TaskStatus
+from agentkit.models.domain import TaskStatus
 from agentkit.store import TaskStore
 from tests.support.api_events import (
     EXAMPLE_ID,
@@ -32,7 +32,7 @@ def test_submit_stores_the_task_and_starts_its_execution(
     assert status == 202
     assert body["status"] == "QUEUED" and body["goal"] == "What is 17 * 23?"
     task = store.require_task(body["task_id"])
-    assert task.model == "scripted" and len(task.scripted_turns or []) == 2
+    assert task.model == "scripted" and len(store.get_script(task.task_id)) == 2
     execution = boto3.client("stepfunctions").describe_execution(executionArn=task.execution_arn)
     assert execution["name"] == body["task_id"]
     assert json.loads(execution["input"]) == {"task_id": body["task_id"]}

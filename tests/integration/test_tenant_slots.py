@@ -18,7 +18,8 @@ from agentkit.api.submit import submit_task
 from agentkit.api.tasks import cancel_task
 from agentkit.config import Settings, TenantLimit
 from agentkit.loop.finalize import end_task
-from agentkit.models import SubmitTaskRequest, Task, TaskStatus
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task, TaskStatus
 from agentkit.store import TaskStore, TenantSlots
 from agentkit.tools import ToolRegistry
 from tests.conftest import TABLE

@@ -7,7 +7,7 @@ of this module (it is no test module), so each one names what it looked at."""
 from __future__ import annotations
 
 from agentkit.llm.base import BaseLLMClient, LLMRequest
-from agentkit.models import INVALID_ARGUMENTS_KEY, Message
+from agentkit.models.domain import INVALID_ARGUMENTS_KEY, Message
 from agentkit.tools import default_registry
 
 SYSTEM_PROMPT = (

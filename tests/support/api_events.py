@@ -7,7 +7,8 @@ import json
 from types import ModuleType
 from typing import Any
 
-from agentkit.models import SubmitTaskRequest, Task
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task
 from agentkit.store import TaskStore
 from tests.support.aws import FakeLambdaContext, load_event, load_handler
 
@@ -74,6 +75,6 @@ def seed_example_task(store: TaskStore) -> None:
             model="scripted",
             tools=["calculator", "current_time"],
             max_turns=5,
-            scripted_turns=body.scripted_turns,
-        )
+        ),
+        script=body.scripted_turns,
     )

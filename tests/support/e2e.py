@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agentkit.models import TaskView
+from agentkit.models.api import TaskView
 from opspawn.client import OpspawnClient
 from opspawn.offline.paths import REPO_ROOT
 from opspawn.offline.stack import StackOutputs

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agentkit.models import ToolSpec
+from agentkit.models.domain import ToolSpec
 
 CALCULATOR = ToolSpec(
     name="calculator",

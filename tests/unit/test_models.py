@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 from pydantic import ValidationError
 
 from agentkit.ids import new_task_id
-from agentkit.models import (
-    ApprovalDecisionRequest,
-    Message,
-    SubmitTaskRequest,
-    TaskStatus,
-    ToolCall,
-    Usage,
-)
+from agentkit.models.api import ApprovalDecisionRequest, SubmitTaskRequest
+from agentkit.models.domain import Message, TaskStatus, ToolCall, Usage
 
 
 def _fields(error: ValidationError) -> set[str]:
@@ -112,3 +114,51 @@ def test_text_for_a_model_keeps_tabs_newlines_and_any_unicode() -> None:
     assert SubmitTaskRequest.model_validate({"goal": goal}).goal == goal
     assert ApprovalDecisionRequest(decision="deny", reason="no:\tbad\nidea").reason == (
         "no:\tbad\nidea")
+
+
+# --- who builds which models: a Lambda that never serves HTTP never builds the API bodies
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The state machine's functions and the authorizer: none of them serves an API body.
+NOT_API_FUNCTIONS = ("api_key_authorizer", "call_model", "finalize", "plan", "run_tools",
+                     "wait_for_approval")
+_PROBE = (
+    "import importlib.util, json, sys\n"
+    "spec = importlib.util.spec_from_file_location('app', sys.argv[1])\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(module)\n"
+    "print(json.dumps(sorted(m for m in sys.modules if m.startswith('agentkit.models'))))\n"
+)
+
+
+def _models_imported_by(function: str) -> list[str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "layers" / "agentkit"),
+        "TABLE_NAME": "t", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:t",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    app = ROOT / "functions" / function / "app.py"
+    result = subprocess.run([sys.executable, "-c", _PROBE, str(app)], capture_output=True,
+                            text=True, env=env, cwd=app.parent, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return list(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_functions_that_serve_no_http_do_not_build_the_api_models() -> None:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        imported = dict(zip(NOT_API_FUNCTIONS, pool.map(_models_imported_by, NOT_API_FUNCTIONS),
+                            strict=True))
+    assert {fn: "agentkit.models.api" in found for fn, found in imported.items()} == {
+        fn: False for fn in NOT_API_FUNCTIONS}
+    # the probe sees model imports at all (so the check above can fail)
+    assert "agentkit.models.payloads" in imported["call_model"]
+
+
+def test_the_models_package_re_exports_nothing() -> None:
+    import agentkit.models
+
+    # its submodules appear as attributes once imported; anything else would be a re-export
+    assert not [name for name, value in vars(agentkit.models).items()
+                if not name.startswith("__") and not isinstance(value, ModuleType)]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agentkit.config import SecuritySettings
-from agentkit.models import Task, ToolCall
+from agentkit.models.domain import Task, ToolCall
 from agentkit.security import (
     PolicyError,
     SecurityConfig,

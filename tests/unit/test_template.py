@@ -18,13 +18,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from agentkit.models import (
-    ModelStepOutput,
-    SubmitTaskRequest,
-    TaskRef,
-    ToolCallRef,
-    TurnRef,
-)
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.payloads import ModelStepOutput, TaskRef, ToolCallRef, TurnRef
 from opspawn.build import python312_env
 from tests.support.aws import load_template
 
@@ -268,7 +263,7 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
     body = run_tools["Parameters"]["MessageBody"]
     assert body["task_token.$"] == "$$.Task.Token"
     assert body["tool_calls.$"] == "$.step.tool_calls"
-    from agentkit.loop.run_tools import RunToolsMessage
+    from agentkit.models.payloads import RunToolsMessage
 
     # The message body is exactly what the RunTools function parses.
     assert {k.removesuffix(".$") for k in body} == set(RunToolsMessage.model_fields)
@@ -290,7 +285,7 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
 def test_calls_that_need_approval_wait_on_their_own_path(asl: dict[str, Any]) -> None:
     from pydantic import TypeAdapter
 
-    from agentkit.loop.wait_for_approval import WaitForApprovalEvent
+    from agentkit.models.payloads import WaitForApprovalEvent
 
     await_approvals = asl["States"]["AwaitApprovals"]
     assert await_approvals["Type"] == "Map" and await_approvals["ItemsPath"] == "$.step.approvals"
@@ -386,7 +381,7 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, f"sam build:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     layer = build / "AgentKitLayer" / "python"
-    assert (layer / "agentkit" / "models.py").is_file()
+    assert (layer / "agentkit" / "models" / "domain.py").is_file()
     assert (layer / "pydantic").is_dir()
     assert (layer / "pydantic_core").is_dir()
     assert (layer / "aws_lambda_powertools").is_dir()
@@ -475,7 +470,7 @@ def test_step_function_events_match_the_models() -> None:
 def test_run_tools_event_body_is_the_run_tools_message() -> None:
     from aws_lambda_powertools.utilities.parser.models import SqsModel
 
-    from agentkit.loop.run_tools import RunToolsMessage
+    from agentkit.models.payloads import RunToolsMessage
 
     event = _event("run_tools_sqs.json")
     SqsModel.model_validate(event)
@@ -509,8 +504,8 @@ def test_security_events_match_the_models() -> None:
     from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
     from pydantic import TypeAdapter
 
-    from agentkit.loop.wait_for_approval import WaitForApprovalEvent
-    from agentkit.models import ApprovalDecisionRequest
+    from agentkit.models.api import ApprovalDecisionRequest
+    from agentkit.models.payloads import WaitForApprovalEvent
 
     for name, action in (
         ("wait_for_approval.json", "wait"),

@@ -6,7 +6,7 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from agentkit.models import INVALID_ARGUMENTS_KEY, ToolCall
+from agentkit.models.domain import INVALID_ARGUMENTS_KEY, ToolCall
 from agentkit.tools import Tool, ToolRegistry, default_registry
 
 

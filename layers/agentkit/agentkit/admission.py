@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from agentkit.models import Task, TaskEvent, TaskStatus
+from agentkit.models.domain import Task, TaskEvent, TaskStatus
 from agentkit.store import TaskStore
 from agentkit.store.tenant_slots import QueuedTask, SlotOutcome, TenantSlots
 

@@ -11,7 +11,7 @@ import secrets
 
 from pydantic import BaseModel, Field
 
-from agentkit.models import utc_now
+from agentkit.models.domain import utc_now
 
 KEY_PREFIX = "ops_"
 #: shown by `keys list`: "ops_" + the first 6 characters of the secret part

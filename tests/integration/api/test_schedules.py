@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import boto3
 import pytest
 
-from agentkit.models import TaskStatus
+from agentkit.models.domain import TaskStatus
 from agentkit.store import TaskStore
 from tests.support.aws import FakeLambdaContext, load_event, load_handler
 

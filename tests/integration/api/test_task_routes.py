@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from agentkit.models import Task, TaskEvent, TaskStatus, Usage
+from agentkit.models.domain import Task, TaskEvent, TaskStatus, Usage
 from agentkit.store import TaskStore
 from tests.conftest import IDEMPOTENCY_TABLE
 from tests.support.api_events import (

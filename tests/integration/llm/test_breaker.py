@@ -18,7 +18,7 @@ from agentkit.llm.base import (
 )
 from agentkit.llm.breaker import BreakerPolicy, SharedCircuitBreaker
 from agentkit.llm.router import ModelRouter
-from agentkit.models import Message, Usage
+from agentkit.models.domain import Message, Usage
 from agentkit.store.provider_state import ProviderStateStore
 from tests.support.clock import Clock
 

@@ -19,7 +19,7 @@ from agentkit.llm.base import (
 )
 from agentkit.llm.router import ModelRouter, RouterPolicy
 from agentkit.llm.wire import error_for_status
-from agentkit.models import Message, Usage
+from agentkit.models.domain import Message, Usage
 from agentkit.store.provider_state import PaceDenied, PaceGrant, ProviderStateStore
 from tests.support.clock import Clock
 

@@ -12,18 +12,22 @@ from agentkit.config import Settings, TenantLimit
 from agentkit.errors import InputError
 from agentkit.llm import ModelRequestError, get_client
 from agentkit.loop.call_model import MISSING_RESULT, call_model
-from agentkit.loop.finalize import StepError, fail_task, finalize_task, readable_reason
+from agentkit.loop.finalize import fail_task, finalize_task, readable_reason
 from agentkit.loop.plan import plan_task
 from agentkit.loop.run_tools import run_tool_call
-from agentkit.models import ModelStepOutput, SubmitTaskRequest, TaskRef, TaskStatus, TurnRef
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import TaskStatus
+from agentkit.models.payloads import ModelStepOutput, StepError, TaskRef, TurnRef
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 
 SETTINGS = Settings(table_name="t", scripted_model_enabled=True, default_max_turns=6)
 
 
-def _client_for(task: Any, model: str) -> Any:
-    return get_client(model, scripted_turns=task.scripted_turns, scripted_enabled=True)
+def _scripted(store: TaskStore) -> Any:
+    """CallModel's client_for, as the function makes it: the script read by task id."""
+    return lambda task, model: get_client(model, scripted_turns=store.get_script(task.task_id),
+                                          scripted_enabled=True)
 
 
 def _submit(
@@ -58,7 +62,7 @@ def _drive(
         output = call_model(
             TurnRef(task_id=task_id, turn=step.turn),
             store=store,
-            client_for=_client_for,
+            client_for=_scripted(store),
         )
         if output.action != "tool_calls":
             return output
@@ -175,8 +179,8 @@ def test_retried_steps_do_not_repeat_work(store: TaskStore, registry: ToolRegist
     plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
     plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
     ref = TurnRef(task_id=task_id, turn=0)
-    first = call_model(ref, store=store, client_for=_client_for)
-    again = call_model(ref, store=store, client_for=_client_for)
+    first = call_model(ref, store=store, client_for=_scripted(store))
+    again = call_model(ref, store=store, client_for=_scripted(store))
     assert again == first
     assert store.require_task(task_id).usage.model_calls == 1
     result = run_tool_call(first.tool_calls[0], store=store, registry=registry)
@@ -190,13 +194,13 @@ def test_a_cancelled_task_stops_at_the_next_step(store: TaskStore, registry: Too
     task_id = _submit(store, registry, TWO_TOOLS_THEN_ANSWER)
     plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
     first = call_model(
-        TurnRef(task_id=task_id, turn=0), store=store, client_for=_client_for
+        TurnRef(task_id=task_id, turn=0), store=store, client_for=_scripted(store)
     )
     store.finish_task(task_id, TaskStatus.CANCELLED, error="cancelled")
     result = run_tool_call(first.tool_calls[0], store=store, registry=registry)
     assert result.is_error and "CANCELLED" in result.content
     after = call_model(
-        TurnRef(task_id=task_id, turn=1), store=store, client_for=_client_for
+        TurnRef(task_id=task_id, turn=1), store=store, client_for=_scripted(store)
     )
     assert after.action == "stop"
     finalize_task(task_id, store=store)
@@ -319,7 +323,7 @@ def test_max_cost_ends_the_task_when_the_priced_spend_reaches_it(
     store: TaskStore, registry: ToolRegistry
 ) -> None:
     from agentkit.llm.scripted import ScriptedClient
-    from agentkit.models import ScriptedTurn
+    from agentkit.models.scripted import ScriptedTurn
 
     # Priced as openai:gpt-4o-mini (0.15 in / 0.60 out per M): 1M in + 0.1M out = 0.21 USD.
     expensive = ScriptedTurn.model_validate(
@@ -347,7 +351,7 @@ def test_max_cost_ends_the_task_when_the_priced_spend_reaches_it(
 def test_the_tool_surface_is_fixed_at_plan_time(store: TaskStore,
                                                 registry: ToolRegistry) -> None:
     from agentkit.llm.scripted import ScriptedClient
-    from agentkit.models import ScriptedTurn
+    from agentkit.models.scripted import ScriptedTurn
     from agentkit.tools import ToolRegistry as Registry
 
     task_id = _submit(store, registry, [{"content": "done"}], tools=["calculator"])
@@ -473,4 +477,4 @@ def test_call_model_needs_the_planned_tool_surface(store: TaskStore,
     task_id = _submit(store, registry, [{"content": "done"}], tools=["calculator"])
     store.update_task(task_id, changes={"status": TaskStatus.RUNNING.value})
     with pytest.raises(MissingToolSnapshotError, match="Plan step did not complete"):
-        call_model(TurnRef(task_id=task_id, turn=0), store=store, client_for=_client_for)
+        call_model(TurnRef(task_id=task_id, turn=0), store=store, client_for=_scripted(store))

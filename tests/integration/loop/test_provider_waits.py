@@ -12,14 +12,9 @@ from agentkit.llm.base import LLMRequest, LLMResponse, ProviderWaitError
 from agentkit.llm.router import RoutedResponse
 from agentkit.loop.call_model import call_model
 from agentkit.loop.plan import plan_task
-from agentkit.models import (
-    Message,
-    SubmitTaskRequest,
-    TaskRef,
-    TaskStatus,
-    TurnRef,
-    Usage,
-)
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Message, TaskStatus, Usage
+from agentkit.models.payloads import TaskRef, TurnRef
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 

@@ -13,22 +13,16 @@ from pydantic import BaseModel
 from agentkit.api.approvals import decide_approval
 from agentkit.api.tasks import get_task_view
 from agentkit.config import SecuritySettings
-from agentkit.loop.finalize import StepError
 from agentkit.loop.gate_tools import GatedTurn, gate_tools
-from agentkit.loop.run_tools import RunToolsMessage, handle_run_tools, run_tool_call
-from agentkit.loop.wait_for_approval import (
+from agentkit.loop.run_tools import handle_run_tools, run_tool_call
+from agentkit.loop.wait_for_approval import request_approval, settle_unapproved
+from agentkit.models.api import ApprovalDecisionRequest
+from agentkit.models.domain import ApprovalStatus, Message, Task, TaskStatus, ToolCall
+from agentkit.models.payloads import (
     ApprovalSettle,
     ApprovalWait,
-    request_approval,
-    settle_unapproved,
-)
-from agentkit.models import (
-    ApprovalDecisionRequest,
-    ApprovalStatus,
-    Message,
-    Task,
-    TaskStatus,
-    ToolCall,
+    RunToolsMessage,
+    StepError,
     ToolCallRef,
 )
 from agentkit.security import SecurityConfig, SecurityManager
@@ -169,7 +163,7 @@ def test_a_disallowed_tool_is_refused_at_submit(store: TaskStore, tools: ToolReg
     from agentkit.api.submit import submit_task
     from agentkit.config import Settings
     from agentkit.errors import InputError
-    from agentkit.models import SubmitTaskRequest
+    from agentkit.models.api import SubmitTaskRequest
 
     security = SecurityManager(SecurityConfig.parse('{"allowed_tools": ["probe"]}'))
     settings = Settings(table_name="t")

@@ -10,7 +10,8 @@ import pytest
 from agentkit.llm import LLMRequest, LLMResponse
 from agentkit.llm.base import BaseLLMClient
 from agentkit.loop.call_model import MAX_MODEL_CONTENT_CHARS, call_model
-from agentkit.models import Message, Task, TaskStatus, ToolCall, TurnRef, Usage
+from agentkit.models.domain import Message, Task, TaskStatus, ToolCall, Usage
+from agentkit.models.payloads import TurnRef
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
 from tests.integration.store.conftest import BUCKET

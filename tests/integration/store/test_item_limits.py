@@ -10,11 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
-from agentkit.models import (
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import (
     ApprovalStatus,
     Message,
-    ScriptedTurn,
-    SubmitTaskRequest,
     Task,
     TaskEvent,
     TaskStatus,
@@ -22,9 +21,10 @@ from agentkit.models import (
     ToolSpec,
     Usage,
 )
+from agentkit.models.scripted import ScriptedTurn
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalRecord, ApprovalStore
-from agentkit.store.codec import INLINE_ITEM_BYTES, ITEM_LIMIT_BYTES, item_size
+from agentkit.store.codec import INLINE_ITEM_BYTES, ITEM_LIMIT_BYTES, item_size, to_item
 from agentkit.store.schedules import Schedule, ScheduleStore
 from tests.conftest import TABLE
 from tests.integration.store.conftest import BUCKET
@@ -176,15 +176,40 @@ def test_500_kb_of_approval_arguments_are_moved_and_read_back_whole(big_store: T
     assert decided.arguments == record.arguments and decided.status == ApprovalStatus.APPROVED
 
 
-def test_a_long_script_leaves_the_task_record_and_comes_back(big_store: TaskStore) -> None:
+def test_a_long_script_is_stored_beside_the_task_in_s3_and_comes_back(
+    big_store: TaskStore,
+) -> None:
     turns = [ScriptedTurn(content="\"" * 5_000)] * 40  # 200,000 characters, 400 KB escaped
-    task = Task(task_id="tsk_S", goal="g", model="scripted", max_turns=50, scripted_turns=turns)
-    big_store.create_task(task)
-    [raw] = _raw("TASK#tsk_S", "META")
-    assert "scripted_turns_ref" in raw and item_size(raw) <= INLINE_ITEM_BYTES
+    task = Task(task_id="tsk_S", goal="g", model="scripted", max_turns=50)
+    big_store.create_task(task, script=turns)
+    [meta] = _raw("TASK#tsk_S", "META")
+    assert not {"scripted_turns", "scripted_turns_ref"} & set(meta)  # not on the task record
+    [raw] = _raw("TASK#tsk_S", "SCRIPT")
+    assert "body_ref" in raw and item_size(raw) <= INLINE_ITEM_BYTES
+    assert big_store.get_script("tsk_S") == turns
     assert big_store.require_task("tsk_S") == task
     [listed], _ = big_store.list_tasks("default")
     assert listed == task
+
+
+def test_a_script_an_older_release_kept_on_the_task_record_is_still_played(
+    big_store: TaskStore,
+) -> None:
+    """Before the SCRIPT item a task's script was on its META item: JSON text, or an S3
+    reference when long. Such a task (in flight during an upgrade) keeps its script."""
+    turns = [ScriptedTurn(content="\"" * 5_000)] * 40
+    body = json.dumps([turn.model_dump(mode="json", exclude_none=True) for turn in turns])
+    ref = big_store.claim_checks.put("tasks/tsk_L/SCRIPT", body.encode(),
+                                     content_type="application/json", what="a script")
+    for task_id, extra in [("tsk_L", {"scripted_turns_ref": ref}),
+                           ("tsk_I", {"scripted_turns": body})]:
+        task = Task(task_id=task_id, goal="g", model="scripted", max_turns=50)
+        big_store.client.put_item(TableName=TABLE, Item=to_item(
+            {"pk": f"TASK#{task_id}", "sk": "META", **task.model_dump(mode="json"), **extra}))
+        assert big_store.get_script(task_id) == turns
+        assert big_store.require_task(task_id) == task
+    big_store.create_task(Task(task_id="tsk_N", goal="g", model="openai:gpt-4o", max_turns=3))
+    assert big_store.get_script("tsk_N") == []
 
 
 def test_a_schedule_with_a_long_script_is_moved_and_read_back_whole(big_store: TaskStore) -> None:

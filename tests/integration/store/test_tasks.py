@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentkit.models import Message, Task, TaskStatus, ToolCall, Usage
+from agentkit.models.domain import Message, Task, TaskStatus, ToolCall, Usage
 from agentkit.store import ConflictError, TaskStore
 
 

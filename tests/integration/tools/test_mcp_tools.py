@@ -26,7 +26,8 @@ from agentkit.llm.tool_schema import (
     openai_parameters,
     openrouter_parameters,
 )
-from agentkit.models import TOOL_NAME_PATTERN, ToolCall
+from agentkit.models.api import TOOL_NAME_PATTERN
+from agentkit.models.domain import ToolCall
 from agentkit.tools import ToolRegistry
 from agentkit.tools.mcp import (
     STOP_GRACE_S,
@@ -494,7 +495,7 @@ def test_importing_and_using_builtins_never_imports_mcp(node_bin: Path) -> None:
         "import sys\n"
         "import agentkit.tools\n"
         "from agentkit.config.tools import ToolSettings\n"
-        "from agentkit.models import ToolCall\n"
+        "from agentkit.models.domain import ToolCall\n"
         "tools = ToolSettings.from_env()\n"
         "registry = agentkit.tools.default_registry(tools.mcp_servers,"
         " policy=tools.security_policy, secret_sources=tools.secret_sources)\n"

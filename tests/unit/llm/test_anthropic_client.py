@@ -33,7 +33,7 @@ from agentkit.llm.base import (
     ProviderOutageError,
     RetryableModelError,
 )
-from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
+from agentkit.models.domain import INVALID_ARGUMENTS_KEY, Message, ToolCall
 from tests.support.loopback import LoopbackServer, Reply
 from tests.support.providers import (
     CALCULATOR,

@@ -30,7 +30,7 @@ from agentkit.llm.wire import (
     rate_limit_wait,
     retry_info_delay,
 )
-from agentkit.models import Message, ToolCall
+from agentkit.models.domain import Message, ToolCall
 from tests.support.clock import Clock
 from tests.support.fake_providers import (
     PROVIDERS,

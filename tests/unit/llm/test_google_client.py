@@ -33,7 +33,7 @@ from agentkit.llm.base import (
 )
 from agentkit.llm.google_client import API_VERSION, DEFAULT_BASE_URL, GoogleClient
 from agentkit.llm.providers import clear_client_cache, get_client
-from agentkit.models import Message, ToolCall, ToolSpec
+from agentkit.models.domain import Message, ToolCall, ToolSpec
 from tests.support.loopback import LoopbackServer, Reply, Request
 from tests.support.providers import (
     CALCULATOR,

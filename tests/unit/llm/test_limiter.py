@@ -13,7 +13,7 @@ from agentkit.llm.limiter import (
     ProviderLimits,
     estimate_tokens,
 )
-from agentkit.models import Message, ToolCall, ToolSpec
+from agentkit.models.domain import Message, ToolCall, ToolSpec
 from agentkit.store.provider_state import RateGrant, WindowLimit
 
 EXAMPLE = ('{"openai": {"rpm": 500, "tpm": 200000}, "anthropic": {"rpm": 50}, '

@@ -31,7 +31,7 @@ from agentkit.llm.base import (
 )
 from agentkit.llm.openai_client import DEFAULT_BASE_URL, OpenAIClient
 from agentkit.llm.providers import clear_client_cache, get_client
-from agentkit.models import INVALID_ARGUMENTS_KEY, Message, ToolCall
+from agentkit.models.domain import INVALID_ARGUMENTS_KEY, Message, ToolCall
 from tests.support.providers import (
     CALCULATOR,
     CURRENT_TIME,

@@ -29,7 +29,7 @@ from agentkit.llm.base import (
     parse_model,
 )
 from agentkit.llm.openrouter_client import DEFAULT_BASE_URL, DEFAULT_SITE_URL, OpenRouterClient
-from agentkit.models import Message, ToolCall, ToolSpec
+from agentkit.models.domain import Message, ToolCall, ToolSpec
 from tests.support.providers import openai_problems, published_tools
 
 BASE_URL = "http://127.0.0.1:9/api/v1"

@@ -20,7 +20,7 @@ from agentkit.llm.base import (
 from agentkit.llm.limiter import ProviderLimits
 from agentkit.llm.pricing import price_for, with_cost
 from agentkit.llm.router import ModelRouter, RouterPolicy
-from agentkit.models import Message, Usage
+from agentkit.models.domain import Message, Usage
 from agentkit.store.provider_state import WINDOW_S, ProviderStateStore
 from tests.support.clock import Clock
 

@@ -6,7 +6,8 @@ from pydantic import ValidationError
 from agentkit.llm import LLMRequest, ModelRequestError, RetryableModelError, get_client
 from agentkit.llm.base import ModelError, OverloadedError, ProviderOutageError, RateLimitedError
 from agentkit.llm.scripted import ScriptedClient
-from agentkit.models import Message, ScriptedTurn, Task, ToolCall, Usage
+from agentkit.models.domain import Message, ToolCall, Usage
+from agentkit.models.scripted import ScriptedTurn
 
 
 def _turns(*raw: dict[str, object]) -> list[ScriptedTurn]:
@@ -103,11 +104,10 @@ def test_the_original_error_form_still_validates() -> None:
 
 
 def test_scripted_is_chosen_only_explicitly_and_when_enabled() -> None:
-    task = Task(task_id="t", goal="g", model="scripted", max_turns=3,
-                scripted_turns=_turns({"content": "x"}))
-    client = get_client("scripted", scripted_turns=task.scripted_turns, scripted_enabled=True)
+    turns = _turns({"content": "x"})
+    client = get_client("scripted", scripted_turns=turns, scripted_enabled=True)
     assert isinstance(client, ScriptedClient)
     with pytest.raises(ModelRequestError, match="disabled"):
-        get_client("scripted", scripted_turns=task.scripted_turns, scripted_enabled=False)
+        get_client("scripted", scripted_turns=turns, scripted_enabled=False)
     with pytest.raises(ModelRequestError, match="unknown model provider 'acme'"):
         get_client("acme:big-model", scripted_enabled=True)

@@ -12,12 +12,8 @@ from __future__ import annotations
 import json
 
 from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
-from agentkit.models import (
-    ApprovalDecisionRequest,
-    ApprovalStatus,
-    ApprovalView,
-    TaskEvent,
-)
+from agentkit.models.api import ApprovalDecisionRequest
+from agentkit.models.domain import ApprovalStatus, ApprovalView, TaskEvent
 from agentkit.store import TaskNotFoundError, TaskStore
 from agentkit.store.approvals import (
     ApprovalConflictError,

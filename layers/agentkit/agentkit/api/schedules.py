@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from agentkit.errors import InputError
-from agentkit.models import SubmitTaskRequest, Task, utc_now
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task, utc_now
 from agentkit.schedule_expressions import At, ScheduleExpressionError, parse, zone
 from agentkit.store import TaskStore
 from agentkit.store.schedules import Schedule, ScheduleStore

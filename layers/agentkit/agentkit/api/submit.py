@@ -9,7 +9,8 @@ from typing import Any
 from agentkit.admission import ExecutionStarter, admit, step_functions_starter
 from agentkit.api.task_request import check_request
 from agentkit.config import Settings
-from agentkit.models import SubmitTaskRequest, Task
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry
@@ -36,7 +37,7 @@ def submit_task(
     task = check_request(
         request, registry=registry, settings=settings, tenant_id=tenant_id, security=security
     )
-    store.create_task(task)
+    store.create_task(task, script=request.scripted_turns)
     # Started now if its tenant has a free slot (and no older task waits), else it waits
     # QUEUED with no execution. A start that fails leaves the task FAILED with the reason
     # (the caller can see what happened) and raises.

@@ -11,7 +11,8 @@ from agentkit.errors import InputError
 from agentkit.ids import new_task_id
 from agentkit.llm.base import parse_model
 from agentkit.llm.providers import known_providers
-from agentkit.models import SubmitTaskRequest, Task
+from agentkit.models.api import SubmitTaskRequest
+from agentkit.models.domain import Task
 from agentkit.security import SecurityManager
 from agentkit.tools import ToolRegistry
 
@@ -46,7 +47,8 @@ def check_request(
     tenant_id: str = "default",
     security: SecurityManager | None = None,
 ) -> Task:
-    """The task a request makes in this deployment, or InputError naming the field: its
+    """The task a request makes in this deployment (its script, for model `scripted`, is
+    stored beside it by submit, not part of it), or InputError naming the field: its
     model and fallbacks, tools (and the security policy's bounds), budgets and patience.
     Used at submit, and when a schedule is created, so a schedule that could never start a
     task is refused at once instead of failing at every firing."""
@@ -94,5 +96,4 @@ def check_request(
             if request.max_wait_seconds is not None
             else settings.default_max_wait_seconds
         ),
-        scripted_turns=request.scripted_turns,
     )

@@ -12,16 +12,8 @@ from agentkit.admission import ExecutionStarter, release_and_start_next, remove_
 from agentkit.config import DEFAULT_MAX_RUNNING
 from agentkit.errors import InputError
 from agentkit.loop.task_tokens import answer
-from agentkit.models import (
-    ApprovalStatus,
-    Task,
-    TaskEvent,
-    TaskEventList,
-    TaskPage,
-    TaskStatus,
-    TaskSummary,
-    TaskView,
-)
+from agentkit.models.api import TaskEventList, TaskPage, TaskSummary, TaskView
+from agentkit.models.domain import ApprovalStatus, Task, TaskEvent, TaskStatus
 from agentkit.store import TaskNotFoundError, TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalStore
 from agentkit.store.errors import InvalidCursorError

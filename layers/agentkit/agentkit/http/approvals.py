@@ -21,7 +21,8 @@ from agentkit.http.errors import (
 )
 from agentkit.http.params import ApprovalId, TaskId
 from agentkit.http.resolver import current_tenant
-from agentkit.models import ApprovalDecisionRequest, ApprovalView
+from agentkit.models.api import ApprovalDecisionRequest
+from agentkit.models.domain import ApprovalView
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalNotFoundError
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
-from agentkit.models import TaskStatus
+from agentkit.models.domain import TaskStatus
 
 #: What an Idempotency-Key may be (a UUID, an order id, ...); anything else is a 400.
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:@=+/-]{1,255}$"

@@ -25,7 +25,7 @@ from agentkit.api.schedules import (
 from agentkit.http.errors import AUTH_REFUSALS, BAD_REQUEST, error_doc, error_response
 from agentkit.http.params import ScheduleId
 from agentkit.http.resolver import current_tenant
-from agentkit.models import SubmitTaskRequest
+from agentkit.models.api import SubmitTaskRequest
 from agentkit.store import TaskStore
 
 logger = Logger(child=True)

@@ -17,7 +17,8 @@ from agentkit.api.submit import IdempotencyConflictError, IdempotentSubmitter
 from agentkit.http.errors import AUTH_REFUSALS, BAD_REQUEST, error_doc, error_response
 from agentkit.http.params import IdempotencyKey
 from agentkit.http.resolver import MAX_BODY_BYTES, current_tenant
-from agentkit.models import SubmitTaskRequest, Task, TaskSummary
+from agentkit.models.api import SubmitTaskRequest, TaskSummary
+from agentkit.models.domain import Task
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from agentkit.http.errors import (
 )
 from agentkit.http.params import Cursor, Limit, StatusFilter, TaskId
 from agentkit.http.resolver import current_tenant
-from agentkit.models import TaskEventList, TaskPage, TaskSummary, TaskView
+from agentkit.models.api import TaskEventList, TaskPage, TaskSummary, TaskView
 from agentkit.store import TaskStore
 
 logger = Logger(child=True)

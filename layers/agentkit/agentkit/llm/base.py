@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 
 from pydantic import BaseModel, Field
 
-from agentkit.models import FinishReason, Message, ToolSpec, Usage
+from agentkit.models.domain import FinishReason, Message, ToolSpec, Usage
 
 
 class ModelError(Exception):

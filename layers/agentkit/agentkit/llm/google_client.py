@@ -78,7 +78,7 @@ from agentkit.llm.wire import (
     map_sdk_error,
     scrub,
 )
-from agentkit.models import FinishReason, Message, ToolCall, Usage
+from agentkit.models.domain import FinishReason, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
     from agentkit.config import ProviderConfig

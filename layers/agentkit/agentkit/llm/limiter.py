@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from agentkit.llm.base import LLMRequest, parse_model
-from agentkit.models import Usage
+from agentkit.models.domain import Usage
 from agentkit.store.provider_state import (
     ProviderStateStore,
     RateDenied,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agentkit.models import Usage
+from agentkit.models.domain import Usage
 
 _PRICES_FILE = Path(__file__).with_name("prices.json")
 _PER = 1_000_000

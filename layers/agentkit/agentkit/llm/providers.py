@@ -11,7 +11,7 @@ from agentkit.llm.scripted import ScriptedClient
 
 if TYPE_CHECKING:
     from agentkit.config import ProviderConfig
-    from agentkit.models import ScriptedTurn
+    from agentkit.models.scripted import ScriptedTurn
 
 _PROVIDERS = {
     "openai": "agentkit.llm.openai_client:OpenAIClient",

@@ -19,7 +19,8 @@ from agentkit.llm.base import (
     RateLimitedError,
     RetryableModelError,
 )
-from agentkit.models import Message, ScriptedError, ScriptedTurn, ToolCall, Usage
+from agentkit.models.domain import Message, ToolCall, Usage
+from agentkit.models.scripted import ScriptedError, ScriptedTurn
 
 # The scripted error kinds as a provider would raise them, with the HTTP status it
 # would have answered (the router and the logs see the same error either way).

@@ -23,7 +23,7 @@ from agentkit.llm.base import (
     ProviderRate,
     RateLimitedError,
 )
-from agentkit.models import INVALID_ARGUMENTS_KEY
+from agentkit.models.domain import INVALID_ARGUMENTS_KEY
 
 if TYPE_CHECKING:
     from agentkit.config import SecretSources

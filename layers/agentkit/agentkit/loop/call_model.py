@@ -11,22 +11,21 @@ from datetime import UTC, datetime, timedelta
 from agentkit.llm.base import BaseLLMClient, LLMRequest, ModelError, ProviderWaitError
 from agentkit.llm.router import ModelRouter
 from agentkit.loop.gate_tools import gate_tools
-from agentkit.models import (
+from agentkit.models.domain import (
     Message,
-    ModelStepOutput,
     Task,
     TaskEvent,
     TaskStatus,
     ToolResult,
-    TurnRef,
     WaitInfo,
     utc_now,
 )
+from agentkit.models.payloads import ModelStepOutput, TurnRef
 from agentkit.security import SecurityManager
 from agentkit.store import ConflictError, TaskStore
 from agentkit.store.approvals import ApprovalStore
 
-# (task, "provider:model") → client; the task carries what the scripted client plays.
+# (task, "provider:model") → client (the scripted client's replies are read by task id).
 ClientFactory = Callable[[Task, str], BaseLLMClient]
 
 # A claim-checked tool output is sent to the model up to this size (context windows are

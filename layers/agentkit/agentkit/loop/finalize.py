@@ -7,22 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from agentkit.admission import ExecutionStarter, release_and_start_next
-from agentkit.models import Task, TaskEvent, TaskStatus
+from agentkit.models.domain import Task, TaskEvent, TaskStatus
+from agentkit.models.payloads import StepError
 from agentkit.store import TaskStore
 
 MAX_REASON_CHARS = 2000
-
-
-class StepError(BaseModel):
-    """What a Step Functions Catch puts at ResultPath: `{"Error": ..., "Cause": ...}`."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    error: str = Field(default="States.Unknown", alias="Error")
-    cause: str | None = Field(default=None, alias="Cause")
 
 
 def readable_reason(step_error: StepError) -> str:

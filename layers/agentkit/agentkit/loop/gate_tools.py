@@ -15,15 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agentkit.models import (
-    ApprovalStatus,
-    Message,
-    Task,
-    TaskEvent,
-    ToolCall,
-    ToolCallRef,
-    ToolResult,
-)
+from agentkit.models.domain import ApprovalStatus, Message, Task, TaskEvent, ToolCall, ToolResult
+from agentkit.models.payloads import ToolCallRef
 from agentkit.security import Decision, SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore

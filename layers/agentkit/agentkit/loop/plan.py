@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from agentkit.models import Message, TaskRef, TaskStatus, TurnRef
+from agentkit.models.domain import Message, TaskStatus
+from agentkit.models.payloads import TaskRef, TurnRef
 from agentkit.planner import build_system_prompt
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry

@@ -12,11 +12,10 @@ from __future__ import annotations
 import concurrent.futures
 import json
 
-from pydantic import Field
-
 from agentkit.loop.gate_tools import call_of, decide_call, load_call
 from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
-from agentkit.models import Message, Task, TaskEvent, ToolCall, ToolCallRef, ToolResult, TurnRef
+from agentkit.models.domain import Message, Task, TaskEvent, ToolCall, ToolResult
+from agentkit.models.payloads import RunToolsMessage, ToolCallRef
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
@@ -25,13 +24,6 @@ from agentkit.tools import ToolRegistry
 #: Calls of a turn run at once, up to the tool registry's own pool (4 threads, where each
 #: call's timeout runs): more would start a call's timeout while it waits for a thread.
 MAX_PARALLEL_CALLS = 4
-
-
-class RunToolsMessage(TurnRef):
-    """The SQS message body RunTools sends: the turn's calls and the wait's task token."""
-
-    tool_calls: list[ToolCallRef] = Field(min_length=1)
-    task_token: str = Field(min_length=1)
 
 
 def run_tool_call(

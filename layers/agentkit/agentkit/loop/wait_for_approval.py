@@ -13,37 +13,15 @@ before RunTools runs the turn's calls:
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
 
-from pydantic import Field
-
-from agentkit.loop.finalize import StepError, readable_reason
+from agentkit.loop.finalize import readable_reason
 from agentkit.loop.gate_tools import decide_call, load_call, record_unexecuted
 from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
-from agentkit.models import (
-    ApprovalStatus,
-    ApprovalView,
-    TaskEvent,
-    ToolCallRef,
-    ToolResult,
-    utc_now,
-)
+from agentkit.models.domain import ApprovalStatus, ApprovalView, TaskEvent, ToolResult, utc_now
+from agentkit.models.payloads import ApprovalSettle, ApprovalWait
 from agentkit.security import DENIED_PREFIX, SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalRecord, ApprovalStore
-
-
-class ApprovalWait(ToolCallRef):
-    action: Literal["wait"]
-    task_token: str = Field(min_length=1)
-
-
-class ApprovalSettle(ToolCallRef):
-    action: Literal["settle"]
-    error: StepError = Field(default_factory=StepError)
-
-
-WaitForApprovalEvent = Annotated[ApprovalWait | ApprovalSettle, Field(discriminator="action")]
 
 
 def request_approval(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentkit.models import Task, ToolSpec
+from agentkit.models.domain import Task, ToolSpec
 
 _SYSTEM_PROMPT = """You are an autonomous agent running a task for a user.
 Work in steps: think about what is needed, call tools when they help, read their results,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agentkit.models import Task, ToolCall
+from agentkit.models.domain import Task, ToolCall
 from agentkit.security.policy import DEFAULT_TENANT, Policy, SecurityConfig, matches
 
 DENIED_PREFIX = "error: tool call denied: "

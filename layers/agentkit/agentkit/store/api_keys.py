@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from agentkit.models import utc_now
+from agentkit.models.domain import utc_now
 from agentkit.store.codec import from_item, is_condition_failure, to_item
 from agentkit.store.tasks import META
 from agentkit.tenancy import (

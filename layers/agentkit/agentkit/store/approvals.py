@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agentkit.models import ApprovalStatus, ApprovalView, TaskStatus, utc_now
+from agentkit.models.domain import ApprovalStatus, ApprovalView, TaskStatus, utc_now
 from agentkit.store.codec import (
     INLINE_ITEM_BYTES,
     Item,

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agentkit.models import SubmitTaskRequest
+from agentkit.models.api import SubmitTaskRequest
 from agentkit.store.codec import INLINE_ITEM_BYTES, Item, from_item, item_size, to_item
 from agentkit.store.tasks import TaskStore
 

@@ -4,6 +4,8 @@ the tasks table.
 Item layout (pk / sk):
   TASK#<id> / META                 the task record (status, turn, usage, answer, ...)
   TASK#<id> / TOOLS                the tool surface Plan fixed (JSON in `body`)
+  TASK#<id> / SCRIPT               the replies model `scripted` plays (JSON in `body`;
+                                   tests and the demo only; read by CallModel alone)
   TASK#<id> / EVT#<at>#<random>    one timeline entry (JSON in `body`)
   TASK#<id> / MSG#<turn>#<seq>     one conversation message, JSON in `body`
                                    turn 0: system + user; turn N: the assistant message
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from agentkit.models import (
+from agentkit.models.domain import (
     ACTIVE_STATUSES,
     Message,
     Task,
@@ -43,6 +45,7 @@ from agentkit.models import (
     Usage,
     utc_now,
 )
+from agentkit.models.scripted import ScriptedTurn
 from agentkit.store.blobs import ClaimChecks
 from agentkit.store.codec import (
     INLINE_ITEM_BYTES,
@@ -61,6 +64,10 @@ if TYPE_CHECKING:
 
 META = "META"
 TOOLS = "TOOLS"
+SCRIPT = "SCRIPT"
+#: Where releases before the SCRIPT item kept a task's script: on its META item, as JSON
+#: text, or in S3 when long (the reference).
+LEGACY_SCRIPT_ATTRIBUTES = ("scripted_turns", "scripted_turns_ref")
 
 __all__ = ["META", "ConflictError", "InvalidCursorError", "TaskNotFoundError", "TaskStore"]
 
@@ -115,32 +122,33 @@ class TaskStore:
 
     # --- tasks
 
-    def create_task(self, task: Task) -> None:
-        record = task.model_dump(mode="json", exclude={"scripted_turns"})
-        if task.scripted_turns is not None:
-            record["scripted_turns"] = json.dumps(
-                [turn.model_dump(mode="json", exclude_none=True) for turn in task.scripted_turns]
-            )
+    def create_task(self, task: Task, *, script: list[ScriptedTurn] | None = None) -> None:
+        """Store a new task (its id must be new), with the replies model `scripted` plays
+        for it. The script goes first, to its own item: a task never exists without it."""
+        if script is not None:
+            body = json.dumps([turn.model_dump(mode="json", exclude_none=True) for turn in script])
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=self._body_item(
+                        task.task_id, SCRIPT, body,
+                        what=f"the scripted turns of task '{task.task_id}'",
+                    ),
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+            except ClientError as error:
+                if is_condition_failure(error):
+                    raise ConflictError(f"task '{task.task_id}' already exists") from None
+                raise
         item = to_item(
             {
                 "pk": task_pk(task.task_id),
                 "sk": META,
                 "gsi1pk": f"TENANT#{task.tenant_id}",
                 "gsi1sk": f"{task.created_at}#{task.task_id}",
-                **record,
+                **task.model_dump(mode="json"),
             }
         )
-        if item_size(item) > INLINE_ITEM_BYTES and "scripted_turns" in item:
-            # The request checks bound everything else (the goal to 16,000 characters); a
-            # long script (test-only) goes to S3.
-            item["scripted_turns_ref"] = to_attr(
-                self.claim_checks.put(
-                    blob_stem(task.task_id, "SCRIPT"),
-                    item.pop("scripted_turns")["S"].encode(),
-                    content_type="application/json",
-                    what=f"the scripted turns of task '{task.task_id}'",
-                )
-            )
         size = item_size(item)
         if size > INLINE_ITEM_BYTES:
             raise ValueError(
@@ -201,12 +209,34 @@ class TaskStore:
 
     def _task(self, item: Mapping[str, Any]) -> Task:
         values = from_item(item)
-        ref = values.pop("scripted_turns_ref", None)
-        if ref:
-            values["scripted_turns"] = self.claim_checks.get(ref).decode()
-        if isinstance(values.get("scripted_turns"), str):
-            values["scripted_turns"] = json.loads(values["scripted_turns"])
+        # An older release kept the script on the task record: not part of the task.
+        for name in LEGACY_SCRIPT_ATTRIBUTES:
+            values.pop(name, None)
         return Task.model_validate(values)
+
+    def get_script(self, task_id: str) -> list[ScriptedTurn]:
+        """The replies model `scripted` plays for the task ([] when it has none): its SCRIPT
+        item, or where an older release kept it, on the task record (inline or in S3)."""
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({"pk": task_pk(task_id), "sk": SCRIPT}),
+            ConsistentRead=True,
+        ).get("Item")
+        if item is not None:
+            body = self._body(from_item(item))
+        else:
+            record = self.client.get_item(
+                TableName=self.table_name,
+                Key=to_item({"pk": task_pk(task_id), "sk": META}),
+                ConsistentRead=True,
+                ProjectionExpression=", ".join(LEGACY_SCRIPT_ATTRIBUTES),
+            ).get("Item")
+            values = from_item(record or {})
+            if "scripted_turns_ref" in values:
+                body = self.claim_checks.get(values["scripted_turns_ref"]).decode()
+            else:
+                body = values.get("scripted_turns") or "[]"
+        return [ScriptedTurn.model_validate(turn) for turn in json.loads(body)]
 
     def require_task(self, task_id: str) -> Task:
         task = self.get_task(task_id)

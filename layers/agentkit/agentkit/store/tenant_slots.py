@@ -45,7 +45,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agentkit.models import utc_now
+from agentkit.models.domain import utc_now
 from agentkit.store.codec import from_item, to_attr, to_item
 from agentkit.store.codec import is_condition_failure as _is_condition_failure
 from agentkit.store.tasks import TaskStore, task_pk

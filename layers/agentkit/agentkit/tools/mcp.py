@@ -60,7 +60,7 @@ T = TypeVar("T")
 ENV_VAR = "MCP_SERVERS"
 SEPARATOR = "__"
 SERVER_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,30}$"
-# What every provider accepts as a function name (and models.TOOL_NAME_PATTERN).
+# What every provider accepts as a function name (and models.api.TOOL_NAME_PATTERN).
 _EXPOSED_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 # Time a timed-out session gets to stop its server process before the registry gives up.

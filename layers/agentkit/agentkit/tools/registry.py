@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
-from agentkit.models import INVALID_ARGUMENTS_KEY, ToolCall, ToolResult, ToolSpec
+from agentkit.models.domain import INVALID_ARGUMENTS_KEY, ToolCall, ToolResult, ToolSpec
 
 DEFAULT_TOOL_TIMEOUT_S = 20.0
 # A hard cap that protects the function's memory; outputs over 200 KB are stored in S3

@@ -1,0 +1,175 @@
+"""Bodies of the HTTP API: the requests it accepts (checked strictly, naming the field) and
+the views it answers. Only the API functions and the user-side client need these; the
+state-machine functions never import this module (building these models costs cold start).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from agentkit.models.domain import (
+    ApprovalView,
+    Message,
+    ModelText,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    Usage,
+    WaitInfo,
+)
+from agentkit.models.scripted import ScriptedTurn
+
+MODEL_PATTERN = re.compile(r"^(scripted|[a-z][a-z0-9-]*:[A-Za-z0-9][\w.:/@+-]*)$")
+TOOL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+MAX_GOAL_CHARS = 16_000
+
+
+def _check_model(value: str) -> None:
+    if not MODEL_PATTERN.match(value):
+        raise ValueError(
+            f"'{value[:80]}' must look like 'provider:model' (e.g. 'openai:gpt-4o-mini') "
+            "or 'scripted'"
+        )
+
+
+#: A week: a task may wait this long in all for its providers.
+MAX_WAIT_SECONDS_LIMIT = 7 * 24 * 3600
+
+
+class SubmitTaskRequest(BaseModel):
+    """Body of POST /tasks."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    goal: ModelText = Field(
+        min_length=1, max_length=MAX_GOAL_CHARS, description="What the agent should do."
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="`provider:model`, e.g. `openai:gpt-4o-mini`; `scripted` plays scripted_turns.",
+    )
+    fallback_models: list[str] | None = Field(
+        default=None,
+        max_length=4,
+        description="Models tried in order when `model` keeps failing with retryable errors.",
+    )
+    tools: list[Annotated[str, Field(pattern=TOOL_NAME_PATTERN)]] | None = Field(
+        default=None, max_length=64, description="Tools the task may use; default: all built-ins."
+    )
+    max_turns: int | None = Field(default=None, ge=1, le=50, description="Model calls at most.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=100_000_000, description="Input + output tokens at most."
+    )
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, le=10_000, description="USD spent on model calls at most."
+    )
+    max_wait_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_WAIT_SECONDS_LIMIT,
+        description="Patience: how long in all the task may wait for its providers (rate "
+        "limits, overload, outages) before it fails; default from the deployment.",
+    )
+    scripted_turns: list[ScriptedTurn] | None = Field(
+        default=None,
+        max_length=50,
+        validate_default=True,
+        description="Replies for model `scripted` (only where the deployment enables it).",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_format(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_model(value)
+        return value
+
+    @field_validator("fallback_models")
+    @classmethod
+    def _fallbacks_format(cls, value: list[str] | None) -> list[str] | None:
+        for model in value or []:
+            _check_model(model)
+        return value
+
+    # A field validator (not a model validator) so the error names `scripted_turns`.
+    @field_validator("scripted_turns")
+    @classmethod
+    def _script_matches_model(
+        cls, value: list[ScriptedTurn] | None, info: ValidationInfo
+    ) -> list[ScriptedTurn] | None:
+        model = info.data.get("model")
+        if model == "scripted" and not value:
+            raise ValueError("model 'scripted' needs scripted_turns")
+        if value and model != "scripted":
+            raise ValueError("scripted_turns are only accepted with model 'scripted'")
+        return value
+
+
+class TaskSummary(BaseModel):
+    """What POST /tasks answers and what lists show."""
+
+    task_id: str
+    status: TaskStatus
+    goal: str
+    model: str
+    turn: int
+    usage: Usage
+    answer: str | None = None
+    error: str | None = None
+    waiting: WaitInfo | None = Field(
+        default=None, description="Set while the task waits for its provider: why, until when."
+    )
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, task: Task) -> TaskSummary:
+        return cls.model_validate(task.model_dump(include=set(cls.model_fields)))
+
+
+class ApprovalDecisionRequest(BaseModel):
+    """Body of POST /tasks/{task_id}/approvals/{approval_id}."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    decision: Literal["approve", "deny"]
+    # A denial's reason reaches the model in the tool result.
+    reason: ModelText | None = Field(default=None, max_length=2000)
+    args_hash: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Optional: the args_hash the approver saw; a mismatch is refused (409).",
+    )
+
+
+class TaskView(TaskSummary):
+    """GET /tasks/{id}: the task with its conversation."""
+
+    tools: list[str]
+    max_turns: int
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    max_wait_seconds: int | None = None
+    waited_seconds: int = Field(default=0, description="Seconds waited for providers so far.")
+    messages: list[Message]
+    approvals: list[ApprovalView] = Field(default_factory=list)
+
+
+class TaskPage(BaseModel):
+    """GET /tasks: one page of the tenant's tasks, newest first."""
+
+    items: list[TaskSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last one."
+    )
+
+
+class TaskEventList(BaseModel):
+    """GET /tasks/{id}/events: the task's timeline, oldest first."""
+
+    items: list[TaskEvent]

@@ -1,0 +1,244 @@
+"""The domain: a task, its conversation (messages, tool calls and their results), usage and
+budgets, approvals and timeline events, as the loop and the store know them.
+
+One normalized shape for messages, tool calls and usage, whatever the provider. The task
+and its approvals, messages and events are stored as these shapes (the repositories in
+agentkit.store encode them); the API shows several of them as they are (Message, Usage,
+WaitInfo, TaskEvent, ApprovalView), so their names are also schema names in
+docs/openapi.json.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with milliseconds; sorts lexically."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    WAITING_APPROVAL = "WAITING_APPROVAL"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.BUDGET_EXCEEDED}
+)
+ACTIVE_STATUSES = frozenset(set(TaskStatus) - TERMINAL_STATUSES)
+
+
+class Usage(BaseModel):
+    """Tokens and money spent; additive across model calls."""
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cached_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    model_calls: int = Field(default=0, ge=0)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 10),
+            model_calls=self.model_calls + other.model_calls,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+# The single key of a tool call's `arguments` when a provider could not decode the
+# model's argument text; its value says what was wrong. The registry answers such a
+# call with an error result instead of running the tool.
+INVALID_ARGUMENTS_KEY = "__invalid_arguments__"
+
+
+class ToolCall(BaseModel):
+    """A model's request to run one tool. `arguments` is what the model sent, unvalidated."""
+
+    id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResult(BaseModel):
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+    duration_ms: int = 0
+
+    def to_message(self) -> Message:
+        return Message(
+            role="tool",
+            content=self.content,
+            tool_call_id=self.call_id,
+            name=self.name,
+            is_error=self.is_error,
+        )
+
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Message(BaseModel):
+    """One conversation entry in the provider-neutral shape."""
+
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    # Set on role="tool": which call this answers, and the tool's name.
+    tool_call_id: str | None = None
+    name: str | None = None
+    is_error: bool = False
+    # Set on role="assistant" by the loop: which `provider:model` answered (failover).
+    model: str | None = None
+    # Claim check: content too large for the table lives in S3; `content` then holds a
+    # preview, `content_ref` the object (s3://bucket/key) and `content_bytes` its size.
+    content_ref: str | None = None
+    content_bytes: int | None = None
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> Message:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs tool_call_id")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        return self
+
+
+class ToolSpec(BaseModel):
+    """A tool as the model sees it: name, description, JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+FinishReason = Literal["stop", "tool_calls", "length", "content_filter", "other"]
+
+
+# Text that reaches a model: providers refuse NUL and the other C0 control characters (tab,
+# newline and carriage return aside), and text that is not Unicode (a lone surrogate, which
+# JSON's \ud800 escapes can carry). Checked on the raw value, before whitespace is stripped.
+_NOT_MODEL_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def check_model_text(value: Any) -> Any:
+    """Refuse text a model provider would reject, saying which character and where."""
+    if isinstance(value, str) and (bad := _NOT_MODEL_TEXT.search(value)):
+        char = bad.group()
+        if "\ud800" <= char <= "\udfff":
+            raise ValueError(
+                f"contains a lone surrogate (U+{ord(char):04X}) at position {bad.start()}: "
+                "not valid Unicode text"
+            )
+        raise ValueError(
+            f"contains the control character U+{ord(char):04X} at position {bad.start()}; "
+            "model providers refuse control characters other than tab, newline and "
+            "carriage return"
+        )
+    return value
+
+
+#: a string that may be sent to a model (see check_model_text)
+ModelText = Annotated[str, BeforeValidator(check_model_text)]
+
+
+class WaitInfo(BaseModel):
+    """Why a task is waiting for its provider, and until when (no compute runs meanwhile)."""
+
+    provider: str
+    reason: str = Field(
+        description="`rate_limited` (the provider answered 429), `limiter` (the deployment's "
+        "own limit for it is used up), `breaker_open`, `overloaded` or `outage`."
+    )
+    message: str = ""
+    until: str = Field(description="When the model is called again (UTC).")
+    since: str
+
+
+class Task(BaseModel):
+    """The task record (DynamoDB item `TASK#<id>` / `META`)."""
+
+    task_id: str
+    tenant_id: str = "default"
+    goal: str
+    status: TaskStatus = TaskStatus.QUEUED
+    model: str
+    fallback_models: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    max_turns: int
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    max_wait_seconds: int | None = None
+    waited_seconds: int = 0
+    waiting: WaitInfo | None = None
+    turn: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    answer: str | None = None
+    error: str | None = None
+    execution_arn: str | None = None
+    created_at: str = Field(default_factory=utc_now)
+    updated_at: str = Field(default_factory=utc_now)
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DENIED = "DENIED"
+    EXPIRED = "EXPIRED"
+
+
+class ApprovalView(BaseModel):
+    """A tool call that waits (or waited) for a human decision. The task token the state
+    machine waits on is never part of it."""
+
+    approval_id: str
+    turn: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    args_hash: str = Field(description="SHA-256 of the canonical JSON {tool, arguments}.")
+    status: ApprovalStatus
+    reason: str | None = None
+    created_at: str
+    decided_at: str | None = None
+
+
+EventKind = Literal["model_call", "tool_call", "approval", "status", "wait"]
+
+
+class TaskEvent(BaseModel):
+    """One entry of a task's timeline (GET /tasks/{id}/events): a model call, a tool call,
+    an approval decision, a status change or a wait for a provider, with timing, tokens,
+    cost and error."""
+
+    kind: EventKind
+    turn: int = 0
+    name: str = Field(description="The model (`provider:model`), the tool, or the new status.")
+    call_id: str | None = None
+    at: str = Field(default_factory=utc_now, description="When it ended (UTC).")
+    duration_ms: int = 0
+    usage: Usage | None = None
+    error: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)

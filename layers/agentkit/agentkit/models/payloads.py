@@ -1,0 +1,92 @@
+"""What the state machine passes between its states: ids and small values only.
+
+The payload limit is 256 KB and every byte is carried through each transition, so a state
+gets pointers (task, turn, call) and reads the rest from the store. One model per payload
+a state receives or returns: TaskRef (Plan), TurnRef (CallModel) → ModelStepOutput,
+RunToolsMessage (the SQS body RunTools sends), ApprovalWait / ApprovalSettle
+(WaitForApproval / ApprovalNotGranted), FinalizeEvent (Finalize, MarkFailed, ReleaseSlot),
+StepError (what a Catch puts at `$.error`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskRef(BaseModel):
+    task_id: str = Field(min_length=1, max_length=64)
+
+
+class TurnRef(TaskRef):
+    turn: int = Field(ge=0)
+
+
+class ToolCallRef(TurnRef):
+    """One Map iteration: which stored tool call to run. Arguments stay in DynamoDB."""
+
+    call_id: str = Field(min_length=1, max_length=128)
+    index: int = Field(ge=0)
+
+
+StepAction = Literal["tool_calls", "final", "stop", "wait"]
+
+
+class ModelStepOutput(BaseModel):
+    """What CallModel hands the state machine."""
+
+    task_id: str
+    turn: int  # the turn just completed
+    action: StepAction
+    #: action "tool_calls": the calls RunTools runs (the gate stored the denied ones'
+    #: results), those of them that wait for approval first, and where the loop goes next.
+    tool_calls: list[ToolCallRef] = Field(default_factory=list)
+    approvals: list[ToolCallRef] = Field(default_factory=list)
+    route: Literal["run_tools", "await_approvals", "call_model"] | None = None
+    #: action "wait": seconds the state machine waits (a Wait state) before calling again
+    wait_seconds: int | None = None
+
+
+class StepError(BaseModel):
+    """What a Step Functions Catch puts at ResultPath: `{"Error": ..., "Cause": ...}`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    error: str = Field(default="States.Unknown", alias="Error")
+    cause: str | None = Field(default=None, alias="Cause")
+
+
+class RunToolsMessage(TurnRef):
+    """The SQS message body RunTools sends: the turn's calls and the wait's task token."""
+
+    tool_calls: list[ToolCallRef] = Field(min_length=1)
+    task_token: str = Field(min_length=1)
+
+
+class ApprovalWait(ToolCallRef):
+    """WaitForApproval's payload: one call of AwaitApprovals and the wait's task token."""
+
+    action: Literal["wait"]
+    task_token: str = Field(min_length=1)
+
+
+class ApprovalSettle(ToolCallRef):
+    """ApprovalNotGranted's payload: the call, and why its wait ended (denied, timed out)."""
+
+    action: Literal["settle"]
+    error: StepError = Field(default_factory=StepError)
+
+
+WaitForApprovalEvent = Annotated[ApprovalWait | ApprovalSettle, Field(discriminator="action")]
+
+
+class FinalizeEvent(TaskRef):
+    """The payload of Finalize, MarkFailed and ReleaseSlot (one function)."""
+
+    #: "stopped": the task already ended (cancelled, budget, patience); only its slot is freed.
+    outcome: Literal["succeeded", "failed", "stopped"]
+    error: StepError = Field(default_factory=StepError)
+    #: `$$.StateMachine.Id`: where the next queued task is started (the function cannot
+    #: name its own state machine in the template: that would be a dependency cycle).
+    state_machine_arn: str | None = None

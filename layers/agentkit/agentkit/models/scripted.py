@@ -1,0 +1,64 @@
+"""The replies model `scripted` plays (tests and the offline demo; a deployment enables it
+with SCRIPTED_MODEL_ENABLED). Not part of the task: submit stores them beside it (the
+task's SCRIPT item, agentkit.store.tasks) and only the scripted client reads them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentkit.models.domain import ModelText, Usage
+
+
+class ScriptedToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScriptedError(BaseModel):
+    """A provider failure the scripted model plays instead of a reply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["rate_limited", "overloaded", "outage", "fatal", "retryable"] = Field(
+        default="fatal",
+        description=(
+            "rate_limited: a 429 (the provider is held for `retry_after_s`); overloaded: a "
+            "503/529; outage: a 5xx or timeout (feeds the circuit breaker); fatal: a bad "
+            "request or credentials; retryable: transient, kind unknown."
+        ),
+    )
+    message: ModelText = Field(min_length=1, max_length=2000)
+    retry_after_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=86_400,
+        description="The wait the provider asks for (not with kind fatal).",
+    )
+
+    @model_validator(mode="after")
+    def _no_wait_when_fatal(self) -> ScriptedError:
+        if self.kind == "fatal" and self.retry_after_s is not None:
+            raise ValueError("retry_after_s is for retryable kinds, not 'fatal'")
+        return self
+
+
+class ScriptedTurn(BaseModel):
+    """One model reply played by the scripted client (tests and the offline demo)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: ModelText | None = None
+    tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
+    usage: Usage | None = None
+    error: ScriptedError | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScriptedTurn:
+        if self.error is None and self.content is None and not self.tool_calls:
+            raise ValueError("a scripted turn needs content, tool_calls or error")
+        return self
