@@ -97,8 +97,8 @@ function timeElement(iso) {
   return iso ? h("time", { datetime: iso, title: iso }, formatTime(iso)) : "";
 }
 
-function statusBadge(status) {
-  return h("span", { class: "badge", "data-status": status }, status.replaceAll("_", " "));
+function statusBadge(status, attrs = {}) {
+  return h("span", { class: "badge", "data-status": status, ...attrs }, status.replaceAll("_", " "));
 }
 
 function pretty(value) {
@@ -491,7 +491,7 @@ function section(id, heading) {
       const key = JSON.stringify(data);
       if (key === last) return;
       last = key;
-      body.replaceChildren(...[render(data)].flat());
+      body.replaceChildren(...[render(data)].flat(Infinity).filter((c) => c !== "" && c != null));
     },
     hide(hidden) { element.hidden = hidden; },
   };
@@ -530,7 +530,7 @@ function taskView(taskId) {
     lastStatus = task.status;
     renderHeader(header, task, refresh);
     const pending = (task.approvals || []).filter((a) => a.status === "PENDING");
-    approvals.hide(pending.length === 0);
+    approvals.hide(pending.length === 0 || TERMINAL.has(task.status));
     approvals.update({ pending, status: task.status }, () => pending.map((a) => approvalCard(task, a, refresh)));
     summary.update(pick(task, ["status", "answer", "error", "waiting", "turn", "max_turns", "model", "tools", "created_at", "updated_at", "waited_seconds", "max_wait_seconds"]), () => summaryFacts(task));
     usage.update({ usage: task.usage, max_tokens: task.max_tokens, max_cost_usd: task.max_cost_usd }, () => usageTotals(task));
@@ -596,7 +596,9 @@ function renderHeader(container, task, refresh) {
     actions.append(cancel, confirmBox, result);
   }
   container.replaceChildren(
-    h("div", { class: "row" }, h("span", {}, "Status"), statusBadge(task.status), h("span", { class: "spacer" }), actions),
+    h("div", { class: "row" }, h("span", {}, "Status"),
+      statusBadge(task.status, { id: "task-status" }),
+      h("span", { class: "spacer" }), actions),
     h("p", { class: "goal" }, h("strong", {}, "Goal: "), task.goal));
 }
 
@@ -619,7 +621,7 @@ function summaryFacts(task) {
 
 function usageTotals(task) {
   const u = task.usage || {};
-  const cell = (label, value) => h("div", {}, h("div", { class: "value" }, value), h("div", { class: "label" }, label));
+  const cell = (label, value) => h("div", { "data-usage": label }, h("div", { class: "value" }, value), h("div", { class: "label" }, label));
   const budget = [];
   if (task.max_tokens) budget.push(`max ${formatTokens(task.max_tokens)} tokens`);
   if (task.max_cost_usd) budget.push(`max ${formatCost(task.max_cost_usd)}`);
