@@ -249,7 +249,7 @@ def test_a_waiting_call_is_approved_from_the_console(
     _sign_in(page, console_url, key)
     task_id = _submit_from_form(page, "Fetch the page.", _fetch_turns(url))
 
-    card = page.locator("article.approval")
+    card = page.locator("article.approval-card")
     expect(card).to_be_visible(timeout=TASK_MS)
     expect(_status(page)).to_have_attribute("data-status", "WAITING_APPROVAL")
     [approval] = client.get(task_id).approvals
@@ -286,13 +286,15 @@ def test_a_waiting_task_is_cancelled_from_the_console(
         _fetch_turns(f"http://127.0.0.1:{site.port}/never"))
     expect(_status(page)).to_have_attribute("data-status", "WAITING_APPROVAL", timeout=TASK_MS)
 
+    confirm = page.get_by_role("button", name="Yes, cancel it")
+    expect(confirm).to_be_hidden()  # one click never cancels
     page.get_by_role("button", name="Cancel task…").click()
     keep = page.get_by_role("button", name="Keep it running")
     expect(keep).to_be_focused()  # the safe choice has focus
-    page.get_by_role("button", name="Yes, cancel it").click()
+    confirm.click()
     expect(_status(page)).to_have_attribute("data-status", "CANCELLED", timeout=TASK_MS)
     assert client.get(task_id).status == TaskStatus.CANCELLED
-    expect(page.locator("article.approval")).to_be_hidden()
+    expect(page.locator("article.approval-card")).to_be_hidden()
     screenshots["cancelled"] = shots_dir / "cancelled.png"
     page.screenshot(path=str(screenshots["cancelled"]), full_page=True)
     assert site.paths == []  # the call never ran

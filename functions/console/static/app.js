@@ -677,7 +677,7 @@ function approvalCard(task, approval, refresh) {
   const deny = h("button", { type: "button", class: "danger" }, `Deny ${approval.tool}`);
   approve.addEventListener("click", () => decide("approve", [approve, deny]));
   deny.addEventListener("click", () => decide("deny", [approve, deny]));
-  return h("article", { class: "approval", "data-approval-id": approval.approval_id, "aria-label": `Approval for ${approval.tool}` },
+  return h("article", { class: "approval-card", "data-approval-id": approval.approval_id, "aria-label": `Approval for ${approval.tool}` },
     h("h3", {}, "Tool call ", h("code", {}, approval.tool), " (turn ", String(approval.turn), ")"),
     h("dl", { class: "facts" },
       h("dt", {}, "Tool"), h("dd", {}, h("code", { class: "approval-tool" }, approval.tool)),
@@ -799,7 +799,8 @@ function stepFigures(step) {
     parts.push(formatCost(step.usage.cost_usd));
   }
   if (step.skipped) parts.push("not run");
-  if (step.error) parts.push("error");
+  // A refused approval is no failure of the step, but its call did not run: say which.
+  if (step.error) parts.push(step.kind === "approval" ? step.error.toLowerCase() : "error");
   return parts.join(" \u00b7 ");
 }
 
