@@ -128,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             if console_url and demo_key:
                 # The key is the offline demo tenant's; the console asks for it once and
                 # keeps it in the browser tab, never in the URL.
-                console.print(f"web console: [bold]{console_url}[/]")
-                console.print(f"  the demo tenant's API key, to paste into it: {demo_key}")
+                # soft_wrap: a long URL stays on one line, to copy whole.
+                console.print(f"web console: [bold]{console_url}[/]", soft_wrap=True)
+                console.print(f"  the demo tenant's API key, to paste into it: {demo_key}",
+                              soft_wrap=True)
         elif started:
             console.rule("[bold]stopping LocalStack")
             server.stop()
