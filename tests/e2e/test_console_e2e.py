@@ -216,6 +216,13 @@ def test_the_task_list_refreshes_by_itself_and_filters_by_status(
     row = page.locator(f'tr[data-task-id="{task_id}"]')
     expect(row).to_be_visible(timeout=TASK_MS)
     expect(row.locator(".badge")).to_have_attribute("data-status", "SUCCEEDED", timeout=TASK_MS)
+    # a refresh that changes the list keeps the keyboard's place
+    link = page.get_by_role("link", name=task_id)
+    link.focus()
+    other = client.submit({"goal": "Say bye.", "model": "scripted",
+                           "scripted_turns": [{"content": "Bye."}]}).task_id
+    expect(page.locator(f'tr[data-task-id="{other}"]')).to_be_visible(timeout=TASK_MS)
+    expect(link).to_be_focused()
 
     status = page.get_by_label("Status")
     status.select_option("SUCCEEDED")
@@ -227,10 +234,11 @@ def test_the_task_list_refreshes_by_itself_and_filters_by_status(
     status.select_option("FAILED")
     expect(row).to_have_count(0)
 
-    row_link = page.get_by_role("link", name=task_id)
     status.select_option("")
-    row_link.click()
+    link.focus()
+    page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Task {task_id}")
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
 
 
 def _fetch_turns(url: str) -> list[dict[str, Any]]:

@@ -62,6 +62,14 @@ def test_get_console_answers_the_page_with_a_strict_policy(console: Any) -> None
     assert headers["Referrer-Policy"] == "no-referrer"
 
 
+def test_console_with_a_trailing_slash_redirects_to_the_page(console: Any) -> None:
+    """The page names its files relative to /console: at /console/ it would load none."""
+    response = _get(console, "/console/")
+    assert response["statusCode"] == 308
+    # relative: /v1/console/ -> /v1/console, whatever the stage or base path
+    assert _headers(response)["Location"] == "../console"
+
+
 @pytest.mark.parametrize(("asset", "content_type"), [
     ("app.js", "text/javascript; charset=utf-8"),
     ("app.css", "text/css; charset=utf-8"),

@@ -289,6 +289,7 @@ function listView() {
   let status = params.get("status") || "";
   let pagesWanted = 1;
   let nextCursor = null;
+  let shown = null; // the rows on screen, as JSON
 
   const select = h("select", { id: "status-filter" },
     h("option", { value: "" }, "All statuses"),
@@ -313,6 +314,7 @@ function listView() {
     // The filter is part of the address (no secret in it), so a reload keeps it.
     history.replaceState(null, "", status ? `#/tasks?status=${encodeURIComponent(status)}` : "#/tasks");
     body.replaceChildren();
+    shown = null;
     refresh();
   });
 
@@ -339,7 +341,15 @@ function listView() {
       const { items, cursor } = await load();
       nextCursor = cursor;
       problem.replaceChildren();
-      body.replaceChildren(...items.map(taskRow));
+      const key = JSON.stringify(items);
+      if (key !== shown) {
+        // Rows are rebuilt only when a task changed, and the focused task link keeps focus.
+        shown = key;
+        const active = document.activeElement;
+        const focused = active && body.contains(active) ? active.closest("tr").dataset.taskId : null;
+        body.replaceChildren(...items.map(taskRow));
+        if (focused) body.querySelector(`tr[data-task-id="${CSS.escape(focused)}"] a`)?.focus();
+      }
       empty.hidden = items.length > 0;
       more.hidden = !nextCursor;
       live.textContent = `live \u00b7 updated ${new Date().toLocaleTimeString()}`;

@@ -104,6 +104,14 @@ def router(deps: ConsoleRoutes) -> Router:
 
     @routes.get("/console", include_in_schema=False)
     def console_page() -> Response[Any]:
+        if routes.current_event.path.endswith("/"):
+            # /console/ reaches this route too, but the page's files are named relative to
+            # /console: send the browser there (relative, so under any stage or base path).
+            return Response(
+                status_code=HTTPStatus.PERMANENT_REDIRECT.value,
+                body="",
+                headers={"Location": "../console", **SECURITY_HEADERS},
+            )
         return serve(PAGE)
 
     @routes.get("/console/<asset>", include_in_schema=False)
