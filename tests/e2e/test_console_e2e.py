@@ -202,6 +202,43 @@ def test_a_task_submitted_from_the_console_runs_to_its_answer(
     page.screenshot(path=str(screenshots["task"]), full_page=True)
 
 
+def test_a_failed_tool_call_is_drawn_as_an_error(
+    watched: Watched, console_url: str, key: str,
+) -> None:
+    from playwright.sync_api import expect
+
+    page = watched.page
+    _sign_in(page, console_url, key)
+    _submit_from_form(page, "Divide by zero.", [
+        {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1 / 0"}}]},
+        {"content": "It cannot be done."},
+    ])
+    expect(_status(page)).to_have_attribute("data-status", "SUCCEEDED", timeout=TASK_MS)
+    waterfall = page.locator("#timeline svg.waterfall")
+    expect(waterfall.locator('rect.bar.error[data-kind="tool_call"]')).to_have_count(1)
+    expect(waterfall.locator('rect.bar.error[data-kind="model_call"]')).to_have_count(0)
+    expect(page.locator("#conversation .msg.role-tool.error summary")).to_contain_text(
+        "Error from calculator")
+
+
+def test_a_refused_key_is_said_so_and_not_kept(
+    watched: Watched, console_url: str, key: str,
+) -> None:
+    from playwright.sync_api import expect
+
+    page = watched.page
+    page.goto(console_url)
+    page.get_by_label("API key").fill("ops_not_a_key_of_anyone")
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.get_by_role("alert")).to_have_text("This key was refused.")
+    expect(page.get_by_label("API key")).to_have_attribute("aria-invalid", "true")
+    assert page.evaluate("sessionStorage.length") == 0
+    # the browser logs the refused request itself; it is the only error
+    assert [e for e in watched.errors if "403" not in e] == []
+    watched.errors.clear()
+    _sign_in(page, console_url, key)  # the right one still works
+
+
 def test_the_task_list_refreshes_by_itself_and_filters_by_status(
     watched: Watched, console_url: str, key: str, client: OpspawnClient,
     shots_dir: Path, screenshots: dict[str, Path],
