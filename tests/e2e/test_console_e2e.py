@@ -239,6 +239,30 @@ def test_a_refused_key_is_said_so_and_not_kept(
     _sign_in(page, console_url, key)  # the right one still works
 
 
+def test_bad_input_is_shown_at_its_field(
+    watched: Watched, console_url: str, key: str, client: OpspawnClient,
+) -> None:
+    from playwright.sync_api import expect
+
+    page = watched.page
+    _sign_in(page, console_url, key)
+    before = {t.task_id for t in client.list_tasks().items}
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="New task").click()
+    page.get_by_role("button", name="Submit task").click()  # no goal: refused at once
+    expect(page.get_by_label("Goal")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Goal")).to_be_focused()
+    page.get_by_label("Goal").fill("Too many turns.")
+    page.get_by_label("Max turns").fill("99")
+    page.get_by_role("button", name="Submit task").click()  # the API's 400 names the field
+    max_turns = page.get_by_label("Max turns")
+    expect(max_turns).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#f-max_turns-problem")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("Error 400")
+    assert {t.task_id for t in client.list_tasks().items} == before
+    assert [e for e in watched.errors if "400" not in e] == []
+    watched.errors.clear()
+
+
 def test_the_task_list_refreshes_by_itself_and_filters_by_status(
     watched: Watched, console_url: str, key: str, client: OpspawnClient,
     shots_dir: Path, screenshots: dict[str, Path],
