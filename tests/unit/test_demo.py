@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agentkit.models import TaskView
 from opspawn import admin, demo
+from opspawn.client import TaskDetail
 from opspawn.offline import install, server, stack
 from opspawn.offline.clients import StackOutputs
 
@@ -31,8 +31,8 @@ class _Client:
     def submit(self, request: dict[str, Any]) -> Any:
         return SimpleNamespace(task_id="tsk_demo")
 
-    def wait(self, task_id: str, **_: Any) -> TaskView:
-        return TaskView.model_validate({
+    def wait(self, task_id: str, **_: Any) -> TaskDetail:
+        return TaskDetail.model_validate({
             "task_id": task_id, "status": "SUCCEEDED", "goal": demo.GOAL, "model": "scripted",
             "turn": 3, "usage": {}, "answer": "1415", "created_at": "2026-12-01T00:00:00Z",
             "updated_at": "2026-12-01T00:00:02Z", "tools": [], "max_turns": 10, "messages": [],
