@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint unit e2e demo up down deploy logs build clean
+.PHONY: setup test lint unit e2e demo up down deploy logs build clean chromium
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing opspawn with its dev tools (first run: a few minutes)"
@@ -23,7 +23,16 @@ $(MCP_STAMP): tests/mcp/package-lock.json
 	cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(STAMP) $(MCP_STAMP)
+# The browser the console's tests drive: Debian's chromium, through Playwright (its own
+# browser download cannot be reached from here). Installed when missing (root, or sudo).
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "==> installing Debian's chromium for the browser tests"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+setup: $(STAMP) $(MCP_STAMP) chromium
 	$(BIN)/python -m opspawn.offline install
 
 # ruff, and mypy (boto3 clients typed by the boto3-stubs packages) over the layer, the user

@@ -2,7 +2,8 @@
 
 Starts the offline stack (if not already up), deploys template.yaml, submits a goal
 with POST /tasks, shows each step as it happens, prints the answer and the usage,
-and stops the stack it started (pass --keep to leave it running).
+and stops the stack it started (pass --keep to leave it running: it then prints the web
+console's URL and the demo tenant's API key to open it with).
 
 With OPENAI_API_KEY set the task runs on OpenAI (`openai:gpt-4o-mini`, or
 OPSPAWN_DEMO_MODEL); without it, on the scripted model: a fixed list of replies,
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
     api_key = os.environ.get("OPENAI_API_KEY") or None
     started = False
+    console_url: str | None = None
+    demo_key: str | None = None
     try:
         console.rule("[bold]1/4  offline tools")
         install.ensure_installed()
@@ -92,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         from opspawn.admin import key_store
 
         keys = key_store(endpoint=outputs.endpoint_url, table=outputs.outputs["TableName"])
-        with OpspawnClient(outputs.api_url, api_key=keys.create("demo").key) as client:
+        demo_key = keys.create("demo").key
+        console_url = f"{outputs.api_url}/console"
+        with OpspawnClient(outputs.api_url, api_key=demo_key) as client:
             task = client.submit(request)
             console.print(f"task [bold]{task.task_id}[/] accepted; watching GET /tasks/{{id}}")
             view = client.wait(
@@ -120,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep:
             console.print("stack left running; stop it with `make down`")
+            if console_url and demo_key:
+                # The key is the offline demo tenant's; the console asks for it once and
+                # keeps it in the browser tab, never in the URL.
+                # soft_wrap: a long URL stays on one line, to copy whole.
+                console.print(f"web console: [bold]{console_url}[/]", soft_wrap=True)
+                console.print(f"  the demo tenant's API key, to paste into it: {demo_key}",
+                              soft_wrap=True)
         elif started:
             console.rule("[bold]stopping LocalStack")
             server.stop()

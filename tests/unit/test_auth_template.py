@@ -8,8 +8,9 @@ import pytest
 
 from tests.support.aws import load_template
 
-#: routes that may be public (no key): GET /openapi.json is planned as one
-PUBLIC_ROUTES = {("/openapi.json", "get")}
+#: routes that may be public (no key): the OpenAPI document and the web console's files
+#: (they hold no data; the page calls the API with the user's key)
+PUBLIC_ROUTES = {("/openapi.json", "get"), ("/console", "get"), ("/console/{asset}", "get")}
 
 
 @pytest.fixture(scope="module")

@@ -429,6 +429,10 @@ class CallModelSettings(
     pass
 
 
+class ConsoleSettings(StoreSettings):
+    pass
+
+
 class FinalizeSettings(StoreSettings, StateMachineSettings, TenantLimitSettings):
     pass
 
