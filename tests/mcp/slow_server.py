@@ -1,7 +1,8 @@
 """A tiny stdio MCP server for the tests: a tool that hangs, one that fails, one that
 answers with a large output.
 
-Run as `python tests/mcp/slow_server.py` (stdio). Built with the SDK's MCPServer
+Run as `python tests/mcp/slow_server.py` (stdio); `SLOW_SERVER_START_DELAY_S` makes it
+wait that long before it reads stdin (a server slow to start). Built with the SDK's MCPServer
 (FastMCP's name in mcp 2.x).
 """
 
@@ -32,4 +33,8 @@ def dump(size: int) -> str:
 
 
 if __name__ == "__main__":
+    import os
+    import time
+
+    time.sleep(float(os.environ.get("SLOW_SERVER_START_DELAY_S") or 0))
     server.run("stdio")

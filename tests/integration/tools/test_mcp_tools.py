@@ -340,6 +340,32 @@ def test_a_hung_call_times_out_over_http(http_url: str) -> None:
     assert elapsed < 1.5 + STOP_GRACE_S
 
 
+def test_a_slow_start_does_not_eat_the_request_budget() -> None:
+    """Spawn + initialize have their own budget (connect_timeout_s): a server that takes
+    longer to start than the request's timeout_s still answers."""
+    config = servers.slow_stdio(
+        timeout_s=1, connect_timeout_s=20, env={"SLOW_SERVER_START_DELAY_S": "1.5"}
+    )
+    registry = registry_with_mcp([config], base=ToolRegistry())
+    result = registry.run(_call("slow__sleep", seconds=0.1))
+    assert not result.is_error, result.content
+    assert result.content == "slept"
+
+
+def test_a_server_that_does_not_start_in_time_is_unreachable() -> None:
+    config = servers.slow_stdio(
+        timeout_s=5, connect_timeout_s=0.5, env={"SLOW_SERVER_START_DELAY_S": "30"}
+    )
+    registry = registry_with_mcp([config], base=ToolRegistry())
+    started = time.monotonic()
+    result = registry.run(_call("slow__sleep", seconds=0.1))
+    assert result.is_error
+    assert "MCP server 'slow' unreachable: not started and initialized within 0.5 s" in (
+        result.content
+    ), result.content
+    assert time.monotonic() - started < 0.5 + STOP_GRACE_S
+
+
 def test_a_hung_call_times_out_over_stdio_and_the_server_is_stopped(node_bin: Path) -> None:
     registry = registry_with_mcp([servers.everything_stdio(timeout_s=3)], base=ToolRegistry())
     assert registry.specs(["everything__trigger-long-running-operation"])

@@ -12,11 +12,14 @@ input schema and description; calling it forwards the call to the server. The ag
 sees one tool surface; the tool Lambda does the forwarding.
 
 * A session is opened per operation (spawn or connect, `initialize`, one request,
-  close): a Lambda keeps no connection between invocations. The whole session runs
-  under the server's `timeout_s`. A call is `initialize` + `tools/call` and nothing
-  else: the SDK's `ClientSession.call_tool` would send `tools/list` first in every fresh
-  session (to validate the result), so the request is sent with `send_request` and the
-  result is checked here against the `outputSchema` of the cached listing.
+  close): a Lambda keeps no connection between invocations. Starting the server (spawn
+  or connect) and `initialize` run under `connect_timeout_s`; the request itself, and
+  closing the session, under `timeout_s` (the limit the model is told about). One budget
+  for both let a slow start (a stdio server spawned on a busy host) eat the request's.
+  A call is `initialize` + `tools/call` and nothing else: the SDK's
+  `ClientSession.call_tool` would send `tools/list` first in every fresh session (to
+  validate the result), so the request is sent with `send_request` and the result is
+  checked here against the `outputSchema` of the cached listing.
 * A result that does not match the tool's own `outputSchema` (or lacks the
   `structuredContent` it promises) is an error result naming the field, not a transport
   failure: "tool '<s>__<t>' returned a result that does not match its output schema: ...".
@@ -108,7 +111,14 @@ class McpServerConfig(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, repr=False)
     cwd: str | None = None
     # both
-    timeout_s: float = Field(default=20.0, gt=0, le=900)
+    timeout_s: float = Field(
+        default=20.0, gt=0, le=900,
+        description="seconds for one request (tools/list or tools/call) once initialized",
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, le=300,
+        description="seconds to spawn or connect to the server and finish initialize",
+    )
     list_ttl_s: float = Field(default=300.0, ge=0)
 
     @model_validator(mode="after")
@@ -211,12 +221,17 @@ def run_sync(func: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(anyio.run, func).result()
 
 
+class _ConnectTimeout(Exception):
+    """The server did not start and answer `initialize` within `connect_timeout_s`."""
+
+
 class McpClient:
     """Talks to one server: cached `list_tools`, `call_tool`; sync API, a session per call.
 
     Raises `ToolError("MCP server '<name>' unreachable: ...")` when the server cannot
     be reached or dies, `ToolError("MCP server '<name>' error: ...")` for an MCP error
-    response, and `TimeoutError` when the session outlives `timeout_s`.
+    response, and `TimeoutError` when the request outlives `timeout_s` (a server that does
+    not start and initialize within `connect_timeout_s` is unreachable).
     """
 
     def __init__(
@@ -265,6 +280,10 @@ class McpClient:
                 )
                 self._failure = (self._clock(), failure)
                 raise failure from None
+            except _ConnectTimeout:
+                failure = self._unreachable(self._connect_timeout_reason())
+                self._failure = (self._clock(), failure)
+                raise failure from None
             except ToolError as error:
                 self._failure = (self._clock(), error)
                 raise
@@ -298,7 +317,10 @@ class McpClient:
             )
             return await session.send_request(request, types.CallToolResult)
 
-        result = run_sync(lambda: self._session(call))
+        try:
+            result = run_sync(lambda: self._session(call))
+        except _ConnectTimeout:
+            raise self._unreachable(self._connect_timeout_reason()) from None
         if output_schema is not None and not result.is_error:
             self._check_output(name, output_schema, result.structured_content)
         return render_result(result)
@@ -372,8 +394,15 @@ class McpClient:
             output_schema=output_schema if isinstance(output_schema, dict) else None,
         )
 
+    def _connect_timeout_reason(self) -> str:
+        return (
+            f"not started and initialized within {self.config.connect_timeout_s:g} s "
+            "(connect_timeout_s)"
+        )
+
     async def _session(self, action: Callable[[ClientSession], Awaitable[T]]) -> T:
-        """Open a session, initialize, run `action`, close; all under `timeout_s`."""
+        """Open a session and initialize under `connect_timeout_s`, then run `action` and
+        close under `timeout_s`. Raises `_ConnectTimeout` or `TimeoutError`."""
         import anyio
         from mcp.client.session import ClientSession
         from mcp.shared.exceptions import MCPError
@@ -389,15 +418,19 @@ class McpClient:
 
         secret = None
         try:
-            with anyio.fail_after(self.config.timeout_s):
+            with anyio.fail_after(self.config.connect_timeout_s) as scope:
                 transport, secret = self._transport()
                 async with transport as (read, write):
                     self.sessions_opened += 1
                     async with ClientSession(read, write, message_handler=on_message) as session:
                         await session.initialize()
                         ready = True
+                        # the request's own budget starts once the server is ready
+                        scope.deadline = anyio.current_time() + self.config.timeout_s
                         return await action(session)
         except TimeoutError:
+            if not ready:
+                raise _ConnectTimeout from None
             raise
         except ToolError:
             raise
@@ -406,7 +439,7 @@ class McpClient:
             if error is None:
                 raise
             if isinstance(error, TimeoutError):
-                raise TimeoutError from None
+                raise (TimeoutError if ready else _ConnectTimeout) from None
             closed = isinstance(error, MCPError) and error.error.code == _CONNECTION_CLOSED
             if isinstance(error, MCPError) and ready and not closed and not failure:
                 message = _redact(error.error.message, secret)
@@ -439,7 +472,7 @@ class McpClient:
             )
         http_client = httpx2.AsyncClient(
             headers=headers,
-            timeout=httpx2.Timeout(config.timeout_s, read=config.timeout_s),
+            timeout=httpx2.Timeout(config.timeout_s, connect=config.connect_timeout_s),
         )
         transport = streamable_http_client(config.url or "", http_client=http_client)
         return _closing(transport, http_client), secret
@@ -610,7 +643,8 @@ class McpToolSource:
             input_schema=info.input_schema,
             func=forward,
             timeout_s=client.config.timeout_s,
-            timeout_grace_s=STOP_GRACE_S,
+            # the proxy enforces both budgets itself; the registry waits for all of it
+            timeout_grace_s=client.config.connect_timeout_s + STOP_GRACE_S,
         )
 
 
