@@ -112,8 +112,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    payload = json.dumps({"layer": str(LAYER), "sdks": list(SDKS), "steps": steps})
+def _run(steps: list[dict[str, Any]], sdks: tuple[str, ...] = SDKS) -> list[dict[str, Any]]:
+    payload = json.dumps({"layer": str(LAYER), "sdks": list(sdks), "steps": steps})
     result = subprocess.run(
         [sys.executable, "-c", PROBE, payload],
         cwd=ROOT,
@@ -226,3 +226,18 @@ def test_provider_client_loads_only_its_own_sdk(module: str) -> None:
         assert allowed[0] in built["after"], f"{built['name']} did not load {allowed[0]}"
     others = sorted(set(built["after"]) - set(allowed))
     assert not others, f"{built['name']} also loaded {others}"
+
+
+# Powertools' idempotency package imports boto3 (POST /tasks with an Idempotency-Key).
+BOTO3_ALLOWED = {"submit"}
+
+
+def test_functions_build_their_clients_without_boto3() -> None:
+    """agentkit.aws builds clients on botocore: `import boto3` (s3transfer, thread pools,
+    a session of its own) would add about a tenth to a cold start, for nothing used."""
+    steps = [_function_step(f) for f in FUNCTIONS if f not in BOTO3_ALLOWED]
+    results = _run(steps, sdks=("boto3", "s3transfer"))
+    for result in results:
+        assert result["error"] is None, f"importing {result['name']} failed: {result['error']}"
+        assert result["after"] == [], f"importing {result['name']} loaded {result['after']}"
+    assert len(results) == len(steps)
