@@ -13,8 +13,9 @@ Api/HttpApi event) are flagged when over 30 MiB: they answer users synchronously
 cold start, which grows with what they carry, is on the request path.
 
 The reference is the "all-in" alternative: the same pins installed into one target for
-python3.12 manylinux2014_x86_64 (Powertools, pydantic, openai, anthropic, google-genai,
-mcp), i.e. what every function would carry without the provider split.
+python3.12 manylinux2014_x86_64 (Powertools, pydantic, openai, google-genai, mcp), i.e.
+what every function would carry without the provider split (no anthropic: agentkit
+speaks its API over httpx).
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ REFERENCE_DISTS = (
     "aws-lambda-powertools[parser]",
     "pydantic",
     "openai",
-    "anthropic",
     "google-genai",
     "mcp",
 )

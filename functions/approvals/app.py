@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentkit import aws
 from agentkit.config import ApprovalsSettings, load
 from agentkit.http import approvals
 from agentkit.http.resolver import create_resolver, resolve
@@ -20,7 +20,7 @@ app = create_resolver(
     approvals.router(
         approvals.ApprovalRoutes(
             store=TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket),
-            sfn=boto3.client("stepfunctions"),
+            sfn=aws.client("stepfunctions"),
         )
     )
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentkit import aws
 from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import FinalizeSettings, load
 from agentkit.event_parser import event_parser
@@ -28,7 +28,7 @@ def _starter(state_machine_arn: str | None) -> ExecutionStarter | None:
     if not arn:
         return None
     if _sfn is None:
-        _sfn = boto3.client("stepfunctions")
+        _sfn = aws.client("stepfunctions")
     return step_functions_starter(_sfn, arn)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -16,6 +15,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentkit import aws
 from agentkit.config import load
 from agentkit.config.tools import RunToolsSettings
 from agentkit.loop.run_tools import handle_run_tools
@@ -36,7 +36,7 @@ _registry = default_registry(
     _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
 )
 _security = SecurityManager(_config.security_policy)
-_sfn = boto3.client("stepfunctions")
+_sfn = aws.client("stepfunctions")
 # Matches the queue's redrive maxReceiveCount: on the last delivery we tell the state machine.
 _MAX_RECEIVES = _config.tool_max_receives
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentkit import aws
 from agentkit.api.schedules import ScheduleTarget
 from agentkit.api.task_request import check_request
 from agentkit.config import load
@@ -37,7 +37,7 @@ app = create_resolver(
     schedules.router(
         schedules.ScheduleRoutes(
             store=TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket),
-            scheduler=boto3.client("scheduler"),
+            scheduler=aws.client("scheduler"),
             target=ScheduleTarget(
                 function_arn=_config.schedule_target_arn,
                 role_arn=_config.scheduler_role_arn,

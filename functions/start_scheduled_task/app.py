@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentkit import aws
 from agentkit.api.schedules import ScheduleFired, start_scheduled_task
 from agentkit.api.submit import step_functions_starter, submit_task
 from agentkit.config import load
@@ -27,7 +27,7 @@ _registry = default_registry(
     _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
 )
 _security = SecurityManager(_config.security_policy)
-_start = step_functions_starter(boto3.client("stepfunctions"), _config.state_machine_arn or "")
+_start = step_functions_starter(aws.client("stepfunctions"), _config.state_machine_arn or "")
 
 
 def _submit(request: SubmitTaskRequest, *, tenant_id: str) -> Task:

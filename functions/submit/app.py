@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentkit import aws
 from agentkit.api.submit import IdempotentSubmitter, step_functions_starter, submit_task
 from agentkit.config import load
 from agentkit.config.tools import SubmitSettings
@@ -30,7 +30,7 @@ _registry = default_registry(
     _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
 )
 _security = SecurityManager(_config.security_policy)
-_start = step_functions_starter(boto3.client("stepfunctions"), _config.state_machine_arn or "")
+_start = step_functions_starter(aws.client("stepfunctions"), _config.state_machine_arn or "")
 
 
 def _submit(request: SubmitTaskRequest, tenant_id: str) -> Task:
@@ -57,8 +57,10 @@ app = create_resolver(
     submit.router(
         submit.SubmitRoutes(
             submit=_submit,
+            # The store's DynamoDB client: Powertools would build its own in a new session
+            # (the service models loaded a second time at cold start).
             idempotent_submit=IdempotentSubmitter(
-                _submit, table_name=_config.idempotency_table_name
+                _submit, table_name=_config.idempotency_table_name, client=_store.client
             ),
             require_task=_store.require_task,
         )

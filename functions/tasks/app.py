@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentkit import aws
 from agentkit.admission import step_functions_starter
 from agentkit.api.tasks import step_functions_releaser, step_functions_stopper
 from agentkit.config import TasksSettings, load
@@ -20,7 +20,7 @@ from agentkit.store import TaskStore
 
 logger = Logger()
 _config = load(TasksSettings)
-_sfn = boto3.client("stepfunctions")
+_sfn = aws.client("stepfunctions")
 
 app = create_resolver(
     tasks.router(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
 
+from agentkit import aws
 from agentkit.config import WaitForApprovalSettings, load
 from agentkit.loop.wait_for_approval import request_approval, settle_unapproved
 from agentkit.models.payloads import ApprovalSettle, ApprovalWait, WaitForApprovalEvent
@@ -20,7 +20,7 @@ logger = Logger()
 _config = load(WaitForApprovalSettings)
 _store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
 _security = SecurityManager(_config.security_policy)
-_sfn = boto3.client("stepfunctions")
+_sfn = aws.client("stepfunctions")
 _event: TypeAdapter[ApprovalWait | ApprovalSettle] = TypeAdapter(WaitForApprovalEvent)
 
 

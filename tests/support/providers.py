@@ -165,7 +165,8 @@ FAKE_KEYS = {"openai": "sk-proj-unitTESTkey", "openrouter": "sk-or-v1-unitTESTke
 
 
 def client_for(provider: str, base_url: str, *, timeout_s: float = 10.0) -> Any:
-    """`provider`'s client (its real SDK inside) talking to `base_url`."""
+    """`provider`'s client (its real SDK inside; Anthropic's speaks HTTP itself) talking
+    to `base_url`."""
     if provider == "openai":
         from agentkit.llm.openai_client import OpenAIClient
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 from pydantic import BaseModel
 
+from agentkit import aws
 from agentkit.api.approvals import decide_approval
 from agentkit.api.tasks import get_task_view
 from agentkit.config import SecuritySettings
@@ -430,9 +430,9 @@ def test_wait_for_approval_and_approvals_handlers(
     assert store.require_task(EXAMPLE_ID).status == TaskStatus.WAITING_APPROVAL
 
     # The approvals function answers the waits through its Step Functions client.
-    real_client = boto3.client
-    monkeypatch.setattr(boto3, "client", lambda service, *args, **kwargs: (
-        sfn if service == "stepfunctions" else real_client(service, *args, **kwargs)))
+    real_client = aws.client
+    monkeypatch.setattr(aws, "client", lambda service: (
+        sfn if service == "stepfunctions" else real_client(service)))
     approvals = load_handler("approvals")
     event = load_event("approvals_post.json")
     response = approvals.lambda_handler(event, context)  # the sample's id is not this one

@@ -1,10 +1,10 @@
-"""AnthropicClient through the real `anthropic` SDK against mocked Messages API HTTP.
+"""AnthropicClient (the Messages API over `httpx`, no SDK) against mocked Messages API HTTP.
 
-Nothing leaves the machine. This SDK is built on `httpx2` and refuses `httpx` objects,
-so `respx` cannot reach it: most tests hand the SDK an `httpx2.Client` whose
-`httpx2.MockTransport` answers http://127.0.0.1:9/v1/messages with bodies in
-Anthropic's actual wire format and records what was sent. A few tests at the end run
-the SDK's own default transport against a real socket on 127.0.0.1.
+Nothing leaves the machine. Most tests hand the client an `httpx.Client` whose
+`httpx.MockTransport` answers http://127.0.0.1:9/v1/messages with bodies in Anthropic's
+actual wire format and records what was sent. The tests at the end run the client's own
+default transport against a real socket on 127.0.0.1 (answers, faults, timeouts, a
+refused connection).
 """
 
 from __future__ import annotations
@@ -20,17 +20,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
+import httpx
 import pytest
 
 from agentkit.config import ConfigError, ProviderConfig
 from agentkit.llm import providers
-from agentkit.llm.anthropic_client import DEFAULT_BASE_URL, AnthropicClient
+from agentkit.llm.anthropic_client import API_VERSION, DEFAULT_BASE_URL, AnthropicClient
 from agentkit.llm.base import (
     LLMRequest,
     ModelRequestError,
     OverloadedError,
     ProviderOutageError,
+    RateLimitedError,
     RetryableModelError,
 )
 from agentkit.models.domain import INVALID_ARGUMENTS_KEY, Message, ToolCall
@@ -116,25 +117,25 @@ class MockAPI:
     """Answers every request with the next queued reply; records the requests."""
 
     def __init__(self) -> None:
-        self.requests: list[httpx2.Request] = []
-        self._reply: Callable[[httpx2.Request], httpx2.Response] | None = None
+        self.requests: list[httpx.Request] = []
+        self._reply: Callable[[httpx.Request], httpx.Response] | None = None
 
     def reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        def answer(request: httpx2.Request) -> httpx2.Response:
+        def answer(request: httpx.Request) -> httpx.Response:
             all_headers = {"request-id": "req_011CSHoEeqs5C35K2UUqR7Fy", **(headers or {})}
             if isinstance(body, str):
-                return httpx2.Response(status, text=body, headers=all_headers)
-            return httpx2.Response(status, json=body, headers=all_headers)
+                return httpx.Response(status, text=body, headers=all_headers)
+            return httpx.Response(status, json=body, headers=all_headers)
 
         self._reply = answer
 
-    def fail(self, make_error: Callable[[httpx2.Request], Exception]) -> None:
-        def answer(request: httpx2.Request) -> httpx2.Response:
+    def fail(self, make_error: Callable[[httpx.Request], Exception]) -> None:
+        def answer(request: httpx.Request) -> httpx.Response:
             raise make_error(request)
 
         self._reply = answer
 
-    def handle(self, request: httpx2.Request) -> httpx2.Response:
+    def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         assert self._reply is not None, "no reply queued"
         return self._reply(request)
@@ -157,13 +158,13 @@ def api() -> MockAPI:
 
 
 @pytest.fixture
-def http_client(api: MockAPI) -> Iterator[httpx2.Client]:
-    with httpx2.Client(transport=httpx2.MockTransport(api.handle)) as client:
+def http_client(api: MockAPI) -> Iterator[httpx.Client]:
+    with httpx.Client(transport=httpx.MockTransport(api.handle)) as client:
         yield client
 
 
 @pytest.fixture
-def client(http_client: httpx2.Client) -> AnthropicClient:
+def client(http_client: httpx.Client) -> AnthropicClient:
     return AnthropicClient(API_KEY, base_url=BASE_URL, http_client=http_client)
 
 
@@ -189,10 +190,12 @@ def test_plain_answer(api, client):
     assert len(api.requests) == 1
     sent = api.requests[0]
     assert str(sent.url) == MESSAGES_URL
-    # SDK 2.x sends the key as a bearer token and speaks API version 2026-10-21.
-    assert sent.headers["authorization"] == f"Bearer {API_KEY}"
-    assert "x-api-key" not in sent.headers
-    assert sent.headers["anthropic-version"] == "2026-10-21"
+    # The key as `x-api-key`, the API version the body is shaped for, a JSON body.
+    assert sent.method == "POST"
+    assert sent.headers["x-api-key"] == API_KEY
+    assert "authorization" not in sent.headers
+    assert sent.headers["anthropic-version"] == API_VERSION == "2026-10-21"
+    assert sent.headers["content-type"] == "application/json"
     # System text goes to `system`; no tools given: none sent.
     assert api.body == {
         "model": MODEL,
@@ -589,7 +592,7 @@ def test_429_is_retryable_with_retry_after(api, client, headers, expected_wait):
     assert error.retry_after_s == pytest.approx(expected_wait)
     assert str(error).startswith("anthropic: HTTP 429: This request would exceed the rate limit")
     assert "(rate_limit_error)" in str(error)
-    assert len(api.requests) == 1  # the SDK does not retry on its own
+    assert len(api.requests) == 1  # no retry of our own: the state machine owns retries
 
 
 @pytest.mark.parametrize(
@@ -611,7 +614,7 @@ def test_overloaded_and_server_errors_are_retryable(api, client, status, type_, 
     assert caught.value.status_code == status
     assert caught.value.retry_after_s is None
     assert str(caught.value) == f"anthropic: HTTP {status}: {text_} ({type_})"
-    assert len(api.requests) == 1  # max_retries=0: the state machine owns retries
+    assert len(api.requests) == 1  # the state machine owns retries
 
 
 def test_a_non_json_error_body_is_shown_as_text(api, client):
@@ -626,13 +629,13 @@ def test_a_non_json_error_body_is_shown_as_text(api, client):
 @pytest.mark.parametrize(
     ("make_error", "expected"),
     [
-        (lambda request: httpx2.ReadTimeout("timed out", request=request), "the request timed out"),
+        (lambda request: httpx.ReadTimeout("timed out", request=request), "the request timed out"),
         (
-            lambda request: httpx2.ConnectTimeout("timed out", request=request),
+            lambda request: httpx.ConnectTimeout("timed out", request=request),
             "the request timed out",
         ),
         (
-            lambda request: httpx2.ConnectError("[Errno 111] Connection refused", request=request),
+            lambda request: httpx.ConnectError("[Errno 111] Connection refused", request=request),
             "connection error",
         ),
     ],
@@ -682,7 +685,7 @@ def test_401_is_a_request_error_that_never_shows_the_key(api, client, echoed):
     assert str(error).startswith("anthropic: HTTP 401: invalid x-api-key")
     assert API_KEY not in shown
     assert "unitTEST" not in shown
-    assert error.__cause__ is None  # the SDK exception (with the raw body) is not chained
+    assert error.__cause__ is None and error.__context__ is None  # no raw body chained
 
 
 def test_a_key_of_any_shape_is_scrubbed_from_error_messages(api, http_client):
@@ -718,6 +721,66 @@ def test_other_statuses(api, client, status, type_, error_class):
     assert f"status {status} says no ({type_})" in str(caught.value)
 
 
+def test_a_redirect_is_not_followed_and_is_a_request_error(api, client):
+    api.reply(307, "", {"location": "https://elsewhere.example/v1/messages"})
+
+    with pytest.raises(ModelRequestError) as caught:
+        client.complete(ask())
+
+    assert not isinstance(caught.value, RetryableModelError)
+    assert caught.value.status_code == 307
+    assert str(caught.value) == "anthropic: HTTP 307: Temporary Redirect"
+    assert len(api.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("<html><body>upstream says hi</body></html>", "Expecting value"),
+        ('{"type": "message", "content": [', "Expecting value"),
+        ("[]", "a JSON list, not a message object"),
+        ('{"content": "4", "stop_reason": "end_turn"}', "`content` is a JSON str"),
+        ('{"content": [{"type": "text", "text": 4}]}', "`text` is a JSON int"),
+        ('{"content": [{"type": "tool_use", "id": 7, "name": "calculator", "input": {}}]}',
+         "id"),
+        ('{"content": [], "usage": {"input_tokens": "many", "output_tokens": 1}}',
+         "usage.input_tokens is 'many'"),
+    ],
+    ids=["html", "truncated-json", "json-list", "content-not-list", "text-not-string",
+         "tool-id-not-string", "usage-not-a-number"],
+)
+def test_a_2xx_body_that_is_not_a_message_is_a_request_error(api, client, body, problem):
+    api.reply(200, body)
+
+    with pytest.raises(ModelRequestError) as caught:
+        client.complete(ask())
+
+    error = caught.value
+    assert not isinstance(error, RetryableModelError)
+    assert str(error).startswith("anthropic: the response could not be used: ")
+    assert problem in str(error)
+    assert error.__cause__ is None and error.__suppress_context__  # nothing raw chained
+
+
+def test_a_base_url_with_a_path_and_a_trailing_slash(api, http_client):
+    api.reply(200, message(text("ok")))
+    client = AnthropicClient(API_KEY, base_url=f"{BASE_URL}/anthropic/", http_client=http_client)
+
+    client.complete(ask())
+
+    assert str(api.requests[0].url) == f"{BASE_URL}/anthropic/v1/messages"
+
+
+def test_non_ascii_text_goes_out_as_utf8_json(api, client):
+    api.reply(200, message(text("Größe: 4 ✓")))
+
+    response = client.complete(ask("Wie groß ist 2 + 2? ✓"))
+
+    assert response.message.content == "Größe: 4 ✓"
+    assert "Wie groß ist 2 + 2? ✓".encode() in api.requests[0].content
+    assert api.body["messages"] == [{"role": "user", "content": "Wie groß ist 2 + 2? ✓"}]
+
+
 # --- configuration
 
 
@@ -730,7 +793,7 @@ def test_missing_api_key(monkeypatch, value):
         AnthropicClient.from_config(ProviderConfig.from_env())
 
 
-def test_from_env_settings_reach_the_sdk(monkeypatch, api, http_client):
+def test_from_env_settings_reach_the_request(monkeypatch, api, http_client):
     monkeypatch.setenv("ANTHROPIC_API_KEY", f"  {API_KEY}  ")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", BASE_URL)
     monkeypatch.setenv("ANTHROPIC_TIMEOUT_S", "12.5")
@@ -738,11 +801,12 @@ def test_from_env_settings_reach_the_sdk(monkeypatch, api, http_client):
 
     client = AnthropicClient.from_config(ProviderConfig.from_env(), http_client=http_client)
 
-    assert client._sdk.max_retries == 0
-    assert client._sdk.timeout == 12.5
     assert client.complete(ask()).message.content == "hi"
-    assert str(api.requests[0].url) == MESSAGES_URL  # went to ANTHROPIC_BASE_URL
-    assert api.requests[0].headers["authorization"] == f"Bearer {API_KEY}"
+    (sent,) = api.requests
+    assert str(sent.url) == MESSAGES_URL  # went to ANTHROPIC_BASE_URL
+    assert sent.headers["x-api-key"] == API_KEY  # stripped
+    # ANTHROPIC_TIMEOUT_S on the request, also over an injected client's own timeout.
+    assert sent.extensions["timeout"] == dict.fromkeys(("connect", "read", "write", "pool"), 12.5)
 
 
 def test_defaults(monkeypatch):
@@ -751,9 +815,8 @@ def test_defaults(monkeypatch):
 
     client = AnthropicClient.from_config(ProviderConfig.from_env())
 
-    assert str(client._sdk.base_url).rstrip("/") == DEFAULT_BASE_URL
-    assert client._sdk.timeout == 60.0
-    assert client._sdk.max_retries == 0
+    assert client.base_url == DEFAULT_BASE_URL
+    assert client.timeout_s == 60.0
     assert client._max_tokens == 4096
 
 
@@ -787,13 +850,14 @@ def test_registered_as_the_anthropic_provider():
     assert AnthropicClient.provider == "anthropic"
 
 
-def test_importing_the_module_does_not_import_the_sdk():
+def test_no_sdk_and_httpx_only_when_a_client_is_built():
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "layers" / "agentkit")}
     code = (
         "import sys, agentkit.llm.anthropic_client, agentkit.llm; "
-        "assert 'anthropic' not in sys.modules, 'anthropic was imported'; "
+        "assert 'httpx' not in sys.modules, 'importing the module imported httpx'; "
         "agentkit.llm.anthropic_client.AnthropicClient('sk-ant-x'); "
-        "assert 'anthropic' in sys.modules, 'the check cannot see the SDK'"
+        "assert 'httpx' in sys.modules, 'the check cannot see httpx'; "
+        "assert 'anthropic' not in sys.modules, 'the anthropic SDK was imported'"
     )
 
     result = subprocess.run(
@@ -803,7 +867,7 @@ def test_importing_the_module_does_not_import_the_sdk():
     assert result.returncode == 0, result.stderr
 
 
-# --- the SDK's own default transport against a real socket on 127.0.0.1
+# --- the client's own default transport against a real socket on 127.0.0.1
 
 
 @pytest.fixture
@@ -823,9 +887,84 @@ class TestDefaultTransport:
         assert response.message.content == "4"
         assert response.usage.input_tokens == 9
         (request,) = local_server.requests
-        assert request.path == "/v1/messages"
-        assert request.headers["authorization"] == f"Bearer {API_KEY}"
+        assert (request.method, request.path) == ("POST", "/v1/messages")
+        assert request.headers["x-api-key"] == API_KEY
+        assert request.headers["anthropic-version"] == API_VERSION
+        assert "authorization" not in request.headers
         assert request.body["messages"] == [{"role": "user", "content": "What is 2 + 2?"}]
+
+    def test_429_with_rate_limit_headers(self, local_server):
+        local_server.respond = lambda _: Reply(
+            429,
+            api_error("rate_limit_error", "Number of requests has exceeded your rate limit."),
+            headers={
+                "retry-after": "12",
+                "anthropic-ratelimit-requests-limit": "50",
+                "anthropic-ratelimit-requests-remaining": "0",
+                "anthropic-ratelimit-requests-reset": "2030-01-01T00:00:00Z",
+                "anthropic-ratelimit-tokens-limit": "40000",
+            },
+        )
+        client = AnthropicClient(API_KEY, base_url=local_server.url)
+
+        with pytest.raises(RateLimitedError) as caught:
+            client.complete(ask())
+
+        error = caught.value
+        assert error.status_code == 429
+        assert error.retry_after_s == 12.0
+        assert (error.rate.requests_per_minute, error.rate.tokens_per_minute) == (50, 40_000)
+        assert error.rate.replenished_s is not None and error.rate.replenished_s > 0
+        assert str(error) == (
+            "anthropic: HTTP 429: Number of requests has exceeded your rate limit. "
+            "(rate_limit_error)"
+        )
+        assert len(local_server.requests) == 1
+
+    @pytest.mark.parametrize(
+        ("status", "kind"), [(529, OverloadedError), (500, ProviderOutageError)]
+    )
+    def test_overloaded_and_server_errors(self, local_server, status, kind):
+        local_server.respond = lambda _: Reply(status, api_error("overloaded_error", "Overloaded"))
+        client = AnthropicClient(API_KEY, base_url=local_server.url)
+
+        with pytest.raises(kind) as caught:
+            client.complete(ask())
+
+        assert caught.value.status_code == status
+        assert str(caught.value) == f"anthropic: HTTP {status}: Overloaded (overloaded_error)"
+
+    def test_a_body_that_is_not_json(self, local_server):
+        local_server.respond = lambda _: Reply(200, b"\x00\xffnot json")
+        client = AnthropicClient(API_KEY, base_url=local_server.url)
+
+        with pytest.raises(ModelRequestError, match=r"^anthropic: the response could not be used"):
+            client.complete(ask())
+
+    def test_malformed_tool_input_is_kept_with_an_explanation(self, local_server):
+        answer = message(
+            tool_use("toolu_bad", "calculator", ["2 + 2"]),
+            tool_use("toolu_ok", "calculator", {"expression": "1 + 1"}),
+            stop_reason="tool_use",
+        )
+        local_server.respond = lambda _: Reply(body=answer)
+        client = AnthropicClient(API_KEY, base_url=local_server.url)
+
+        bad, ok = client.complete(ask(tools=[CALCULATOR])).message.tool_calls
+
+        assert "a JSON list, not an object" in bad.arguments[INVALID_ARGUMENTS_KEY]
+        assert ok.arguments == {"expression": "1 + 1"}
+
+    def test_a_dropped_connection_is_retryable(self, local_server):
+        local_server.respond = lambda _: Reply(drop=True)
+        client = AnthropicClient(API_KEY, base_url=local_server.url, timeout_s=5)
+
+        with pytest.raises(
+            ProviderOutageError, match=r"^anthropic: connection error \(RemoteProtocolError\)$"
+        ) as caught:
+            client.complete(ask())
+
+        assert caught.value.status_code is None
 
     def test_read_timeout_is_retryable(self, local_server):
         slow = Reply(body=message(text("4"), input_tokens=9, output_tokens=1), delay_s=2.0)
@@ -836,7 +975,7 @@ class TestDefaultTransport:
         with pytest.raises(RetryableModelError, match=r"^anthropic: the request timed out$"):
             client.complete(ask())
 
-        assert time.monotonic() - started < 1.5  # one attempt, no SDK retries
+        assert time.monotonic() - started < 1.5  # one attempt, no retries
         assert len(local_server.requests) == 1
 
     def test_connection_refused_is_retryable(self):
@@ -845,7 +984,9 @@ class TestDefaultTransport:
             port = probe.getsockname()[1]
         client = AnthropicClient(API_KEY, base_url=f"http://127.0.0.1:{port}", timeout_s=5)
 
-        with pytest.raises(RetryableModelError, match=r"^anthropic: connection error") as caught:
+        with pytest.raises(
+            ProviderOutageError, match=r"^anthropic: connection error \(ConnectError\)$"
+        ) as caught:
             client.complete(ask())
 
         assert caught.value.status_code is None

@@ -67,3 +67,60 @@ def test_an_item_counts_its_attribute_names_in_utf8() -> None:
 def test_an_unknown_type_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown DynamoDB attribute type 'Q'"):
         attribute_size({"Q": "x"})
+
+
+# --- the conversion rules (boto3's TypeSerializer / TypeDeserializer, written here so the
+# functions need not import boto3)
+
+
+@pytest.mark.parametrize(
+    ("value", "attr"),
+    [
+        (None, {"NULL": True}),
+        (True, {"BOOL": True}),
+        (0, {"N": "0"}),
+        (-12, {"N": "-12"}),
+        (2.5, {"N": "2.5"}),
+        (0.1, {"N": "0.1"}),  # from repr: no binary noise
+        (Decimal("1E+5"), {"N": "1E+5"}),
+        ("", {"S": ""}),
+        (b"\x00\x01", {"B": b"\x00\x01"}),
+        (frozenset({"a"}), {"SS": ["a"]}),
+        ({7}, {"NS": ["7"]}),
+        ({b"x"}, {"BS": [b"x"]}),
+        ((1, "a"), {"L": [{"N": "1"}, {"S": "a"}]}),
+        ({"k": [None, {"n": False}]},
+         {"M": {"k": {"L": [{"NULL": True}, {"M": {"n": {"BOOL": False}}}]}}}),
+    ],
+)
+def test_values_become_dynamodb_attributes(value: object, attr: dict[str, object]) -> None:
+    assert to_attr(value) == attr
+
+
+def test_attributes_come_back_as_plain_values() -> None:
+    item = {"n": {"N": "3"}, "f": {"N": "0.5"}, "b": {"B": b"\x01"}, "ss": {"SS": ["x"]},
+            "ns": {"NS": ["1", "2"]}, "bs": {"BS": [b"y"]}, "z": {"NULL": True},
+            "l": {"L": [{"N": "1E+2"}, {"BOOL": True}]}}
+    assert from_item(item) == {"n": 3, "f": 0.5, "b": b"\x01", "ss": {"x"},
+                               "ns": {Decimal(1), Decimal(2)}, "bs": {b"y"}, "z": None,
+                               "l": [100, True]}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (10**38 + 1, "Inexact"),  # 39 significant digits: DynamoDB keeps 38
+        (Decimal("NaN"), "Infinity and NaN not supported"),
+        (float("inf"), "Infinity and NaN not supported"),
+        ({1, "a"}, "Unsupported type"),
+        (object(), "Unsupported type"),
+    ],
+)
+def test_values_dynamodb_cannot_hold_are_refused(value: object, problem: str) -> None:
+    with pytest.raises(Exception, match=problem):
+        to_attr(value)
+
+
+def test_an_unknown_attribute_type_is_refused_on_read() -> None:
+    with pytest.raises(TypeError, match="Q is not supported"):
+        from_item({"x": {"Q": "1"}})

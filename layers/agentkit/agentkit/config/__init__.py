@@ -79,9 +79,13 @@ def _positive(env: Environ, name: str, *, whole: bool = False) -> float | None:
 class SettingsPart(BaseModel):
     """A group of settings read from the environment. A part declares the variable each of
     its fields is read from (`VARIABLES`, for error messages) and reads them in `_read`;
-    a model composed of parts (by inheritance) reads every part's variables."""
+    a model composed of parts (by inheritance) reads every part's variables.
 
-    model_config = ConfigDict(extra="forbid")
+    `defer_build`: a model's validator is built when it is first used, so a function's
+    cold start builds the one settings model it loads, not every function's (about a
+    third of the import of this package)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     VARIABLES: ClassVar[dict[str, str]] = {}
 

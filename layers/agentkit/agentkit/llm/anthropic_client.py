@@ -1,18 +1,31 @@
-"""Anthropic through the official `anthropic` SDK (the Messages API with client tools).
+"""Anthropic's Messages API with client tools, spoken directly over `httpx`.
 
-The SDK is imported lazily, in `AnthropicClient.__init__`: importing this module costs
-nothing, and a deployment without the SDK fails only for tasks that ask for Anthropic.
+There is no SDK here on purpose: `import anthropic` (2.x) costs about a second and 3,500
+modules on a warm cache (its `__init__` builds thousands of pydantic response types,
+Vertex, Bedrock and streaming helpers, and no import path avoids it), which is more than
+the whole CallModel function and most of a cold start. The API we use is one POST of a
+JSON body, answered by one JSON object, so this module builds the body, sends it with
+`httpx` (in the agentkit layer; imported when the client is built) and reads the answer
+itself. Importing this module loads neither `httpx` nor any provider SDK.
 
 Decisions worth knowing:
 
-* **Retries** belong to the state machine, so the SDK client is built with
-  `max_retries=0`; every failure surfaces at once, classified by `wire.error_for_status`:
-  429 `rate_limit_error` → `RateLimitedError` (`retry_after_s` from `retry-after-ms` /
-  `retry-after`, else the `anthropic-ratelimit-*-reset` time of the limit that ran
-  out), 529 `overloaded_error`, 503 and 409 → `OverloadedError`, 408, other 5xx,
-  timeouts and connection failures → `ProviderOutageError`, everything else (400 incl.
-  "prompt is too long", 401, 403, 404, 413, a missing key, a missing SDK) →
-  `ModelRequestError`.
+* **Request**: `POST {base_url}/v1/messages` with `x-api-key: <key>` (the header the API
+  documents for API keys) and `anthropic-version: 2026-10-21`. That is the version the
+  body here is shaped for: the one `anthropic` SDK 2.x speaks, whose request types the
+  test fake validates every body against (tests/support/fake_providers.py), and whose
+  responses the parsing below reads (e.g. the `refusal` and
+  `model_context_window_exceeded` stop reasons). A different version may change the
+  shapes, so it changes only together with those tests.
+* **Retries** belong to the state machine: one request per call, every failure surfaces
+  at once, classified by `wire.error_for_status`: 429 `rate_limit_error` →
+  `RateLimitedError` (`retry_after_s` from `retry-after-ms` / `retry-after`, else the
+  `anthropic-ratelimit-*-reset` time of the limit that ran out), 529
+  `overloaded_error`, 503 and 409 → `OverloadedError`, 408, other 5xx, timeouts and
+  connection failures → `ProviderOutageError`, everything else (400 incl. "prompt is too
+  long", 401, 403, 404, 413, a 3xx, a missing key) → `ModelRequestError`. A 2xx whose
+  body is not a usable message (not JSON, not an object, wrong types) is a
+  `ModelRequestError` too ("the response could not be used").
 * **Conversation shape**: system messages become the `system` parameter (several are
   joined with a blank line, wherever they stand). Assistant tool calls become
   `tool_use` blocks; tool results become `tool_result` blocks (`is_error: true` only
@@ -24,12 +37,9 @@ Decisions worth knowing:
   turn with neither text nor tool calls is dropped.
 * **Output limit**: Anthropic requires `max_tokens`: `request.max_tokens`, else
   `ANTHROPIC_MAX_TOKENS`, else 4096.
-* **No temperature**: the SDK (2.x) speaks API version 2026-10-21, which refuses
-  `temperature`, `top_p` and `top_k` with a 400 on every model, even at their default
-  values, and the SDK no longer has those parameters. `request.temperature` is a
-  sampling hint, so it is left out rather than failing the call. (The SDK also sends
-  the key as `Authorization: Bearer`, not `x-api-key`; gateways behind
-  `ANTHROPIC_BASE_URL` must accept that.)
+* **No temperature**: API version 2026-10-21 refuses `temperature`, `top_p` and `top_k`
+  with a 400 on every model, even at their default values. `request.temperature` is a
+  sampling hint, so it is left out rather than failing the call.
 * **Tool schemas** go out as `tool_schema.anthropic_input_schema` shapes them: an object at
   the top (no top-level `anyOf`/`oneOf`/`allOf`, which the API refuses), references
   inlined; everything else as the tool published it.
@@ -47,7 +57,7 @@ Decisions worth knowing:
   OpenAI's `prompt_tokens` is, so it is the sum of the three. `cached_tokens` is
   `cache_read_input_tokens`. `cost_usd` stays 0.0 here.
 * **Secrets**: no message built here contains the API key; the key and key-like tokens
-  are scrubbed from every error message, and SDK exceptions are not chained.
+  are scrubbed from every error message, and transport exceptions are not chained.
 """
 
 from __future__ import annotations
@@ -55,25 +65,27 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
-from agentkit.llm.tool_schema import anthropic_input_schema
-from agentkit.llm.wire import (
-    api_key_from,
-    decode_arguments,
-    import_sdk,
-    map_sdk_error,
-    scrub,
+from agentkit.llm.base import (
+    BaseLLMClient,
+    LLMRequest,
+    LLMResponse,
+    ModelError,
+    ModelRequestError,
+    ProviderOutageError,
 )
+from agentkit.llm.tool_schema import anthropic_input_schema
+from agentkit.llm.wire import api_key_from, decode_arguments, error_for_status, import_sdk, scrub
 from agentkit.models.domain import FinishReason, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
+    import httpx
+
     from agentkit.config import ProviderConfig
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_TOKENS = 4096
+API_VERSION = "2026-10-21"  # see the module docstring
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -95,29 +107,32 @@ class AnthropicClient(BaseLLMClient):
         base_url: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_tokens: int = DEFAULT_MAX_TOKENS,
-        http_client: Any = None,
+        http_client: httpx.Client | None = None,
     ) -> None:
         """`max_tokens`: the output limit when a request sets none. `http_client`: an
-        `httpx2.Client` for the SDK (proxies, tests); this SDK refuses `httpx` objects."""
+        `httpx.Client` to send with (proxies, tests); its own timeout is replaced by
+        `timeout_s` per request."""
         if not api_key:
             raise ModelRequestError("ANTHROPIC_API_KEY is not set")
-        anthropic = import_sdk("anthropic")
-        self._anthropic = anthropic
+        self._httpx = import_sdk("httpx")  # lazily: see the module docstring
         self._api_key = api_key
         self._max_tokens = max_tokens
-        # Always pass base_url: given None, the SDK would read ANTHROPIC_BASE_URL itself,
-        # and an empty value there would become an empty base URL. An explicit api_key
-        # also keeps the SDK from looking for other credentials (profiles, tokens).
-        self._sdk = anthropic.Anthropic(
-            api_key=api_key,
-            base_url=base_url or DEFAULT_BASE_URL,
-            timeout=timeout_s,
-            max_retries=0,
-            http_client=http_client,
-        )
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout_s = timeout_s
+        self._url = f"{self.base_url}/v1/messages"
+        self._headers = {
+            "x-api-key": api_key,
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
+            "accept": "application/json",
+        }
+        self._timeout = self._httpx.Timeout(timeout_s)
+        self._http: httpx.Client = http_client or self._httpx.Client(timeout=self._timeout)
 
     @classmethod
-    def from_config(cls, config: ProviderConfig, *, http_client: Any = None) -> AnthropicClient:
+    def from_config(
+        cls, config: ProviderConfig, *, http_client: httpx.Client | None = None
+    ) -> AnthropicClient:
         """`config.anthropic` (base URL, timeout, default max_tokens) and
         `ANTHROPIC_API_KEY` (required), resolved now."""
         endpoint = config.anthropic
@@ -130,31 +145,48 @@ class AnthropicClient(BaseLLMClient):
         )
 
     def complete(self, request: LLMRequest) -> LLMResponse:
+        body = build_request_body(request, default_max_tokens=self._max_tokens)
+        response = self._post(body)
+        if not response.is_success:
+            raise self._status_error(response)
         try:
-            message = self._sdk.messages.create(
-                **build_request_body(request, default_max_tokens=self._max_tokens)
-            )
-        except self._anthropic.AnthropicError as error:
-            raise self._map_error(error) from None
-        try:
-            return parse_message(message)
-        except ValidationError as error:
+            return parse_message(response.json())
+        except (ValueError, TypeError) as error:  # incl. JSON and pydantic's ValidationError
             raise ModelRequestError(
                 self._scrub(f"anthropic: the response could not be used: {error}")
             ) from None
 
-    # --- errors
+    # --- transport and errors
 
-    def _map_error(self, error: Exception) -> ModelError:
-        anthropic = self._anthropic
-        return map_sdk_error(
-            self.provider,
-            error,
-            timeout_types=anthropic.APITimeoutError,  # a subclass of the connection error
-            connection_types=anthropic.APIConnectionError,
-            status_types=anthropic.APIStatusError,
-            text_of=_api_error_text,
-            scrub=self._scrub,
+    def _post(self, body: dict[str, Any]) -> httpx.Response:
+        httpx = self._httpx
+        try:
+            return self._http.post(
+                self._url,
+                content=json.dumps(body, ensure_ascii=False).encode(),
+                headers=self._headers,
+                timeout=self._timeout,
+            )
+        except httpx.TimeoutException:
+            raise ProviderOutageError("anthropic: the request timed out") from None
+        except httpx.TransportError as error:  # refused, reset, a broken response...
+            kind = type(error).__name__
+            raise ProviderOutageError(f"anthropic: connection error ({kind})") from None
+        except httpx.HTTPError as error:  # e.g. an unusable base URL
+            text = self._scrub(str(error) or type(error).__name__)
+            raise ModelRequestError(f"anthropic: {type(error).__name__}: {text}") from None
+
+    def _status_error(self, response: httpx.Response) -> ModelError:
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        text = self._scrub(_api_error_text(body) or response.reason_phrase or "no details")
+        return error_for_status(
+            f"anthropic: HTTP {response.status_code}: {text}",
+            response.status_code,
+            response.headers,
+            body=body,
         )
 
     def _scrub(self, text: str) -> str:
@@ -235,22 +267,37 @@ def _collapse(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 
 
 def parse_message(message: Any) -> LLMResponse:
-    """An SDK `Message` → the normalized response."""
+    """A Messages API `message` object (decoded JSON) → the normalized response;
+    ValueError / TypeError when it is not one."""
+    if not isinstance(message, dict):
+        raise ValueError(f"a JSON {type(message).__name__}, not a message object")
+    blocks = message.get("content") or []
+    if not isinstance(blocks, list):
+        raise ValueError(f"`content` is a JSON {type(blocks).__name__}, not a list of blocks")
     texts: list[str] = []
     tool_calls: list[ToolCall] = []
-    for block in message.content or []:
-        kind = getattr(block, "type", None)
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            texts.append(block.text or "")
+            text = block.get("text") or ""
+            if not isinstance(text, str):
+                raise ValueError(f"a text block's `text` is a JSON {type(text).__name__}")
+            texts.append(text)
         elif kind == "tool_use":
             tool_calls.append(
-                ToolCall(id=block.id, name=block.name, arguments=_tool_arguments(block.input))
+                ToolCall(
+                    id=block.get("id"),
+                    name=block.get("name"),
+                    arguments=_tool_arguments(block.get("input")),
+                )
             )
     content = "".join(texts) if texts else None
+    stop_reason = message.get("stop_reason")
+    finish = _FINISH_REASONS.get(stop_reason, "other") if isinstance(stop_reason, str) else None
     return LLMResponse(
         message=Message(role="assistant", content=content, tool_calls=tool_calls),
-        finish_reason=_FINISH_REASONS.get(message.stop_reason or "", "other"),
-        usage=_parse_usage(message.usage),
+        finish_reason=finish or "other",
+        usage=_parse_usage(message.get("usage")),
     )
 
 
@@ -265,25 +312,34 @@ def _tool_arguments(value: Any) -> dict[str, Any]:
 
 
 def _parse_usage(usage: Any) -> Usage:
-    if usage is None:
+    if not isinstance(usage, dict):
         return Usage(model_calls=1)
-    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
-    cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
+    cache_read = _tokens(usage, "cache_read_input_tokens")
+    cache_write = _tokens(usage, "cache_creation_input_tokens")
     return Usage(
-        input_tokens=(usage.input_tokens or 0) + cache_read + cache_write,
-        output_tokens=usage.output_tokens or 0,
+        input_tokens=_tokens(usage, "input_tokens") + cache_read + cache_write,
+        output_tokens=_tokens(usage, "output_tokens"),
         cached_tokens=cache_read,
         cost_usd=0.0,
         model_calls=1,
     )
 
 
+def _tokens(usage: dict[str, Any], name: str) -> int:
+    value = usage.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"usage.{name} is {value!r}, not a whole number")
+    return value
+
+
 # --- error details
 
 
-def _api_error_text(error: Any) -> str:
-    """The API's own message and error type from `{"type": "error", "error": {...}}`."""
-    body = error.body
+def _api_error_text(body: Any) -> str:
+    """The API's own message and error type from `{"type": "error", "error": {...}}`, else
+    the body's text (a proxy's HTML page); "" when there is nothing to show."""
     if isinstance(body, dict):
         detail = body.get("error")
         if isinstance(detail, dict):
@@ -291,6 +347,7 @@ def _api_error_text(error: Any) -> str:
             kind = detail.get("type")
             if isinstance(message, str) and message:
                 return f"{message} ({kind})" if isinstance(kind, str) and kind else message
-    if isinstance(body, str) and body.strip():
+        return json.dumps(body, ensure_ascii=False)[:500]
+    if isinstance(body, str):
         return body.strip()
-    return str(getattr(error, "message", "") or type(error).__name__)
+    return json.dumps(body, ensure_ascii=False)[:500]

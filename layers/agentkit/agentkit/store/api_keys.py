@@ -14,9 +14,9 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from agentkit import aws
 from agentkit.models.domain import utc_now
 from agentkit.store.codec import from_item, is_condition_failure, to_item
 from agentkit.store.tasks import META
@@ -57,7 +57,7 @@ class ApiKeyStore:
 
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self.table_name = table_name
-        self.client: DynamoDBClient = client or boto3.client("dynamodb")
+        self.client: DynamoDBClient = client or aws.client("dynamodb")
 
     def create(self, tenant_id: str, *, description: str | None = None) -> CreatedApiKey:
         check_tenant_id(tenant_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-import boto3
+from agentkit import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -37,5 +37,5 @@ class ClaimChecks:
     @property
     def client(self) -> S3Client:
         if self._client is None:
-            self._client = boto3.client("s3")
+            self._client = aws.client("s3")
         return self._client

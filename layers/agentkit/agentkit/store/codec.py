@@ -2,15 +2,21 @@
 
 Every repository in this package writes and reads items through these functions, so a float
 is always a Decimal on the way in and a number never comes back as a Decimal.
+
+The conversion to and from DynamoDB's attribute values is written here (the rules of
+boto3's `TypeSerializer` / `TypeDeserializer`: numbers checked against DynamoDB's 38-digit
+context, sets by element type) rather than imported: `boto3.dynamodb.types` imports the
+whole `boto3` package (s3transfer and its thread pools included), which no function needs
+otherwise; it is a tenth of a cold start. One difference: binary comes back as `bytes`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import Any, cast
+from collections.abc import Set as AbstractSet
+from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Underflow
+from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 #: An item (or key) in DynamoDB's wire shape: attribute name → {"S": ...} / {"N": ...} / ...
@@ -27,12 +33,15 @@ ITEM_LIMIT_BYTES = 400 * 1024
 #: written; and the conversation, which every turn reads again, stays cheap to read.
 INLINE_ITEM_BYTES = ITEM_LIMIT_BYTES // 2
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+#: DynamoDB's numbers: 38 significant digits, exponents -128..126; anything that would be
+#: rounded or clamped is refused rather than stored altered.
+_NUMBERS = Context(
+    Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow]
+)
 
 
 def to_attr(value: Any) -> dict[str, Any]:
-    return cast(dict[str, Any], _serializer.serialize(_decimalize(value)))
+    return _serialize(_decimalize(value))
 
 
 def to_item(values: Mapping[str, Any]) -> Item:
@@ -41,7 +50,72 @@ def to_item(values: Mapping[str, Any]) -> Item:
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+    return {key: _plain(_deserialize(value)) for key, value in item.items()}
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, float):  # _decimalize turns floats into Decimals first
+        raise TypeError("Float types are not supported. Use Decimal types instead.")
+    return isinstance(value, int | Decimal)  # a lone bool is BOOL: checked before this
+
+
+def _number(value: int | Decimal) -> str:
+    text = str(_NUMBERS.create_decimal(value))
+    if text in {"Infinity", "-Infinity", "NaN", "sNaN"}:
+        raise TypeError("Infinity and NaN not supported")
+    return text
+
+
+def _serialize(value: Any) -> dict[str, Any]:
+    """A Python value → a DynamoDB attribute value (boto3's TypeSerializer rules)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if _is_number(value):
+        return {"N": _number(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bytes | bytearray):
+        return {"B": value}
+    if isinstance(value, AbstractSet):
+        if all(_is_number(v) for v in value):
+            return {"NS": [_number(v) for v in value]}
+        if all(isinstance(v, str) for v in value):
+            return {"SS": list(value)}
+        if all(isinstance(v, bytes | bytearray) for v in value):
+            return {"BS": list(value)}
+    if isinstance(value, Mapping):
+        return {"M": {key: _serialize(item) for key, item in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [_serialize(item) for item in value]}
+    raise TypeError(f'Unsupported type "{type(value)}" for value "{value}"')
+
+
+def _deserialize(value: Mapping[str, Any]) -> Any:
+    """A DynamoDB attribute value → a Python value (numbers as Decimal, sets as sets)."""
+    if not value:
+        raise TypeError("Value must be a nonempty dictionary whose key is a valid dynamodb type.")
+    [(kind, inner)] = value.items()
+    if kind == "NULL":
+        return None
+    if kind in {"S", "BOOL"}:
+        return inner
+    if kind == "N":
+        return _NUMBERS.create_decimal(inner)
+    if kind == "B":
+        return bytes(inner)
+    if kind == "SS":
+        return set(inner)
+    if kind == "NS":
+        return {_NUMBERS.create_decimal(v) for v in inner}
+    if kind == "BS":
+        return {bytes(v) for v in inner}
+    if kind == "L":
+        return [_deserialize(item) for item in inner]
+    if kind == "M":
+        return {key: _deserialize(item) for key, item in inner.items()}
+    raise TypeError(f"Dynamodb type {kind} is not supported")
 
 
 def _decimalize(value: Any) -> Any:

@@ -31,9 +31,9 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from agentkit import aws
 from agentkit.models.domain import (
     ACTIVE_STATUSES,
     Message,
@@ -116,7 +116,7 @@ class TaskStore:
     ) -> None:
         self.table_name = table_name
         # Region/endpoint come from the environment (AWS_ENDPOINT_URL offline).
-        self.client: DynamoDBClient = client or boto3.client("dynamodb")
+        self.client: DynamoDBClient = client or aws.client("dynamodb")
         # `artifacts_bucket`: the function's ARTIFACTS_BUCKET (agentkit.config.StoreSettings).
         self.claim_checks = ClaimChecks(artifacts_bucket or None, s3_client)
 

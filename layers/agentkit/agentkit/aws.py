@@ -1,0 +1,39 @@
+"""AWS clients for the functions: one botocore session per process, shared by every client.
+
+botocore directly, not boto3: `import boto3` adds s3transfer (thread pools,
+multiprocessing) and a session of its own to every cold start, and nothing here uses
+more of boto3 than its `client()`. One session means the service models and endpoint
+data are read once however many clients a function builds. Region, credentials and
+endpoint come from the environment as boto3's would (AWS_REGION, AWS_ENDPOINT_URL...).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+if TYPE_CHECKING:
+    from botocore.session import Session
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+_session: Session | None = None
+
+
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["s3"]) -> S3Client: ...
+@overload
+def client(service: Literal["stepfunctions"]) -> SFNClient: ...
+@overload
+def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
+def client(service: str) -> Any:
+    """A new client for `service` from the process's botocore session."""
+    global _session
+    if _session is None:
+        from botocore.session import get_session
+
+        _session = get_session()
+    return _session.create_client(service)
