@@ -3,8 +3,6 @@ as their own items, requests within the window, usage and timeline."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from agentkit.api.tasks import get_task_view
