@@ -236,3 +236,33 @@ def test_the_summarys_usage_counts_even_after_a_cancel(store: TaskStore) -> None
     assert store.require_task(task_id).usage.model_calls == 2
 
 
+
+
+@pytest.fixture
+def big_store(store: TaskStore) -> TaskStore:
+    """A store whose claim-check bucket exists (outputs past 200 KiB go to S3)."""
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket="opspawn-test-context")
+    return TaskStore(store.table_name, artifacts_bucket="opspawn-test-context")
+
+
+def test_claim_checked_outputs_count_with_what_is_sent_of_them(
+    big_store: TaskStore, registry: ToolRegistry
+) -> None:
+    # 1 MB outputs: each sent as its first 100,000 characters (~33k tokens); in a 128k
+    # window three of them fit beside the opening, the fourth makes the first fold.
+    task_id, client = _task(big_store, registry, turns=6)
+    _drive(big_store, task_id, client, size=1_000_000, windows={"scripted": 128_000})
+    [tool] = [m for m in big_store.list_messages(task_id, 1) if m.role == "tool"]
+    assert tool.content_ref and tool.content_bytes == 1_000_000
+    summaries = load_summaries(big_store, task_id)
+    assert summaries and summaries[0].for_turn == 5 and summaries[0].through_turn >= 1
+    tools = big_store.get_tool_specs(task_id) or []
+    for request in client.requests:
+        reserve = request.max_tokens or 4096
+        sent_tools = tools if request.purpose == "turn" else []
+        assert estimate_request_tokens(request.messages, sent_tools) + reserve <= 128_000
+    # the model saw the output from S3 (capped), never the inline preview
+    fourth = [r for r in client.requests if r.purpose == "turn"][3]
+    assert all(len(m.content or "") > 99_000 for m in fourth.messages if m.role == "tool")

@@ -65,6 +65,8 @@ def test_a_claim_checked_output_counts_with_its_real_size() -> None:
     # beyond what is ever sent (100,000 characters), it is capped
     huge = preview.model_copy(update={"content_bytes": 50_000_000})
     assert estimate_message_tokens(huge) <= 400_200 // 3 + MESSAGE_OVERHEAD_TOKENS + 1
+    # up to 100,000 bytes it is sent whole: counted exactly
+    assert estimate_message_tokens(preview) == MESSAGE_OVERHEAD_TOKENS + 20_000
 
 
 def test_tool_calls_count() -> None:

@@ -103,11 +103,15 @@ def estimate_text_tokens(text: str) -> int:
 
 
 def _content_bytes_sent(message: Message) -> int:
-    """The UTF-8 size of the content the model is sent: a claim-checked output not loaded
-    yet (`content_bytes` set) counts with its real size, at most what
-    MAX_MODEL_CONTENT_CHARS characters can take (4 bytes each) plus the note."""
+    """The UTF-8 size of the content the model is sent. A claim-checked output not loaded
+    yet (`content_bytes` set) counts with its real size: sent whole when it is at most
+    MAX_MODEL_CONTENT_CHARS bytes (so at most that many characters); a larger one is
+    bounded by what that many characters can take (4 bytes each; `fit_context` loads
+    those to count them)."""
     if message.content_ref and message.content_bytes is not None:
-        return min(message.content_bytes, 4 * MAX_MODEL_CONTENT_CHARS) + 200
+        if message.content_bytes <= MAX_MODEL_CONTENT_CHARS:
+            return message.content_bytes
+        return 4 * MAX_MODEL_CONTENT_CHARS + 200
     return len((message.content or "").encode("utf-8"))
 
 
@@ -486,7 +490,11 @@ def fit_context(
     folds older turns into new stored summaries when needed (calling `summarise`)."""
     reserve = min(reserve or DEFAULT_REPLY_RESERVE, window // 4)
     budget = window - reserve
-    turns = split_turns(store.list_messages(task.task_id))
+    # Outputs past what is ever sent are loaded to count what is sent of them.
+    turns = split_turns([
+        _for_model(store, m) if (m.content_bytes or 0) > MAX_MODEL_CONTENT_CHARS else m
+        for m in store.list_messages(task.task_id)
+    ])
     summaries = load_summaries(store, task.task_id)
     current = summaries[-1] if summaries else None
     tools_tokens = estimate_tools_tokens(tools)
@@ -595,8 +603,8 @@ def _fit_summary(text: str, through: int, summary_max: int) -> str:
 
 def _for_model(store: TaskStore, message: Message) -> Message:
     """The message as the model is sent it: a claim-checked content loaded from S3, cut at
-    MAX_MODEL_CONTENT_CHARS characters."""
-    if not message.content_ref:
+    MAX_MODEL_CONTENT_CHARS characters (once: a loaded message has no `content_bytes`)."""
+    if not message.content_ref or message.content_bytes is None:
         return message
     full = store.load_content(message)
     if len(full) > MAX_MODEL_CONTENT_CHARS:
