@@ -23,6 +23,7 @@ from agentkit.models import (
     Task,
     TaskRef,
     TaskStatus,
+    ToolSpec,
     TurnRef,
     Usage,
 )
@@ -47,7 +48,9 @@ class Recording(BaseLLMClient):
 
     def __init__(self, turns: list[ScriptedTurn]) -> None:
         self.inner = ScriptedClient(turns)
+        self.turns = turns
         self.requests: list[LLMRequest] = []
+        self.tools: list[ToolSpec] = []
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         self.requests.append(request)
@@ -266,3 +269,35 @@ def test_claim_checked_outputs_count_with_what_is_sent_of_them(
     # the model saw the output from S3 (capped), never the inline preview
     fourth = [r for r in client.requests if r.purpose == "turn"][3]
     assert all(len(m.content or "") > 99_000 for m in fourth.messages if m.role == "tool")
+
+
+class HeavyTokenizer(Recording):
+    """A provider whose tokenizer counts 1.6 times the estimate (dense data)."""
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        response = super().complete(request)
+        tools = self.tools if request.purpose == "turn" else []
+        heavy = int(estimate_request_tokens(request.messages, tools) * 1.6)
+        return response.model_copy(update={"usage": Usage(input_tokens=heavy, output_tokens=10,
+                                                          model_calls=1)})
+
+
+def test_the_providers_counts_fold_earlier_when_it_counts_more(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
+    plain_id, plain = _task(store, registry, turns=6, task_id="tsk_plain")
+    _drive(store, plain_id, plain, size=6_000)
+    heavy_id, recording = _task(store, registry, turns=6, task_id="tsk_heavy")
+    heavy = HeavyTokenizer(recording.turns)
+    heavy.tools = store.get_tool_specs(heavy_id) or []
+    _drive(store, heavy_id, heavy, size=6_000)
+
+    def first_fold(task_id: str) -> int:
+        return min((s.for_turn for s in load_summaries(store, task_id)), default=99)
+
+    assert first_fold("tsk_heavy") < first_fold("tsk_plain")
+    # ...and each request it was sent, by the provider's own count of the turns it had seen
+    # already, left the reply its room.
+    calls = [e for e in store.list_events(heavy_id) if e.kind == "model_call"]
+    for event in calls:
+        assert event.detail["context"]["tokens"] <= WINDOW - RESERVE
