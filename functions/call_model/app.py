@@ -62,6 +62,7 @@ def lambda_handler(event: TurnRef, context: LambdaContext) -> dict[str, Any]:
             router=_router,
             security=_security,
             approvals=_approvals,
+            context_windows=_config.context_windows,
             time_budget_s=max(context.get_remaining_time_in_millis() / 1000 - _MARGIN_S, 1.0),
         )
     except ModelError as error:
