@@ -56,12 +56,15 @@ def call_model(
     security: SecurityManager | None = None,
     approvals: ApprovalStore | None = None,
     context_windows: Mapping[str, int] | None = None,
+    reply_reserve: int | None = None,
 ) -> ModelStepOutput:
     """Perform turn `ref.turn + 1`. `time_budget_s` bounds in-Lambda retries and backoff.
     `security` (default: the empty policy; the handler passes the deployment's) decides
     the reply's tool calls. The conversation is fitted to the smallest context window of
     the task's models first (agentkit.memory.context; `context_windows` overrides entries
-    of llm/context_windows.json), folding older turns into a summary when needed."""
+    of llm/context_windows.json), folding older turns into a summary when needed, leaving
+    `reply_reserve` tokens for the reply (default: DEFAULT_REPLY_RESERVE; the handler
+    passes the larger output limit a provider client applies by itself)."""
     task = store.require_task(ref.task_id)
 
     def output(turn: int, reply: Message, *, retried: bool) -> ModelStepOutput:
@@ -106,7 +109,7 @@ def call_model(
 
     try:
         fitted = fit_context(
-            task, tools, store=store, turn=turn, summarise=route,
+            task, tools, store=store, turn=turn, summarise=route, reserve=reply_reserve,
             window=min(context_window(model, context_windows) for model in models),
         )
         if fitted.compaction is not None:
