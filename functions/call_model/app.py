@@ -14,6 +14,7 @@ from agentkit.event_parser import event_parser
 from agentkit.llm import BaseLLMClient, ModelError, get_client, parse_model
 from agentkit.llm.router import ModelRouter
 from agentkit.loop.call_model import call_model
+from agentkit.memory.context import DEFAULT_REPLY_RESERVE
 from agentkit.models.domain import Task
 from agentkit.models.payloads import TurnRef
 from agentkit.models.scripted import ScriptedTurn
@@ -39,6 +40,9 @@ _router = ModelRouter(
     limits=_config.provider_limits,
     tenant_weight=_config.weight_for,
 )
+# The reply's room in the context window: Anthropic's client asks for up to
+# ANTHROPIC_MAX_TOKENS when a request sets no max_tokens, and its API counts that room.
+_reply_reserve = max(DEFAULT_REPLY_RESERVE, _config.providers.anthropic.max_tokens)
 # Seconds kept back from the Lambda timeout for storing the reply after retries.
 _MARGIN_S = 10.0
 
@@ -73,6 +77,8 @@ def lambda_handler(event: TurnRef, context: LambdaContext) -> dict[str, Any]:
             router=_router,
             security=_security,
             approvals=_approvals,
+            context_windows=_config.context_windows,
+            reply_reserve=_reply_reserve,
             time_budget_s=max(context.get_remaining_time_in_millis() / 1000 - _MARGIN_S, 1.0),
         )
     except ModelError as error:

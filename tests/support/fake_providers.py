@@ -32,6 +32,9 @@ It is strict and can play every fault a provider has:
   `above_limit=True`, and consumes no scripted reply.
 * **Outages**: `outage(provider, seconds=5, status=503)` answers every request with that
   status until the time is up (no scripted reply consumed); `end_outage` ends it early.
+* **Responders**: `respond(provider, fn)` answers with `fn(body)` whenever no scripted
+  reply is queued, for conversations whose shape the test cannot foresee (a compaction's
+  summary calls come when the conversation outgrows its window).
 * **Request validation**: each body is checked against the SDKs' own request types
   (openai `CompletionCreateParamsNonStreaming`, anthropic `MessageCreateParamsNonStreaming`,
   google `Content` / `GenerationConfig` / `Tool` / `ToolConfig`), unknown fields refused;
@@ -595,6 +598,7 @@ class FakeProviders:
         self._limits: dict[str, Limit] = {}
         self._admitted: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
         self._outages: dict[str, tuple[float, int, float | None]] = {}
+        self._responders: dict[str, Callable[[dict[str, Any]], Reply]] = {}
         self.received: list[Received] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         # A short poll: `stop()` waits for the serve loop to notice at most this long.
@@ -627,6 +631,16 @@ class FakeProviders:
     def script(self, provider: str, *replies: Reply) -> None:
         with self._lock:
             self._replies[provider].extend(replies)
+
+    def respond(self, provider: str, responder: Callable[[dict[str, Any]], Reply] | None
+                ) -> None:
+        """Answer `provider`'s requests with `responder(body)` when no scripted reply is
+        queued (called under the fake's lock, one request at a time); None: no more."""
+        with self._lock:
+            if responder is None:
+                self._responders.pop(provider, None)
+            else:
+                self._responders[provider] = responder
 
     def pending(self, provider: str) -> int:
         """Scripted replies not played yet."""
@@ -661,6 +675,7 @@ class FakeProviders:
             self._limits.clear()
             self._admitted.clear()
             self._outages.clear()
+            self._responders.clear()
             self.received.clear()
 
     def requests_for(self, provider: str) -> list[Received]:
@@ -690,10 +705,12 @@ class FakeProviders:
             invalid = validate_body(provider, received.body)
             if invalid is not None:
                 return invalid_response(provider, invalid)
-        if not self._replies[provider]:
+        responder = self._responders.get(provider)
+        if not self._replies[provider] and responder is None:
             return error_response(provider, 500, "fake provider: no reply scripted")
         turn = sum(1 for r in self.received if r.provider == provider)
-        reply = self._replies[provider].popleft()
+        reply = (self._replies[provider].popleft() if self._replies[provider]
+                 else responder(received.body) if responder is not None else Reply())
         if reply.error_status is not None:
             answer = error_response(provider, reply.error_status, reply.error_message,
                                     error_type=reply.error_type,

@@ -120,6 +120,13 @@ def test_a_function_model_is_composed_of_its_parts() -> None:
     assert bare.mcp_servers == [] and bare.default_max_tokens is None
 
 
+def test_context_windows_add_to_the_table() -> None:
+    call_model = CallModelSettings.from_env({
+        **ENV, "CONTEXT_WINDOWS": '{"scripted": 16000, "openai:ft-*": 8192}'})
+    assert call_model.context_windows == {"scripted": 16_000, "openai:ft-*": 8192}
+    assert CallModelSettings.from_env({**ENV, "CONTEXT_WINDOWS": " "}).context_windows == {}
+
+
 def test_provider_endpoints_are_explicit_settings() -> None:
     call_model = CallModelSettings.from_env({
         **ENV, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "ANTHROPIC_TIMEOUT_S": "12.5",
@@ -164,6 +171,10 @@ def test_provider_endpoints_are_explicit_settings() -> None:
          "OPENAI_TIMEOUT_S must be a positive number of seconds, got 'soon'"),
         (CallModelSettings, {"ANTHROPIC_MAX_TOKENS": "10.5"}, ConfigError,
          "ANTHROPIC_MAX_TOKENS must be a positive whole number"),
+        (CallModelSettings, {"CONTEXT_WINDOWS": "{16k}"}, ConfigError,
+         "CONTEXT_WINDOWS is not JSON"),
+        (CallModelSettings, {"CONTEXT_WINDOWS": '{"scripted": 100}'}, ConfigError,
+         "CONTEXT_WINDOWS (context_windows.scripted): Input should be greater than or equal"),
     ],
 )
 def test_a_bad_value_stops_the_cold_start_naming_the_variable(

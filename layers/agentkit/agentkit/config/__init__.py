@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -300,6 +300,28 @@ class ProviderLimitSettings(SettingsPart):
             raise ConfigError(str(error)) from None
 
 
+class ContextWindowSettings(SettingsPart):
+    """CONTEXT_WINDOWS: context windows (tokens) per `provider:model` or `prefix*`, JSON,
+    over the table of agentkit/llm/context_windows.json (models it lacks, a smaller limit
+    of ours, the scripted model's window in tests); empty: the table alone."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {"context_windows": "CONTEXT_WINDOWS"}
+
+    context_windows: dict[str, Annotated[int, Field(ge=1024, le=100_000_000)]] = Field(
+        default_factory=dict
+    )
+
+    @classmethod
+    def _read(cls, env: Environ) -> dict[str, Any]:
+        raw = _text(env, "CONTEXT_WINDOWS")
+        if raw is None:
+            return {}
+        try:
+            return {"context_windows": json.loads(raw)}
+        except ValueError as error:
+            raise ConfigError(f"CONTEXT_WINDOWS is not JSON: {error}") from None
+
+
 class SecuritySettings(SettingsPart):
     """SECURITY_POLICY (agentkit.security.policy): a policy that does not parse stops the
     function at cold start, never a silently permissive default."""
@@ -427,6 +449,7 @@ class CallModelSettings(
     TaskDefaultSettings,
     TenantLimitSettings,
     ProviderLimitSettings,
+    ContextWindowSettings,
     SecuritySettings,
     ProviderSettings,
 ):

@@ -8,6 +8,7 @@ failure path (a bad request or bad credentials never gets better by retrying).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -108,6 +109,12 @@ class LLMRequest(BaseModel):
     tools: list[ToolSpec] = Field(default_factory=list)
     temperature: float | None = None
     max_tokens: int | None = None
+    # Not sent to providers: what the call is for. "summary": the loop compacting the
+    # conversation (agentkit.memory.context); `turn`: the task's turn a "turn" call makes.
+    # The scripted client plays by them (a compacted conversation no longer shows every
+    # earlier reply).
+    purpose: Literal["turn", "summary"] = "turn"
+    turn: int | None = Field(default=None, ge=1)
 
 
 class LLMResponse(BaseModel):

@@ -1,9 +1,15 @@
 """A client that plays a given list of replies: deterministic runs for tests and the demo.
 
-Turn N of the conversation (counted by assistant messages already present) gets
-scripted reply N. Chosen only when a task's model is `scripted` explicitly. A turn's
-`error` plays a provider failure of each kind (`rate_limited` with its `retry_after_s`,
-`overloaded`, `outage`, `fatal`), raised as the provider clients raise it.
+Turn N of the conversation (the request's `turn`, else counted by the assistant messages
+present) gets scripted reply N. Chosen only when a task's model is `scripted` explicitly. A
+turn's `error` plays a provider failure of each kind (`rate_limited` with its
+`retry_after_s`, `overloaded`, `outage`, `fatal`), raised as the provider clients raise it.
+
+A summary call (the loop compacting the conversation, `purpose="summary"`) is answered
+with a summary made from the request itself, so a script never has to foresee when the
+conversation outgrows its window: the summary so far, then one line per line of the
+conversation folded in that starts with `[turn N]` (what was called, what answered),
+oldest lines dropped to stay within the call's max_tokens (3 bytes a token).
 """
 
 from __future__ import annotations
@@ -40,7 +46,10 @@ class ScriptedClient(BaseLLMClient):
         self._turns = turns
 
     def complete(self, request: LLMRequest) -> LLMResponse:
-        index = sum(1 for message in request.messages if message.role == "assistant")
+        if request.purpose == "summary":
+            return _summary(request)
+        index = (request.turn - 1 if request.turn is not None
+                 else sum(1 for message in request.messages if message.role == "assistant"))
         if index >= len(self._turns):
             raise ModelRequestError(
                 f"scripted model has {len(self._turns)} turn(s); turn {index + 1} was requested"
@@ -67,6 +76,33 @@ def scripted_error(error: ScriptedError) -> ModelError:
         return ModelRequestError(f"scripted error: {error.message}", status_code=status)
     return error_class(
         f"scripted error: {error.message}", status_code=status, retry_after_s=error.retry_after_s
+    )
+
+
+_SUMMARY_SO_FAR = "Summary so far ("
+_FOLD_IN = "Conversation to fold in ("
+_LINE_CHARS = 160
+
+
+def _summary(request: LLMRequest) -> LLMResponse:
+    """A deterministic summary of what the summary request shows (see the module doc)."""
+    prompt = request.messages[-1].content or "" if request.messages else ""
+    lines: list[str] = []
+    if _SUMMARY_SO_FAR in prompt:
+        previous = prompt.split(_SUMMARY_SO_FAR, 1)[1].split("\n", 1)[1]
+        lines += previous.split("\n\n" + _FOLD_IN, 1)[0].splitlines()
+    folded = prompt.split(_FOLD_IN, 1)[1] if _FOLD_IN in prompt else ""
+    lines += [line[:_LINE_CHARS] for line in folded.splitlines() if line.startswith("[turn ")]
+    limit = (request.max_tokens or 1024) * 3
+    while len(lines) > 1 and len("\n".join(lines).encode()) > limit:
+        lines.pop(0)
+    text = "\n".join(lines)[:limit] or "(nothing to summarise)"
+    prompt_chars = sum(len(m.content or "") for m in request.messages)
+    return LLMResponse(
+        message=Message(role="assistant", content=text),
+        finish_reason="stop",
+        usage=Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=max(1, len(text) // 4),
+                    model_calls=1),
     )
 
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from agentkit.llm.base import BaseLLMClient, LLMRequest, ModelError, ProviderWaitError
+from agentkit.llm.base import (
+    BaseLLMClient,
+    LLMRequest,
+    LLMResponse,
+    ModelError,
+    ProviderWaitError,
+)
 from agentkit.llm.router import ModelRouter
+from agentkit.llm.windows import context_window
 from agentkit.loop.gate_tools import gate_tools
+from agentkit.memory.context import MAX_MODEL_CONTENT_CHARS, FittedContext, fit_context
 from agentkit.models.domain import (
     Message,
     Task,
@@ -28,9 +36,7 @@ from agentkit.store.approvals import ApprovalStore
 # (task, "provider:model") → client (the scripted client's replies are read by task id).
 ClientFactory = Callable[[Task, str], BaseLLMClient]
 
-# A claim-checked tool output is sent to the model up to this size (context windows are
-# finite); the full output stays in S3 behind the pointer the model is shown.
-MAX_MODEL_CONTENT_CHARS = 100_000
+__all__ = ["MAX_MODEL_CONTENT_CHARS", "MISSING_RESULT", "budget_exhausted", "call_model"]
 
 class MissingToolSnapshotError(RuntimeError):
     """CallModel ran for a task whose Plan step did not store its tool surface."""
@@ -48,10 +54,16 @@ def call_model(
     time_budget_s: float = 60.0,
     security: SecurityManager | None = None,
     approvals: ApprovalStore | None = None,
+    context_windows: Mapping[str, int] | None = None,
+    reply_reserve: int | None = None,
 ) -> ModelStepOutput:
     """Perform turn `ref.turn + 1`. `time_budget_s` bounds in-Lambda retries and backoff.
     `security` (default: the empty policy; the handler passes the deployment's) decides
-    the reply's tool calls."""
+    the reply's tool calls. The conversation is fitted to the smallest context window of
+    the task's models first (agentkit.memory.context; `context_windows` overrides entries
+    of llm/context_windows.json), folding older turns into a summary when needed, leaving
+    `reply_reserve` tokens for the reply (default: DEFAULT_REPLY_RESERVE; the handler
+    passes the larger output limit a provider client applies by itself)."""
     task = store.require_task(ref.task_id)
 
     def output(turn: int, reply: Message, *, retried: bool) -> ModelStepOutput:
@@ -70,15 +82,7 @@ def call_model(
 
     _fill_missing_tool_results(store, task.task_id, ref.turn)
 
-    exhausted = budget_exhausted(task, turn)
-    if exhausted:
-        if store.finish_task(task.task_id, TaskStatus.BUDGET_EXCEEDED, error=exhausted):
-            store.add_event(
-                task.task_id,
-                TaskEvent(
-                    kind="status", turn=turn, name=TaskStatus.BUDGET_EXCEEDED.value, error=exhausted
-                ),
-            )
+    if _stopped_for_budget(store, task, turn):
         return stop
 
     # The tool surface Plan fixed (it lists the MCP servers; this function does not carry
@@ -88,18 +92,38 @@ def call_model(
         raise MissingToolSnapshotError(
             f"task {task.task_id} has no tool snapshot: its Plan step did not complete"
         )
-    request = LLMRequest(
-        model=task.model,
-        messages=[_for_model(store, message) for message in store.list_messages(task.task_id)],
-        tools=tools,
-    )
+    models = [task.model, *task.fallback_models]
+    model_router = router or ModelRouter()
     started = time.monotonic()
-    try:
-        routed = (router or ModelRouter()).complete(
-            [task.model, *task.fallback_models],
+
+    def route(request: LLMRequest) -> tuple[LLMResponse, str]:
+        routed = model_router.complete(
+            models,
             request,
             client_for=lambda model: client_for(task, model),
-            time_budget_s=time_budget_s,
+            time_budget_s=max(time_budget_s - (time.monotonic() - started), 1.0),
+            tenant=task.tenant_id,
+        )
+        return routed.response, routed.model
+
+    try:
+        fitted = fit_context(
+            task, tools, store=store, turn=turn, summarise=route, reserve=reply_reserve,
+            window=min(context_window(model, context_windows) for model in models),
+        )
+        if fitted.compaction is not None:
+            _record_compaction(store, task.task_id, turn, fitted, _ms_since(started))
+            # The summary's usage is now the task's: re-read it, and its budgets again.
+            task = store.require_task(task.task_id)
+            if task.status != TaskStatus.RUNNING or _stopped_for_budget(store, task, turn):
+                return stop
+        request = LLMRequest(model=task.model, messages=fitted.messages, tools=tools, turn=turn)
+        call_started = time.monotonic()
+        routed = model_router.complete(
+            models,
+            request,
+            client_for=lambda model: client_for(task, model),
+            time_budget_s=max(time_budget_s - (call_started - started), 1.0),
             tenant=task.tenant_id,
         )
     except ProviderWaitError as wait:
@@ -117,19 +141,21 @@ def call_model(
             ),
         )
         raise
+    # The reply keeps its call's usage: the next fitting measures the turns from it.
     reply = _unique_call_ids(routed.response.message, turn).model_copy(
-        update={"model": routed.model}
+        update={"model": routed.model, "usage": routed.response.usage}
     )
     event = TaskEvent(
         kind="model_call",
         turn=turn,
         name=routed.model,
-        duration_ms=_ms_since(started),
+        duration_ms=_ms_since(call_started),
         usage=routed.response.usage,
         detail={
             "finish_reason": routed.response.finish_reason,
             "tool_calls": len(reply.tool_calls),
             "failed_attempts": [f"{a.model}: {a.error}" for a in routed.attempts],
+            "context": fitted.detail(),
         },
     )
     try:
@@ -211,14 +237,47 @@ def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _for_model(store: TaskStore, message: Message) -> Message:
-    if not message.content_ref:
-        return message
-    full = store.load_content(message)
-    if len(full) > MAX_MODEL_CONTENT_CHARS:
-        full = (f"{full[:MAX_MODEL_CONTENT_CHARS]}\n[truncated for the model: {len(full)} "
-                f"characters in all; the full output is stored at {message.content_ref}]")
-    return message.model_copy(update={"content": full})
+def _record_compaction(
+    store: TaskStore, task_id: str, turn: int, fitted: FittedContext, duration_ms: int
+) -> None:
+    """The timeline's entry for a compaction: which turns were folded, what it cost."""
+    compaction = fitted.compaction
+    assert compaction is not None and fitted.summary is not None
+    store.add_event(
+        task_id,
+        TaskEvent(
+            kind="compaction",
+            turn=turn,
+            name=fitted.summary.model,
+            duration_ms=duration_ms,
+            usage=compaction.usage,
+            detail={
+                "folded_turns": [compaction.folded[0], compaction.folded[-1]],
+                "summary_through_turn": fitted.summary.through_turn,
+                "summary_calls": len(compaction.summaries),
+                "summary_chars": len(fitted.summary.text),
+                "tokens_before": compaction.tokens_before,
+                "tokens_after": fitted.tokens,
+                "window": fitted.window,
+                "reserve": fitted.reserve,
+            },
+        ),
+    )
+
+
+def _stopped_for_budget(store: TaskStore, task: Task, turn: int) -> bool:
+    """Stop the task (BUDGET_EXCEEDED) when a budget forbids model call `turn`."""
+    exhausted = budget_exhausted(task, turn)
+    if not exhausted:
+        return False
+    if store.finish_task(task.task_id, TaskStatus.BUDGET_EXCEEDED, error=exhausted):
+        store.add_event(
+            task.task_id,
+            TaskEvent(
+                kind="status", turn=turn, name=TaskStatus.BUDGET_EXCEEDED.value, error=exhausted
+            ),
+        )
+    return True
 
 
 def budget_exhausted(task: Task, next_turn: int) -> str | None:

@@ -116,6 +116,10 @@ class Message(BaseModel):
     # preview, `content_ref` the object (s3://bucket/key) and `content_bytes` its size.
     content_ref: str | None = None
     content_bytes: int | None = None
+    # Set on role="assistant" by the loop: the usage of the call that wrote it (its
+    # input_tokens: the whole request as the provider counted it); agentkit.memory.context
+    # measures each message's tokens from it.
+    usage: Usage | None = None
 
     @model_validator(mode="after")
     def _check_shape(self) -> Message:
@@ -225,12 +229,13 @@ class ApprovalView(BaseModel):
     decided_at: str | None = None
 
 
-EventKind = Literal["model_call", "tool_call", "approval", "status", "wait"]
+EventKind = Literal["model_call", "tool_call", "approval", "status", "wait", "compaction"]
 
 
 class TaskEvent(BaseModel):
     """One entry of a task's timeline (GET /tasks/{id}/events): a model call, a tool call,
-    an approval decision, a status change or a wait for a provider, with timing, tokens,
+    an approval decision, a status change, a wait for a provider or a compaction of the
+    conversation (older turns summarised to fit the model's window), with timing, tokens,
     cost and error."""
 
     kind: EventKind

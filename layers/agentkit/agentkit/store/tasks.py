@@ -10,6 +10,10 @@ Item layout (pk / sk):
   TASK#<id> / MSG#<turn>#<seq>     one conversation message, JSON in `body`
                                    turn 0: system + user; turn N: the assistant message
                                    at seq 0, then its tool results at seq 1..n
+  TASK#<id> / SUM#<turn>           a summary of the conversation's turns 1..<turn>, made
+                                   when the conversation outgrew its model's window
+                                   (agentkit.memory.context; JSON in `body`); the
+                                   messages it summarises stay as they are
 The META item also carries gsi1pk/gsi1sk (tenant, created time) for listing.
 
 Every write that can race is conditional: a message is written once
@@ -78,6 +82,10 @@ def task_pk(task_id: str) -> str:
 
 def message_sk(turn: int, seq: int) -> str:
     return f"MSG#{turn:04d}#{seq:03d}"
+
+
+def summary_sk(through_turn: int) -> str:
+    return f"SUM#{through_turn:04d}"
 
 
 def blob_stem(task_id: str, sk: str) -> str:
@@ -385,6 +393,57 @@ class TaskStore:
             if not last_key:
                 return found
             kwargs["ExclusiveStartKey"] = last_key
+
+    # --- summaries of the conversation (context compaction)
+
+    def put_summary(
+        self, task_id: str, through_turn: int, body: str, usage: Usage, attempts: int = 5
+    ) -> bool:
+        """Store the summary of turns 1..`through_turn` (JSON `body`) once, and add the
+        usage of the calls that made it to the task in the same transaction (whatever the
+        task's status: the calls were paid for). False when that summary exists already
+        (a twin step stored it first, with its own usage): this one is dropped."""
+        item = self._body_item(task_id, summary_sk(through_turn), body,
+                               what=f"the summary through turn {through_turn}")
+        for _ in range(attempts):
+            task = self.require_task(task_id)
+            try:
+                self.client.transact_write_items(
+                    TransactItems=[
+                        {"Put": {"TableName": self.table_name, "Item": item,
+                                 "ConditionExpression": "attribute_not_exists(sk)"}},
+                        {"Update": {
+                            "TableName": self.table_name,
+                            "Key": to_item({"pk": task_pk(task_id), "sk": META}),
+                            "UpdateExpression": "SET #usage = :new",
+                            "ConditionExpression": "#usage = :old",
+                            "ExpressionAttributeNames": {"#usage": "usage"},
+                            "ExpressionAttributeValues": {
+                                ":new": to_attr((task.usage + usage).model_dump(mode="json")),
+                                ":old": to_attr(task.usage.model_dump(mode="json")),
+                            },
+                        }},
+                    ]
+                )
+                return True
+            except ClientError as error:
+                if not is_condition_failure(error):
+                    raise
+            if self.get_summary(task_id, through_turn) is not None:
+                return False
+        raise ConflictError(f"task '{task_id}': usage kept changing; could not store a summary")
+
+    def get_summary(self, task_id: str, through_turn: int) -> str | None:
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({"pk": task_pk(task_id), "sk": summary_sk(through_turn)}),
+            ConsistentRead=True,
+        ).get("Item")
+        return None if item is None else self._body(from_item(item))
+
+    def list_summaries(self, task_id: str) -> list[str]:
+        """The task's summaries (JSON bodies), oldest (fewest turns) first."""
+        return [self._body(values) for values in self._query(task_id, "SUM#", "body, body_ref")]
 
     def commit_model_turn(self, task_id: str, turn: int, message: Message, usage: Usage) -> None:
         """Store the assistant message of `turn` and advance the task to it, atomically.

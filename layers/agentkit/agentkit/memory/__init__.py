@@ -1,0 +1,1 @@
+"""Memory: the context that fits the model's window (`context`)."""
