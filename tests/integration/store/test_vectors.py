@@ -138,7 +138,7 @@ def test_a_namespace_larger_than_a_page_is_read_whole(aws: None) -> None:
         pages.append(len(response["Items"]))
         return response
 
-    index.client.query = counting  # type: ignore[method-assign]
+    index.client.query = counting  # type: ignore[method-assign,assignment]
     [best] = index.query("big", target, k=1)
     assert best.key == "k0997"
     assert len(pages) >= 2 and sum(pages) == 1000
