@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import boto3
 import pytest
@@ -122,7 +123,9 @@ def test_vectors_are_stored_as_float32_bytes(index: DynamoVectorIndex) -> None:
     assert len(item["vec"]["B"]) == 4 * DIMS
 
 
-def test_a_namespace_larger_than_a_page_is_read_whole(aws: None) -> None:
+def test_a_namespace_larger_than_a_page_is_read_whole(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dims = 384  # 1.5 KB a vector: 1,000 of them pass DynamoDB's 1 MB page
     index = DynamoVectorIndex(TABLE, dims)
     rng = random.Random(7)
@@ -133,12 +136,12 @@ def test_a_namespace_larger_than_a_page_is_read_whole(aws: None) -> None:
     pages: list[int] = []
     real_query = index.client.query
 
-    def counting(**kwargs: object) -> object:
-        response = real_query(**kwargs)  # type: ignore[arg-type]
+    def counting(**kwargs: Any) -> Any:
+        response = real_query(**kwargs)
         pages.append(len(response["Items"]))
         return response
 
-    index.client.query = counting  # type: ignore[method-assign,assignment]
+    monkeypatch.setattr(index.client, "query", counting)
     [best] = index.query("big", target, k=1)
     assert best.key == "k0997"
     assert len(pages) >= 2 and sum(pages) == 1000
