@@ -1,0 +1,2 @@
+"""Memory: the conversation fitted to the model's window (short-term) and long-term
+memories per tenant and scope, embedded and searched (`long_term`)."""
