@@ -11,6 +11,12 @@ is written first and the vector second (a vector that failed to store takes its 
 back out); a forget deletes the record first, so a vector left behind by a failed index
 delete has no record and is never returned (recall keeps only matches whose record is
 read back).
+
+Memories are embedded as queries, not passages (`memory_kind`): a memory is a short
+statement and what recalls it a short question, a symmetric match, for which e5's authors
+advise the `query: ` prefix on both sides. On bench/memory.py's 111 paraphrased pairs with
+multilingual-e5-small this took recall@5 from 0.87 (passage) to 0.92 and recall@1 from 0.62
+to 0.68. (OpenAI's models take no kind; Gemini then gets RETRIEVAL_QUERY on both sides.)
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from agentkit.llm.embeddings import EmbeddingModel, EmbeddingUsage
+from agentkit.llm.embeddings import EmbeddingKind, EmbeddingModel, EmbeddingUsage
 from agentkit.memory.models import (
     MAX_MEMORY_CHARS,
     MAX_RECALL,
@@ -74,8 +80,10 @@ class LongTermMemory:
         embedder: EmbeddingModel,
         *,
         dedup_min_score: float = 0.95,
+        memory_kind: EmbeddingKind = "query",
     ) -> None:
         self.store = store
+        self.memory_kind: EmbeddingKind = memory_kind
         self.index = index
         self.embedder = embedder
         self.dedup_min_score = dedup_min_score
@@ -94,7 +102,7 @@ class LongTermMemory:
         text = check_text(text)
         scope = check_scope(scope)
         tag_list = list(check_tags(tags))
-        embedded = self.embedder.embed([text], "passage")
+        embedded = self.embedder.embed([text], self.memory_kind)
         vector = embedded.vectors[0]
         space = namespace(tenant_id, scope)
         nearest = self.index.query(space, vector, k=DEDUP_CANDIDATES,
