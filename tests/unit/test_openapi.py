@@ -15,7 +15,7 @@ from agentkit.http.openapi import build_document, document_text, schema_of
 from opspawn.openapi import DEFAULT_PATH, main
 from tests.support.aws import load_handler, load_template
 
-API_FUNCTIONS = ["submit", "tasks", "approvals", "schedules"]
+API_FUNCTIONS = ["submit", "tasks", "approvals", "schedules", "memories"]
 
 
 def test_docs_openapi_json_is_up_to_date() -> None:

@@ -397,7 +397,8 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     assert list((layer / "pydantic_core").glob("*cpython-312-x86_64-linux-gnu.so"))
     assert not (layer / "boto3").exists(), "boto3 comes with the Lambda runtime"
     assert (build / "template.yaml").is_file()
-    # Provider SDKs ship in their own layer, attached only to the model-calling function.
+    # Provider SDKs ship in their own layer, attached only to the functions that call models:
+    # CallModel, and Memories (embedding models).
     assert not (layer / "openai").exists(), "provider SDKs must stay out of the shared layer"
     providers = build / "ProvidersLayer" / "python"
     assert (providers / "openai").is_dir() and (providers / "anthropic").is_dir()
@@ -416,7 +417,7 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     with_providers = [
         n for n, p in functions.items() if {"Ref": "ProvidersLayer"} in p.get("Layers", [])
     ]
-    assert with_providers == ["CallModelFunction"]
+    assert sorted(with_providers) == ["CallModelFunction", "MemoriesFunction"]
     with_mcp = sorted(n for n, p in functions.items() if {"Ref": "McpLayer"} in p.get("Layers", []))
     assert with_mcp == ["PlanFunction", "RunToolsFunction"]
     mcp_layer = build / "McpLayer" / "python"

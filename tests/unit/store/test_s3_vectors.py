@@ -18,8 +18,7 @@ from agentkit.store.vectors import (
     VectorRecord,
 )
 
-BUCKET = "opspawn-memories"
-INDEX = "memories"
+INDEX_ARN = "arn:aws:s3vectors:us-east-1:123456789012:bucket/opspawn-memories/index/memories"
 
 
 @pytest.fixture
@@ -27,7 +26,7 @@ def stubbed() -> Iterator[tuple[S3VectorIndex, Stubber]]:
     client = boto3.client("s3vectors", region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     with Stubber(client) as stubber:
-        yield S3VectorIndex(BUCKET, INDEX, 3, client=client), stubber
+        yield S3VectorIndex(INDEX_ARN, 3, client=client), stubber
         stubber.assert_no_pending_responses()
 
 
@@ -36,8 +35,7 @@ def test_put_sends_a_unit_vector_under_a_namespaced_key(
 ) -> None:
     index, stubber = stubbed
     stubber.add_response("put_vectors", {}, {
-        "vectorBucketName": BUCKET,
-        "indexName": INDEX,
+        "indexArn": INDEX_ARN,
         "vectors": [{
             "key": "tenant-a/user-1|mem_1",
             "data": {"float32": [0.6, 0.0, 0.8]},
@@ -65,8 +63,7 @@ def test_query_filters_by_namespace_and_every_tag_and_scores_from_distance(
                           "created_at": "2026-11-30T00:00:01Z"}},
         ],
     }, {
-        "vectorBucketName": BUCKET,
-        "indexName": INDEX,
+        "indexArn": INDEX_ARN,
         "topK": 5,
         "queryVector": {"float32": [1.0, 0.0, 0.0]},
         "filter": {"$and": [{"namespace": {"$eq": "tenant-a"}},
@@ -88,7 +85,7 @@ def test_query_without_tags_filters_by_namespace_alone_and_caps_k(
         {"key": "tenant-a|m1", "distance": 0.5,
          "metadata": {"namespace": "tenant-a", "created_at": "x"}},
     ]}, {
-        "vectorBucketName": BUCKET, "indexName": INDEX, "topK": S3_MAX_TOP_K,
+        "indexArn": INDEX_ARN, "topK": S3_MAX_TOP_K,
         "queryVector": ANY, "filter": {"namespace": {"$eq": "tenant-a"}},
         "returnMetadata": True, "returnDistance": True,
     })
@@ -107,7 +104,7 @@ def test_a_match_of_another_namespace_never_comes_back(
         {"key": "tenant-a|m1", "distance": 0.1,
          "metadata": {"namespace": "tenant-a", "created_at": "x"}},
     ]}, {
-        "vectorBucketName": BUCKET, "indexName": INDEX, "topK": 3, "queryVector": ANY,
+        "indexArn": INDEX_ARN, "topK": 3, "queryVector": ANY,
         "filter": ANY, "returnMetadata": True, "returnDistance": True,
     })
     assert [m.key for m in index.query("tenant-a", [1.0, 0.0, 0.0], k=3)] == ["m1"]
@@ -116,7 +113,7 @@ def test_a_match_of_another_namespace_never_comes_back(
 def test_delete_names_the_namespaced_key(stubbed: tuple[S3VectorIndex, Stubber]) -> None:
     index, stubber = stubbed
     stubber.add_response("delete_vectors", {}, {
-        "vectorBucketName": BUCKET, "indexName": INDEX, "keys": ["tenant-a|mem_1"],
+        "indexArn": INDEX_ARN, "keys": ["tenant-a|mem_1"],
     })
     index.delete("tenant-a", "mem_1")
 
@@ -125,7 +122,7 @@ def test_list_newest_walks_the_pages_and_keeps_to_the_namespace(
     stubbed: tuple[S3VectorIndex, Stubber],
 ) -> None:
     index, stubber = stubbed
-    expected = {"vectorBucketName": BUCKET, "indexName": INDEX, "returnMetadata": True,
+    expected = {"indexArn": INDEX_ARN, "returnMetadata": True,
                 "maxResults": 1000}
     stubber.add_response("list_vectors", {"nextToken": "page2", "vectors": [
         {"key": "tenant-a|m1", "metadata": {"namespace": "tenant-a", "created_at": "1"}},

@@ -5,8 +5,7 @@ run_tools): which embedding model, which vector index, the similarity thresholds
                            long-term memory is off in this deployment
   EMBEDDING_DIMENSIONS     its vectors' dimensions (the index holds these and no other)
   MEMORY_VECTOR_STORE      "dynamodb" (exact, the default) or "s3vectors"
-  MEMORY_VECTOR_BUCKET     the S3 Vectors bucket and index (s3vectors only)
-  MEMORY_VECTOR_INDEX
+  MEMORY_VECTOR_INDEX_ARN  the S3 Vectors index (s3vectors only)
   MEMORY_DEDUP_MIN_SCORE   a new memory this similar to an existing one is that one
   MEMORY_RECALL_MIN_SCORE  recall at plan time keeps memories at least this similar
 
@@ -31,8 +30,7 @@ class MemorySettings(ProviderSettings):
         "embedding_model": "EMBEDDING_MODEL",
         "embedding_dimensions": "EMBEDDING_DIMENSIONS",
         "vector_store": "MEMORY_VECTOR_STORE",
-        "vector_bucket": "MEMORY_VECTOR_BUCKET",
-        "vector_index": "MEMORY_VECTOR_INDEX",
+        "vector_index_arn": "MEMORY_VECTOR_INDEX_ARN",
         "dedup_min_score": "MEMORY_DEDUP_MIN_SCORE",
         "recall_min_score": "MEMORY_RECALL_MIN_SCORE",
     }
@@ -40,8 +38,7 @@ class MemorySettings(ProviderSettings):
     embedding_model: str | None = None
     embedding_dimensions: int = Field(default=384, ge=1, le=8192)
     vector_store: Literal["dynamodb", "s3vectors"] = "dynamodb"
-    vector_bucket: str | None = None
-    vector_index: str | None = None
+    vector_index_arn: str | None = None
     dedup_min_score: float = Field(default=DEFAULT_DEDUP_MIN_SCORE, gt=0, le=1)
     recall_min_score: float = Field(default=DEFAULT_RECALL_MIN_SCORE, ge=-1, le=1)
 
@@ -49,8 +46,7 @@ class MemorySettings(ProviderSettings):
     def _read(cls, env: Environ) -> dict[str, Any]:
         values: dict[str, Any] = {
             "embedding_model": _text(env, "EMBEDDING_MODEL"),
-            "vector_bucket": _text(env, "MEMORY_VECTOR_BUCKET"),
-            "vector_index": _text(env, "MEMORY_VECTOR_INDEX"),
+            "vector_index_arn": _text(env, "MEMORY_VECTOR_INDEX_ARN"),
         }
         store = _text(env, "MEMORY_VECTOR_STORE")
         if store is not None:
@@ -67,10 +63,8 @@ class MemorySettings(ProviderSettings):
 
     @model_validator(mode="after")
     def _s3_vectors_named(self) -> MemorySettings:
-        if self.vector_store == "s3vectors" and not (self.vector_bucket and self.vector_index):
-            raise ValueError(
-                "MEMORY_VECTOR_STORE=s3vectors needs MEMORY_VECTOR_BUCKET and MEMORY_VECTOR_INDEX"
-            )
+        if self.vector_store == "s3vectors" and not self.vector_index_arn:
+            raise ValueError("MEMORY_VECTOR_STORE=s3vectors needs MEMORY_VECTOR_INDEX_ARN")
         return self
 
 

@@ -23,10 +23,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from agentkit.llm.embeddings import EmbeddingKind, EmbeddingModel, EmbeddingUsage
+from agentkit.llm.embeddings import (
+    EmbeddingKind,
+    EmbeddingModel,
+    EmbeddingUsage,
+    get_embedding_model,
+)
 from agentkit.memory.models import (
     MAX_MEMORY_CHARS,
     MAX_RECALL,
@@ -38,7 +44,16 @@ from agentkit.memory.models import (
 )
 from agentkit.models import utc_now
 from agentkit.store.memories import MemoryStore
-from agentkit.store.vectors import VectorIndex, VectorRecord, check_tags
+from agentkit.store.vectors import (
+    DynamoVectorIndex,
+    S3VectorIndex,
+    VectorIndex,
+    VectorRecord,
+    check_tags,
+)
+
+if TYPE_CHECKING:
+    from agentkit.config.memory import MemorySettings
 
 logger = logging.getLogger(__name__)
 
@@ -182,3 +197,19 @@ class LongTermMemory:
             logger.warning("memory %s: its vector could not be deleted", memory_id,
                            exc_info=True)
         return memory
+
+
+def long_term_memory(settings: MemorySettings, table_name: str) -> LongTermMemory:
+    """The deployment's long-term memory: its embedding model and vector index (settings:
+    agentkit.config.memory). Requires `settings.embedding_model`."""
+    if settings.embedding_model is None:
+        raise ValueError("EMBEDDING_MODEL is not set: long-term memory is off")
+    embedder = get_embedding_model(settings.embedding_model, providers=settings.providers)
+    index: VectorIndex
+    if settings.vector_store == "s3vectors":
+        assert settings.vector_index_arn  # the settings check it
+        index = S3VectorIndex(settings.vector_index_arn, settings.embedding_dimensions)
+    else:
+        index = DynamoVectorIndex(table_name, settings.embedding_dimensions)
+    return LongTermMemory(MemoryStore(table_name), index, embedder,
+                          dedup_min_score=settings.dedup_min_score)

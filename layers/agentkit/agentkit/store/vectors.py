@@ -256,14 +256,14 @@ class S3VectorIndex(VectorIndex):
 
     def __init__(
         self,
-        bucket: str,
-        index: str,
+        index_arn: str,
         dimensions: int,
         client: S3VectorsClient | None = None,
     ) -> None:
         super().__init__(dimensions)
-        self.bucket = bucket
-        self.index = index
+        #: arn:aws:s3vectors:<region>:<account>:bucket/<bucket>/index/<index> (the template's
+        #: MemoryVectorIndex): names the bucket and the index in one value
+        self.index_arn = index_arn
         self.client: S3VectorsClient = client or boto3.client("s3vectors")
 
     @staticmethod
@@ -273,8 +273,7 @@ class S3VectorIndex(VectorIndex):
     def put(self, namespace: str, record: VectorRecord) -> None:
         unit = self._unit(record.vector, f"the vector of {record.key!r}")
         self.client.put_vectors(
-            vectorBucketName=self.bucket,
-            indexName=self.index,
+            indexArn=self.index_arn,
             vectors=[{
                 "key": self._key(namespace, record.key),
                 "data": {"float32": unit},
@@ -288,8 +287,7 @@ class S3VectorIndex(VectorIndex):
 
     def delete(self, namespace: str, key: str) -> None:
         self.client.delete_vectors(
-            vectorBucketName=self.bucket, indexName=self.index,
-            keys=[self._key(namespace, key)],
+            indexArn=self.index_arn, keys=[self._key(namespace, key)],
         )
 
     def query(
@@ -308,8 +306,7 @@ class S3VectorIndex(VectorIndex):
         conditions: list[dict[str, Any]] = [{"namespace": {"$eq": check_namespace(namespace)}}]
         conditions += [{"tags": {"$eq": tag}} for tag in check_tags(tags)]
         response = self.client.query_vectors(
-            vectorBucketName=self.bucket,
-            indexName=self.index,
+            indexArn=self.index_arn,
             topK=min(k, S3_MAX_TOP_K),
             queryVector={"float32": query},
             filter=conditions[0] if len(conditions) == 1 else {"$and": conditions},
@@ -340,8 +337,8 @@ class S3VectorIndex(VectorIndex):
         for a request; the memories' own listing comes from DynamoDB)."""
         prefix = f"{check_namespace(namespace)}|"
         found: list[VectorMatch] = []
-        kwargs: dict[str, Any] = {"vectorBucketName": self.bucket, "indexName": self.index,
-                                  "returnMetadata": True, "maxResults": 1000}
+        kwargs: dict[str, Any] = {"indexArn": self.index_arn, "returnMetadata": True,
+                                  "maxResults": 1000}
         while True:
             response = self.client.list_vectors(**kwargs)
             for vector in response.get("vectors", []):
