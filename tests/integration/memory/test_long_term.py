@@ -188,3 +188,19 @@ def test_memories_of_another_embedding_model_are_not_recalled(
     other = OpenAIEmbeddingModel(spec, "none", base_url=spec.base_url)
     switched = LongTermMemory(memory.store, memory.index, other)
     assert switched.recall("tenant-a", "what is my pet's name?").memories == []
+
+
+def test_recall_for_a_task_keeps_only_close_memories_of_its_scope(
+    memory: LongTermMemory,
+) -> None:
+    from agentkit.memory.long_term import recall_for_task
+
+    memory.remember("tenant-a", "The customer Acme wants invoices in euros.", scope="acme")
+    memory.remember("tenant-a", "The office plants are watered on Fridays.", scope="acme")
+    memory.remember("tenant-a", "Globex wants invoices in dollars.", scope="globex")
+    # e5's cosines are compressed (unrelated texts near 0.8): here the related memory scores
+    # about 0.91, the unrelated one of the same scope about 0.82.
+    recalled = recall_for_task(memory, "tenant-a", "Draft this month's invoice for Acme.",
+                               scope="acme", min_score=0.87)
+    assert [hit.memory.text for hit in recalled.memories] == [
+        "The customer Acme wants invoices in euros."]
