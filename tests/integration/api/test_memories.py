@@ -138,8 +138,8 @@ def test_embeddings_down_is_a_503_naming_the_endpoint(
     assert call("GET", "/memories")[1]["items"] == []
 
 
-def test_memory_off_is_a_501(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_off_is_a_404_saying_so(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EMBEDDING_MODEL", raising=False)
     status, error = call("POST", "/memories", body={"text": "a fact"})
-    assert (status, error["error"]) == (501, "memory_disabled")
-    assert call("GET", "/memories/mem_x")[0] == 501
+    assert (status, error["error"]) == (404, "memory_disabled")
+    assert call("GET", "/memories/mem_x")[1]["error"] == "memory_disabled"

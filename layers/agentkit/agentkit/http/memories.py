@@ -44,9 +44,12 @@ MemoryScopeQuery = Annotated[str | None, Query(
     max_length=128, description="The scope searched or listed; none: the tenant's own memories."
 )]
 
-NOT_FOUND = {404: error_doc("No such memory for this tenant (another tenant's: the same).")}
+MEMORY_OFF = ("`memory_disabled`: long-term memory is off in this deployment (no "
+              "EmbeddingModel).")
+NOT_FOUND = {404: error_doc("`not_found`: no such memory for this tenant (another tenant's: "
+                            f"the same); {MEMORY_OFF}")}
 EMBEDDING_FAULTS = {
-    501: error_doc("Long-term memory is off in this deployment (no EmbeddingModel)."),
+    404: error_doc(MEMORY_OFF),
     502: error_doc("The embedding model refused the request or answered something unusable."),
     503: error_doc("The embedding model cannot be reached now; try again later."),
 }
@@ -68,7 +71,8 @@ def router(deps: MemoryRoutes) -> Router:
 
     @routes.exception_handler(MemoryDisabledError)
     def _disabled(error: MemoryDisabledError) -> Response[dict[str, Any]]:
-        return error_response(HTTPStatus.NOT_IMPLEMENTED, "memory_disabled", str(error))
+        # A 404, as for a route this deployment does not have (not a server fault).
+        return error_response(HTTPStatus.NOT_FOUND, "memory_disabled", str(error))
 
     @routes.exception_handler(ModelError)
     def _embedding_failed(error: ModelError) -> Response[dict[str, Any]]:
@@ -127,8 +131,7 @@ def router(deps: MemoryRoutes) -> Router:
         operation_id="getMemory",
         summary="One memory",
         tags=["memories"],
-        responses={200: {"description": "The memory."}, **NOT_FOUND, **AUTH_REFUSALS,
-                   501: EMBEDDING_FAULTS[501]},
+        responses={200: {"description": "The memory."}, **NOT_FOUND, **AUTH_REFUSALS},
     )
     def get_one(memory_id: MemoryId) -> Memory:
         return get_memory(memory_id, tenant_id=current_tenant(routes), memory=deps.memory)
@@ -140,7 +143,7 @@ def router(deps: MemoryRoutes) -> Router:
         description="Removes the memory and its vector: no later search returns it.",
         tags=["memories"],
         responses={204: {"description": "Deleted.", "content": {}}, **NOT_FOUND,
-                   **AUTH_REFUSALS, 501: EMBEDDING_FAULTS[501]},
+                   **AUTH_REFUSALS},
     )
     def remove(memory_id: MemoryId) -> Response[str]:
         delete_memory(memory_id, tenant_id=current_tenant(routes), memory=deps.memory)
