@@ -33,8 +33,10 @@ from agentkit.store.vectors import VectorDimensionError
 logger = Logger(child=True)
 
 MemoryId = Annotated[str, Path(min_length=1, max_length=64, description="The memory's id.")]
+# 500 characters: percent-encoded (up to 12 bytes a character) the request line stays
+# under API Gateway's 10 KB for request line and headers.
 SearchQuery = Annotated[str | None, Query(
-    max_length=2000,
+    max_length=500,
     description="Search by meaning: the memories nearest to this text, best first. Without "
     "it: the newest first.",
 )]
