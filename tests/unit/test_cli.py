@@ -339,6 +339,52 @@ def test_schedules_create_list_delete(api: FakeApi, run: Run) -> None:
     assert api.requests[-1].method == "DELETE"
 
 
+# --- memory ------------------------------------------------------------------------------------
+
+
+def _memory(memory_id: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {"memory_id": memory_id, "text": text, "tags": ["billing"], "created_at": NOW,
+            "embedding_model": "openai:text-embedding-3-small", "source": "api", **extra}
+
+
+def test_memory_add_search_list_rm(api: FakeApi, run: Run) -> None:
+    fact = _memory("mem_1", "Acme pays in euros.")
+    api.route("POST", "/memories", {"memory": fact, "created": True,
+                                    "usage": {"input_tokens": 5}}, 201)
+    api.route("GET", "/memories", lambda r: httpx.Response(200, json={"items": [
+        {**fact, "score": 0.912} if r.url.params.get("query") else fact]}))
+    api.route("DELETE", "/memories/mem_1", lambda _r: httpx.Response(204))
+
+    code, out, _ = run("memory", "add", "Acme pays in euros.", "--tag", "billing",
+                       "--scope", "user-1")
+    assert code == 0 and "mem_1 saved" in out
+    assert api.bodies("POST", "/memories") == [
+        {"text": "Acme pays in euros.", "tags": ["billing"], "scope": "user-1"}]
+
+    code, out, _ = run("memory", "search", "which currency?", "--limit", "3")
+    assert code == 0 and "0.912" in out and "Acme pays" in out
+    params = api.requests[-1].url.params
+    assert (params["query"], params["limit"]) == ("which currency?", "3")
+    code, out, _ = run("memory", "search", "which currency?", "--json")
+    assert json.loads(out)["items"][0]["score"] == 0.912
+
+    code, out, _ = run("memory", "list", "--scope", "user-1")
+    assert code == 0 and "mem_1" in out and "score" not in out
+    assert "query" not in api.requests[-1].url.params
+    assert api.requests[-1].url.params["scope"] == "user-1"
+
+    code, out, _ = run("memory", "rm", "mem_1")
+    assert code == 0 and "mem_1 deleted" in out
+
+
+def test_memory_add_of_a_known_fact_says_so(api: FakeApi, run: Run) -> None:
+    fact = _memory("mem_1", "Acme pays in euros.")
+    api.route("POST", "/memories", {"memory": fact, "created": False,
+                                    "duplicate_score": 0.98})
+    code, out, _ = run("memory", "add", "acme pays in euros")
+    assert code == 0 and "already known as mem_1" in out
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from agentkit import config
 from agentkit.config import CallModelSettings, ConfigError, WaitForApprovalSettings
+from agentkit.config import memory as memory_config
 from agentkit.config import tools as tool_config
 from agentkit.config.tools import RunToolsSettings, SchedulesSettings, SubmitSettings
 from agentkit.security.policy import PolicyError
@@ -69,9 +70,11 @@ def _camel(name: str) -> str:
                                             (ROOT / "functions").glob("*/app.py")))
 def test_each_function_loads_its_own_settings_model(function: str) -> None:
     """functions/<name>/app.py reads `<Name>Settings` once, at cold start (module level);
-    the functions with tools find theirs in agentkit.config.tools."""
+    the functions with tools find theirs in agentkit.config.tools, the memories function in
+    agentkit.config.memory."""
     name = f"{_camel(function)}Settings"
-    model = getattr(config, name, None) or getattr(tool_config, name)
+    model = (getattr(config, name, None) or getattr(tool_config, name, None)
+             or getattr(memory_config, name))
     assert issubclass(model, config.StoreSettings)
     tree = ast.parse((ROOT / "functions" / function / "app.py").read_text())
     loads = [node for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)

@@ -37,7 +37,13 @@ LLM_DIR = LAYER / "agentkit" / "llm"
 FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
 
 SDKS = ("openai", "anthropic", "google.genai", "mcp")
-LIBRARY_MODULES = ("agentkit", "agentkit.llm", "agentkit.tools", "agentkit.loop.call_model")
+LIBRARY_MODULES = (
+    "agentkit",
+    "agentkit.llm",
+    "agentkit.llm.embeddings",
+    "agentkit.tools",
+    "agentkit.loop.call_model",
+)
 
 # agentkit.llm module -> the SDKs its client may load (the first one it must load; none:
 # it must load no SDK at all).

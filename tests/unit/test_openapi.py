@@ -15,7 +15,7 @@ from agentkit.http.openapi import build_document, document_text, schema_of
 from opspawn.openapi import DEFAULT_PATH, main
 from tests.support.aws import load_handler, load_template
 
-API_FUNCTIONS = ["submit", "tasks", "approvals", "schedules"]
+API_FUNCTIONS = ["submit", "tasks", "approvals", "schedules", "memories"]
 #: The public routes, deliberately left out of the document: the document itself and the
 #: web console's files (agentkit.http.console), which are no API operations.
 PUBLIC_UNDOCUMENTED = {("get", "/openapi.json"), ("get", "/console"), ("get", "/console/{asset}")}

@@ -392,7 +392,8 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     assert list((layer / "pydantic_core").glob("*cpython-312-x86_64-linux-gnu.so"))
     assert not (layer / "boto3").exists(), "boto3 comes with the Lambda runtime"
     assert (build / "template.yaml").is_file()
-    # Provider SDKs ship in their own layer, attached only to the model-calling function.
+    # Provider SDKs ship in their own layer, attached only to the functions that call models:
+    # CallModel, and Memories (embedding models).
     assert not (layer / "openai").exists(), "provider SDKs must stay out of the shared layer"
     providers = build / "ProvidersLayer" / "python"
     assert (providers / "openai").is_dir()
@@ -413,7 +414,7 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     with_providers = [
         n for n, p in functions.items() if {"Ref": "ProvidersLayer"} in p.get("Layers", [])
     ]
-    assert with_providers == ["CallModelFunction"]
+    assert sorted(with_providers) == ["CallModelFunction", "MemoriesFunction"]
     with_mcp = sorted(n for n, p in functions.items() if {"Ref": "McpLayer"} in p.get("Layers", []))
     assert with_mcp == ["PlanFunction", "RunToolsFunction"]
     mcp_layer = build / "McpLayer" / "python"
@@ -536,3 +537,35 @@ def test_events_share_one_task_id() -> None:
         json.loads(_event("run_tools_sqs.json")["Records"][0]["body"])["task_id"],
     }
     assert len(ids) == 1 and next(iter(ids)).startswith("tsk_")
+
+
+def test_s3_vectors_resources_are_conditional_and_referenced_by_name_only() -> None:
+    """LocalStack deploys a conditional resource that another one references (Ref, GetAtt)
+    even when its condition is false, and it has no S3 Vectors: the memories function names
+    the index by a built ARN instead, so the default deployment never touches them."""
+    resources = load_template()["Resources"]
+    vector_resources = {"MemoryVectorBucket", "MemoryVectorIndex"}
+    for name in vector_resources:
+        assert resources[name]["Condition"] == "UseS3Vectors"
+
+    def references(value: Any) -> set[str]:
+        if isinstance(value, dict):
+            found = set()
+            for key, inner in value.items():
+                if key == "Ref" and isinstance(inner, str):
+                    found.add(inner)
+                elif key == "Fn::GetAtt":
+                    target = inner[0] if isinstance(inner, list) else str(inner).split(".")[0]
+                    found.add(target)
+                found |= references(inner)
+            return found
+        if isinstance(value, list):
+            return set().union(*(references(v) for v in value)) if value else set()
+        return set()
+
+    for name, resource in resources.items():
+        if name not in vector_resources:
+            assert not references(resource) & vector_resources, name
+    index = resources["MemoryVectorIndex"]["Properties"]
+    assert (index["DistanceMetric"], index["DataType"]) == ("cosine", "float32")
+    assert index["Dimension"] == {"Ref": "EmbeddingDimensions"}

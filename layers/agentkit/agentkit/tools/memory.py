@@ -1,0 +1,95 @@
+"""The long-term memory tools, `remember(text, tags?)` and `recall(query, k?)`.
+
+They act for one task: its tenant and its memory scope are bound when the tools are made
+(`memory_tools`), never taken from the model's arguments, so a model can neither read nor
+write another tenant's or another scope's memories whatever it sends. The specs the model
+sees (`MEMORY_TOOL_SPECS`) need no task: Plan lists them in the tool surface, RunTools makes
+the bound tools for the task whose calls it runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from agentkit.memory.models import MAX_MEMORY_CHARS
+from agentkit.models.domain import ToolSpec
+from agentkit.tools.registry import Tool
+
+if TYPE_CHECKING:
+    from agentkit.memory.long_term import LongTermMemory
+
+REMEMBER = "remember"
+RECALL = "recall"
+MAX_TOOL_RECALL = 20
+
+
+class RememberArgs(BaseModel):
+    text: str = Field(
+        min_length=1, max_length=MAX_MEMORY_CHARS,
+        description="A durable fact worth knowing in later tasks, as one self-contained "
+        "statement (who or what it is about, in full: 'The customer Acme pays in euros').",
+    )
+    tags: list[str] = Field(default_factory=list, max_length=10,
+                            description="Optional short labels (e.g. 'billing').")
+
+
+class RecallArgs(BaseModel):
+    query: str = Field(min_length=1, max_length=MAX_MEMORY_CHARS,
+                       description="What to look for, in words: memories are found by meaning.")
+    k: int = Field(default=5, ge=1, le=MAX_TOOL_RECALL,
+                   description=f"At most this many memories (1-{MAX_TOOL_RECALL}).")
+
+
+_DESCRIPTIONS = {
+    REMEMBER: "Save a fact to long-term memory, for this and later tasks. A fact already "
+    "remembered is not saved twice.",
+    RECALL: "Search long-term memory by meaning; the closest memories first, with their "
+    "similarity (1.0: the same meaning).",
+}
+
+
+def _specs() -> list[ToolSpec]:
+    return [
+        Tool(name=name, description=_DESCRIPTIONS[name], args_model=model,
+             func=lambda _: None).spec()
+        for name, model in ((REMEMBER, RememberArgs), (RECALL, RecallArgs))
+    ]
+
+
+#: What the model is shown (the same for every task).
+MEMORY_TOOL_SPECS = _specs()
+
+
+def memory_tools(
+    memory: LongTermMemory, *, tenant_id: str, scope: str | None, task_id: str | None = None
+) -> list[Tool]:
+    """`remember` and `recall` acting for the task's tenant and scope."""
+
+    def remember(args: RememberArgs) -> dict[str, Any]:
+        remembered = memory.remember(
+            tenant_id, args.text, scope=scope, tags=args.tags,
+            source=f"task:{task_id}" if task_id else None,
+        )
+        return {
+            "memory_id": remembered.memory.memory_id,
+            "saved": remembered.created,
+            **({} if remembered.created else {"already_known": remembered.memory.text}),
+        }
+
+    def recall(args: RecallArgs) -> dict[str, Any]:
+        recalled = memory.recall(tenant_id, args.query, scope=scope, k=args.k)
+        return {"memories": [
+            {"memory_id": hit.memory.memory_id, "text": hit.memory.text,
+             "tags": hit.memory.tags, "created_at": hit.memory.created_at,
+             "score": round(hit.score, 3)}
+            for hit in recalled.memories
+        ]}
+
+    return [
+        Tool(name=REMEMBER, description=_DESCRIPTIONS[REMEMBER], args_model=RememberArgs,
+             func=remember, timeout_s=30),
+        Tool(name=RECALL, description=_DESCRIPTIONS[RECALL], args_model=RecallArgs,
+             func=recall, timeout_s=30),
+    ]
