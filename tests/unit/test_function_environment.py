@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import agentkit.config
+import agentkit.config.memory
 import agentkit.config.tools
 from agentkit.config import SettingsPart
 from tests.support.aws import ROOT, load_template
@@ -62,7 +63,38 @@ def _resolve(value: Any, template: dict[str, Any]) -> str:
     if "Fn::GetAtt" in value:
         resource, attribute = value["Fn::GetAtt"]
         return f"arn:aws:lambda:us-east-1:123456789012:function:{resource}-{attribute}"
+    if "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        chosen = when_true if _condition(condition, template) else when_false
+        return _resolve(chosen, template)
+    if "Fn::Sub" in value:
+        text = value["Fn::Sub"]
+        text = text[0] if isinstance(text, list) else text
+        # names and attributes stand in for what the deployment fills in
+        return re.sub(r"\$\{([^}]+)\}", lambda m: m.group(1).replace("::", "-"), text)
     raise AssertionError(f"cannot resolve {value!r}")
+
+
+def _condition(name: str, template: dict[str, Any]) -> bool:
+    """A template condition, evaluated with the parameters' defaults."""
+
+    def evaluate(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "Condition" in node:
+                return _condition(node["Condition"], template)
+            if "Fn::Equals" in node:
+                left, right = (evaluate(item) for item in node["Fn::Equals"])
+                return str(left) == str(right)
+            if "Fn::Not" in node:
+                return not evaluate(node["Fn::Not"][0])
+            if "Fn::And" in node:
+                return all(evaluate(item) for item in node["Fn::And"])
+            if "Fn::Or" in node:
+                return any(evaluate(item) for item in node["Fn::Or"])
+            return _resolve(node, template)
+        return node
+
+    return bool(evaluate(template["Conditions"][name]))
 
 
 def _functions() -> dict[str, tuple[str, dict[str, str]]]:
@@ -87,7 +119,12 @@ FUNCTIONS = _functions()
 def _settings_model(folder: str) -> type[SettingsPart]:
     """`<Name>Settings` for functions/<name>, checked to be what its app.py loads."""
     name = "".join(part.title() for part in folder.split("_")) + "Settings"
-    model = getattr(agentkit.config, name, None) or getattr(agentkit.config.tools, name, None)
+    model = next(
+        (getattr(module, name) for module in
+         (agentkit.config, agentkit.config.tools, agentkit.config.memory)
+         if hasattr(module, name)),
+        None,
+    )
     assert model is not None, f"functions/{folder}: no agentkit.config model named {name}"
     app = (ROOT / "functions" / folder / "app.py").read_text()
     assert re.search(rf"\bload\({name}\)", app), f"functions/{folder}/app.py does not load {name}"
