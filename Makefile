@@ -1,19 +1,30 @@
 # Opspawn — everything a fresh machine needs is installed by these targets.
 #   make demo   start the offline stack, deploy template.yaml, run a task over HTTPS, stop
-#   make test   lint + the whole offline suite (unit, moto, template checks, LocalStack e2e)
+#   make test   lint + scan + the whole offline suite (unit, moto, template checks, LocalStack e2e)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint unit e2e demo up down deploy logs build clean chromium
+.PHONY: setup test lint scan unit e2e demo up down deploy logs build clean chromium
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing opspawn with its dev tools (first run: a few minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --progress-bar off -e '.[dev,providers,mcp]'
+	touch $@
+
+# The infrastructure scanner (checkov) has a venv of its own: it pins boto3/botocore older
+# than the project's. Every version comes from requirements-scan.txt.
+SCAN_VENV := .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
+
+$(SCAN_STAMP): requirements-scan.txt
+	@echo "==> creating $(SCAN_VENV) with the infrastructure scanner (checkov)"
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --progress-bar off -r requirements-scan.txt
 	touch $@
 
 MCP_STAMP := tests/mcp/node_modules/.installed
@@ -32,7 +43,7 @@ chromium:
 		$$SUDO apt-get update -q && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-setup: $(STAMP) $(MCP_STAMP) chromium
+setup: $(STAMP) $(SCAN_STAMP) $(MCP_STAMP) chromium
 	$(BIN)/python -m opspawn.offline install
 
 # ruff, and mypy (boto3 clients typed by the boto3-stubs packages) over the layer, the user
@@ -44,10 +55,17 @@ lint: $(STAMP)
 	@for app in functions/*/app.py; do \
 		MYPYPATH=layers/agentkit $(BIN)/mypy --no-error-summary $$app || exit 1; done
 
-test: setup lint
+# checkov over template.yaml with .checkov.yaml (its skip list gives each skip's reason);
+# offline: no platform download, no update check.
+scan: $(SCAN_STAMP)
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE \
+		$(SCAN_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
+
+test: setup lint scan
 	$(BIN)/pytest
 
-unit: $(STAMP)
+# The template's unit tests run the scanner too.
+unit: $(STAMP) $(SCAN_STAMP)
 	$(BIN)/pytest tests/unit tests/integration
 
 e2e: setup
@@ -72,4 +90,4 @@ build: $(STAMP)
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam build
 
 clean: down
-	rm -rf .offline .aws-sam
+	rm -rf .offline .aws-sam $(SCAN_VENV)
