@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import agentkit.config
+import agentkit.config.memory
 import agentkit.config.tools
 from agentkit.config import SettingsPart
 from tests.support.aws import ROOT, load_template
@@ -59,10 +60,24 @@ def _resolve(value: Any, template: dict[str, Any]) -> str:
         if parameter is not None:
             return str(parameter.get("Default", ""))
         return f"arn:aws:states:us-east-1:123456789012:stateMachine:{value['Ref']}"
+    if "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        holds = _condition(template["Conditions"][condition], template)
+        return _resolve(when_true if holds else when_false, template)
     if "Fn::GetAtt" in value:
         resource, attribute = value["Fn::GetAtt"]
         return f"arn:aws:lambda:us-east-1:123456789012:function:{resource}-{attribute}"
     raise AssertionError(f"cannot resolve {value!r}")
+
+
+def _condition(value: Any, template: dict[str, Any]) -> bool:
+    """A condition as the parameters' defaults decide it (Fn::Equals, Fn::Not)."""
+    if "Fn::Not" in value:
+        return not _condition(value["Fn::Not"][0], template)
+    if "Fn::Equals" in value:
+        left, right = (_resolve(side, template) for side in value["Fn::Equals"])
+        return left == right
+    raise AssertionError(f"cannot decide {value!r}")
 
 
 def _functions() -> dict[str, tuple[str, dict[str, str]]]:
@@ -87,7 +102,9 @@ FUNCTIONS = _functions()
 def _settings_model(folder: str) -> type[SettingsPart]:
     """`<Name>Settings` for functions/<name>, checked to be what its app.py loads."""
     name = "".join(part.title() for part in folder.split("_")) + "Settings"
-    model = getattr(agentkit.config, name, None) or getattr(agentkit.config.tools, name, None)
+    model = next((getattr(module, name) for module in
+                  (agentkit.config, agentkit.config.tools, agentkit.config.memory)
+                  if hasattr(module, name)), None)
     assert model is not None, f"functions/{folder}: no agentkit.config model named {name}"
     app = (ROOT / "functions" / folder / "app.py").read_text()
     assert re.search(rf"\bload\({name}\)", app), f"functions/{folder}/app.py does not load {name}"

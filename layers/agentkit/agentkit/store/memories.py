@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from agentkit import aws
 from agentkit.memory.models import Memory
 from agentkit.store.codec import from_item, is_condition_failure, to_item
 
@@ -51,7 +51,7 @@ _FIELDS = ("memory_id", "scope", "text", "tags", "created_at", "embedding_model"
 class MemoryStore:
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self.table_name = table_name
-        self.client: DynamoDBClient = client or boto3.client("dynamodb")
+        self.client: DynamoDBClient = client or aws.client("dynamodb")
 
     def _key(self, tenant_id: str, scope: str | None, memory_id: str) -> dict[str, Any]:
         return to_item({"pk": memories_pk(tenant_id, scope), "sk": memory_id})

@@ -35,8 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
+from agentkit import aws
 from agentkit.store.codec import from_item, to_item
 
 if TYPE_CHECKING:
@@ -159,7 +158,7 @@ class DynamoVectorIndex(VectorIndex):
     ) -> None:
         super().__init__(dimensions)
         self.table_name = table_name
-        self.client: DynamoDBClient = client or boto3.client("dynamodb")
+        self.client: DynamoDBClient = client or aws.client("dynamodb")
         self._packing = struct.Struct(f"<{dimensions}f")
 
     def put(self, namespace: str, record: VectorRecord) -> None:
@@ -264,7 +263,7 @@ class S3VectorIndex(VectorIndex):
         #: arn:aws:s3vectors:<region>:<account>:bucket/<bucket>/index/<index> (the template's
         #: MemoryVectorIndex): names the bucket and the index in one value
         self.index_arn = index_arn
-        self.client: S3VectorsClient = client or boto3.client("s3vectors")
+        self.client: S3VectorsClient = client or aws.client("s3vectors")
 
     @staticmethod
     def _key(namespace: str, key: str) -> str:
