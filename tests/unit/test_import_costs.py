@@ -1,7 +1,7 @@
 """Provider SDKs stay off every import path except the client that uses them.
 
-The API and tool functions do not even ship the SDKs (ProvidersLayer is attached to
-CallModelFunction only), so an import of `openai`, `anthropic`, `google.genai` or `mcp` from
+Most functions do not even ship the SDKs (ProvidersLayer is attached to CallModel and
+to the functions that embed for long-term memory: Memories, Plan, RunTools), so an import of `openai`, `anthropic`, `google.genai` or `mcp` from
 agentkit's shared modules or a function module would be an ImportError in production,
 and in the LLM function a cold-start cost paid by every task whatever its provider.
 
