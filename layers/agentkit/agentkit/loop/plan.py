@@ -12,6 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from agentkit.config.memory import DEFAULT_RECALL_MIN_SCORE
 from agentkit.models.domain import Message, Task, TaskEvent, TaskStatus
 from agentkit.models.payloads import TaskRef, TurnRef
 from agentkit.planner import build_system_prompt
@@ -39,7 +40,7 @@ def plan_task(
     store: TaskStore,
     registry: ToolRegistry,
     memory: MemoryProvider | None = None,
-    recall_min_score: float = 0.8,
+    recall_min_score: float = DEFAULT_RECALL_MIN_SCORE,
 ) -> TurnRef:
     task = store.require_task(ref.task_id)
     if task.status == TaskStatus.QUEUED:
@@ -64,8 +65,8 @@ def plan_task(
     system = build_system_prompt(task, specs)
     # Once: a retried Plan that already wrote the instructions keeps them (and no second
     # event).
-    recall = memory is not None and task.memory != "off"
-    if recall and memory is not None and store.get_message(task.task_id, 0, 0) is None:
+    if (memory is not None and task.memory != "off"
+            and store.get_message(task.task_id, 0, 0) is None):
         notes = _recalled_notes(task, memory, store=store, min_score=recall_min_score)
         if notes:
             system = f"{system}\n{notes}\n"
