@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from agentkit.api.submit import submit_task
+from agentkit.api.task_request import check_request
 from agentkit.config import Settings
 from agentkit.errors import InputError
 from agentkit.llm import get_client
@@ -22,6 +23,8 @@ from agentkit.memory.long_term import LongTermMemory
 from agentkit.models.api import SubmitTaskRequest
 from agentkit.models.domain import Task, TaskEvent
 from agentkit.models.payloads import TaskRef, TurnRef
+from agentkit.security import SecurityManager
+from agentkit.security.policy import SecurityConfig
 from agentkit.store import TaskStore
 from agentkit.tools import ToolRegistry, default_registry
 
@@ -127,6 +130,25 @@ def test_a_deployment_without_memory_has_no_memory_tools_and_no_recall(
     with pytest.raises(InputError) as refused:
         _submit(store, registry, tools=["remember"])
     assert refused.value.field == "tools" and "unknown tool" in str(refused.value)
+
+
+def test_the_security_policy_bounds_the_memory_tools(
+    store: TaskStore, tools: ToolRegistry,
+) -> None:
+    security = SecurityManager(SecurityConfig.model_validate(
+        {"tenants": {"tenant-a": {"allowed_tools": ["calculator"]}}}))
+    request = SubmitTaskRequest.model_validate({"goal": GOAL})
+    task = check_request(request, registry=tools, settings=SETTINGS, tenant_id="tenant-a",
+                         security=security)
+    assert task.tools == ["calculator"]
+    other = check_request(request, registry=tools, settings=SETTINGS, tenant_id="tenant-b",
+                          security=security)
+    assert {"remember", "recall"} <= set(other.tools)
+    with pytest.raises(InputError) as refused:
+        check_request(SubmitTaskRequest.model_validate({"goal": GOAL, "tools": ["remember"]}),
+                      registry=tools, settings=SETTINGS, tenant_id="tenant-a",
+                      security=security)
+    assert refused.value.field == "tools" and "'remember' is not allowed" in str(refused.value)
 
 
 class _DownEmbedder:
