@@ -117,7 +117,7 @@ class OpspawnClient:
     ) -> TaskSummary:
         if isinstance(request, dict):
             request = SubmitTaskRequest.model_validate(request)
-        body = request.model_dump(mode="json", exclude_none=True)
+        body = _submit_body(request)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         response = self._http.post("/tasks", json=body, headers=headers)
         return TaskSummary.model_validate(self._json(response))
@@ -177,7 +177,7 @@ class OpspawnClient:
         body = {
             "name": name,
             "schedule_expression": schedule_expression,
-            "task": task.model_dump(mode="json", exclude_none=True),
+            "task": _submit_body(task),
         }
         return Schedule.model_validate(self._json(self._http.post("/schedules", json=body)))
 
@@ -247,3 +247,12 @@ class OpspawnClient:
         if response.status_code >= 400:
             raise ApiError(response.status_code, body)
         return body
+
+
+def _submit_body(request: SubmitTaskRequest) -> dict[str, Any]:
+    """The request as sent: without what is unset, nor `memory` at its default (the server's
+    own; a deployment from before long-term memory refuses the field)."""
+    body = request.model_dump(mode="json", exclude_none=True)
+    if body.get("memory") == "recall":
+        del body["memory"]
+    return body

@@ -11,6 +11,7 @@ from agentkit.config import load
 from agentkit.config.tools import PlanSettings
 from agentkit.event_parser import event_parser
 from agentkit.loop.plan import plan_task
+from agentkit.memory.long_term import memory_provider
 from agentkit.models.payloads import TaskRef
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
@@ -19,12 +20,15 @@ logger = Logger()
 _config = load(PlanSettings)
 _store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
 _registry = default_registry(
-    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
+    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources,
+    memory=_config.memory_enabled,
 )
+_memory = memory_provider(_config, _config.table_name)
 
 
 @logger.inject_lambda_context
 @event_parser(model=TaskRef)
 def lambda_handler(event: TaskRef, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(task_id=event.task_id)
-    return plan_task(event, store=_store, registry=_registry).model_dump()
+    return plan_task(event, store=_store, registry=_registry, memory=_memory,
+                     recall_min_score=_config.recall_min_score).model_dump()

@@ -19,6 +19,7 @@ from agentkit import aws
 from agentkit.config import load
 from agentkit.config.tools import RunToolsSettings
 from agentkit.loop.run_tools import handle_run_tools
+from agentkit.memory.long_term import memory_provider
 from agentkit.models.payloads import RunToolsMessage
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
@@ -33,8 +34,10 @@ _config = load(RunToolsSettings)  # a bad policy or server list fails the cold s
 _store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
 _approvals = ApprovalStore(_store)
 _registry = default_registry(
-    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
+    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources,
+    memory=_config.memory_enabled,
 )
+_memory = memory_provider(_config, _config.table_name)
 _security = SecurityManager(_config.security_policy)
 _sfn = aws.client("stepfunctions")
 # Matches the queue's redrive maxReceiveCount: on the last delivery we tell the state machine.
@@ -53,6 +56,7 @@ def handle_record(record: SQSRecord) -> None:
         security=_security,
         sfn=_sfn,
         approvals=_approvals,
+        memory=_memory,
     )
     for result in results:
         logger.info(

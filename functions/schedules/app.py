@@ -22,7 +22,8 @@ from agentkit.tools import default_registry
 logger = Logger()
 _config = load(SchedulesSettings)
 _registry = default_registry(
-    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
+    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources,
+    memory=_config.memory_enabled,
 )
 _security = SecurityManager(_config.security_policy)
 

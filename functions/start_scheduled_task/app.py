@@ -24,7 +24,8 @@ logger = Logger()
 _config = load(StartScheduledTaskSettings)
 _store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket)
 _registry = default_registry(
-    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources
+    _config.mcp_servers, policy=_config.security_policy, secret_sources=_config.secret_sources,
+    memory=_config.memory_enabled,
 )
 _security = SecurityManager(_config.security_policy)
 _start = step_functions_starter(aws.client("stepfunctions"), _config.state_machine_arn or "")

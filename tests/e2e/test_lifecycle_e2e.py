@@ -158,7 +158,10 @@ def test_events_timeline_of_a_finished_task(client_for: Callable[[str], OpspawnC
     view = api.wait(task.task_id, timeout_s=TIMEOUT_S, poll_s=0.3)
     assert view.status == TaskStatus.SUCCEEDED, view.error
 
-    events = api.events(task.task_id)
+    # The e2e stack has long-term memory: Plan recalled (nothing, for a new tenant) first.
+    recalled, *events = api.events(task.task_id)
+    assert (recalled.kind, recalled.turn, recalled.error) == ("memory_recalled", 0, None)
+    assert recalled.detail["memories"] == []
     assert [(e.kind, e.turn, e.name) for e in events] == [
         ("model_call", 1, "scripted"),
         ("tool_call", 1, "calculator"),

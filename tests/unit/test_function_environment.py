@@ -60,41 +60,24 @@ def _resolve(value: Any, template: dict[str, Any]) -> str:
         if parameter is not None:
             return str(parameter.get("Default", ""))
         return f"arn:aws:states:us-east-1:123456789012:stateMachine:{value['Ref']}"
+    if "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        holds = _condition(template["Conditions"][condition], template)
+        return _resolve(when_true if holds else when_false, template)
     if "Fn::GetAtt" in value:
         resource, attribute = value["Fn::GetAtt"]
         return f"arn:aws:lambda:us-east-1:123456789012:function:{resource}-{attribute}"
-    if "Fn::If" in value:
-        condition, when_true, when_false = value["Fn::If"]
-        chosen = when_true if _condition(condition, template) else when_false
-        return _resolve(chosen, template)
-    if "Fn::Sub" in value:
-        text = value["Fn::Sub"]
-        text = text[0] if isinstance(text, list) else text
-        # names and attributes stand in for what the deployment fills in
-        return re.sub(r"\$\{([^}]+)\}", lambda m: m.group(1).replace("::", "-"), text)
     raise AssertionError(f"cannot resolve {value!r}")
 
 
-def _condition(name: str, template: dict[str, Any]) -> bool:
-    """A template condition, evaluated with the parameters' defaults."""
-
-    def evaluate(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "Condition" in node:
-                return _condition(node["Condition"], template)
-            if "Fn::Equals" in node:
-                left, right = (evaluate(item) for item in node["Fn::Equals"])
-                return str(left) == str(right)
-            if "Fn::Not" in node:
-                return not evaluate(node["Fn::Not"][0])
-            if "Fn::And" in node:
-                return all(evaluate(item) for item in node["Fn::And"])
-            if "Fn::Or" in node:
-                return any(evaluate(item) for item in node["Fn::Or"])
-            return _resolve(node, template)
-        return node
-
-    return bool(evaluate(template["Conditions"][name]))
+def _condition(value: Any, template: dict[str, Any]) -> bool:
+    """A condition as the parameters' defaults decide it (Fn::Equals, Fn::Not)."""
+    if "Fn::Not" in value:
+        return not _condition(value["Fn::Not"][0], template)
+    if "Fn::Equals" in value:
+        left, right = (_resolve(side, template) for side in value["Fn::Equals"])
+        return left == right
+    raise AssertionError(f"cannot decide {value!r}")
 
 
 def _functions() -> dict[str, tuple[str, dict[str, str]]]:
@@ -119,12 +102,9 @@ FUNCTIONS = _functions()
 def _settings_model(folder: str) -> type[SettingsPart]:
     """`<Name>Settings` for functions/<name>, checked to be what its app.py loads."""
     name = "".join(part.title() for part in folder.split("_")) + "Settings"
-    model = next(
-        (getattr(module, name) for module in
-         (agentkit.config, agentkit.config.tools, agentkit.config.memory)
-         if hasattr(module, name)),
-        None,
-    )
+    model = next((getattr(module, name) for module in
+                  (agentkit.config, agentkit.config.tools, agentkit.config.memory)
+                  if hasattr(module, name)), None)
     assert model is not None, f"functions/{folder}: no agentkit.config model named {name}"
     app = (ROOT / "functions" / folder / "app.py").read_text()
     assert re.search(rf"\bload\({name}\)", app), f"functions/{folder}/app.py does not load {name}"

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from agentkit.ids import new_task_id
 from agentkit.models.api import ApprovalDecisionRequest, SubmitTaskRequest
-from agentkit.models.domain import Message, TaskStatus, ToolCall, Usage
+from agentkit.models.domain import Message, Task, TaskStatus, ToolCall, Usage
 
 
 def _fields(error: ValidationError) -> set[str]:
@@ -46,6 +46,13 @@ def test_submit_request_accepts_a_plain_goal() -> None:
     request = SubmitTaskRequest.model_validate({"goal": "  add two numbers  "})
     assert request.goal == "add two numbers"
     assert request.model is None and request.tools is None
+    assert request.memory == "recall" and request.memory_scope is None
+
+
+def test_a_task_stored_before_long_term_memory_loads_unscoped_with_recall() -> None:
+    task = Task.model_validate({"task_id": "tsk_1", "goal": "g", "model": "scripted",
+                                "max_turns": 3})
+    assert task.memory_scope is None and task.memory == "recall"
 
 
 @pytest.mark.parametrize(
@@ -63,6 +70,9 @@ def test_submit_request_accepts_a_plain_goal() -> None:
         ({"goal": "x", "model": "scripted"}, "scripted_turns"),
         ({"goal": "x", "scripted_turns": [{"content": "hi"}]}, "scripted_turns"),
         ({"goal": "x", "model": "scripted", "scripted_turns": [{}]}, "scripted_turns.0"),
+        ({"goal": "x", "memory_scope": "user/1"}, "memory_scope"),
+        ({"goal": "x", "memory_scope": ""}, "memory_scope"),
+        ({"goal": "x", "memory": "always"}, "memory"),
     ],
 )
 def test_submit_request_names_the_bad_field(body: dict[str, object], field: str) -> None:

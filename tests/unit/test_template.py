@@ -393,7 +393,7 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     assert not (layer / "boto3").exists(), "boto3 comes with the Lambda runtime"
     assert (build / "template.yaml").is_file()
     # Provider SDKs ship in their own layer, attached only to the functions that call models:
-    # CallModel, and Memories (embedding models).
+    # CallModel, and the embedding models of long-term memory (Memories, Plan, RunTools).
     assert not (layer / "openai").exists(), "provider SDKs must stay out of the shared layer"
     providers = build / "ProvidersLayer" / "python"
     assert (providers / "openai").is_dir()
@@ -414,7 +414,8 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     with_providers = [
         n for n, p in functions.items() if {"Ref": "ProvidersLayer"} in p.get("Layers", [])
     ]
-    assert sorted(with_providers) == ["CallModelFunction", "MemoriesFunction"]
+    assert sorted(with_providers) == ["CallModelFunction", "MemoriesFunction", "PlanFunction",
+                                      "RunToolsFunction"]
     with_mcp = sorted(n for n, p in functions.items() if {"Ref": "McpLayer"} in p.get("Layers", []))
     assert with_mcp == ["PlanFunction", "RunToolsFunction"]
     mcp_layer = build / "McpLayer" / "python"

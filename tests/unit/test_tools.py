@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from agentkit.models.domain import INVALID_ARGUMENTS_KEY, ToolCall
 from agentkit.tools import Tool, ToolRegistry, default_registry
+from agentkit.tools.registry import ToolError
 
 
 def _call(name: str, **arguments: object) -> ToolCall:
@@ -118,3 +119,28 @@ def test_large_output_is_truncated_with_a_note() -> None:
     assert len(result.content) < 5_000_100
     assert result.content.endswith("[truncated: 50000 more characters]")
     assert registry.run(_call("large")).content == "b" * 1_000_000  # kept whole (S3 later)
+
+
+def test_with_tools_replaces_registered_tools_in_a_copy() -> None:
+    registry = default_registry(memory=True)
+    assert {"remember", "recall"} <= set(registry.names)
+
+    def answer(_: object) -> str:
+        return "bound"
+
+    def refuse(_: object) -> str:
+        raise ToolError("no")
+
+    original = registry.get("recall")
+    assert original is not None
+    bound = registry.with_tools([Tool(name="recall", description="d",
+                                      args_model=original.args_model, func=answer)])
+    assert bound.run(_call("recall", query="x")).content == "bound"
+    # the deployment's registry is left as it was: unbound tools refuse to run
+    assert registry.run(_call("recall", query="x")).content == (
+        "error: long-term memory is not bound to a task here")
+    assert bound.names == registry.names
+    with pytest.raises(ValueError, match="not registered"):
+        registry.with_tools([Tool(name="nope", description="d", args_model=None,
+                                  func=refuse, input_schema={"type": "object"})])
+    assert "remember" not in default_registry().names

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentkit.errors import InputError
 from agentkit.llm.embeddings import EmbeddingUsage
 from agentkit.memory.long_term import LongTermMemory, Remembered
-from agentkit.memory.models import MAX_MEMORY_CHARS, Memory, MemoryScope, check_scope
+from agentkit.memory.models import MAX_MEMORY_CHARS, Memory
+from agentkit.models.domain import MemoryScope, check_scope
 from agentkit.store.memories import MemoryNotFoundError as MemoryNotFoundError  # re-exported
 from agentkit.store.vectors import MAX_TAG_CHARS, MAX_TAGS
 

@@ -15,6 +15,7 @@ from agentkit.models.api import SubmitTaskRequest
 from agentkit.models.domain import Task
 from agentkit.security import SecurityManager
 from agentkit.tools import ToolRegistry
+from agentkit.tools.memory import MEMORY_TOOLS
 
 
 def _budgets(request: SubmitTaskRequest, settings: Settings, tenant_id: str) -> dict[str, Any]:
@@ -62,6 +63,13 @@ def check_request(
         if provider == "scripted" and not settings.scripted_model_enabled:
             raise InputError(field, "model 'scripted' is disabled in this deployment")
     tools = registry.names if request.tools is None else list(dict.fromkeys(request.tools))
+    if request.memory == "off":
+        # A task with memory off neither reads nor writes long-term memory: not by default,
+        # and not by asking for the tools either.
+        if request.tools is None:
+            tools = [name for name in tools if name not in MEMORY_TOOLS]
+        elif asked := [name for name in tools if name in MEMORY_TOOLS]:
+            raise InputError("tools", f"{', '.join(asked)}: not with memory 'off'")
     # MCP tool names are checked against the deployment's servers by their shape
     # (`<server>__<tool>`), not by listing the servers: the API needs neither the MCP SDK nor
     # the servers to be up. The Plan step, which lists them, refuses a name none offers.
@@ -90,6 +98,8 @@ def check_request(
         model=model,
         fallback_models=fallbacks,
         tools=tools,
+        memory_scope=request.memory_scope,
+        memory=request.memory,
         **_budgets(request, settings, tenant_id),
         max_wait_seconds=(
             request.max_wait_seconds

@@ -35,6 +35,8 @@ def get_task_view(task_id: str, *, store: TaskStore, tenant_id: str) -> TaskView
     return TaskView(
         **summary,
         tools=task.tools,
+        memory_scope=task.memory_scope,
+        memory=task.memory,
         max_turns=task.max_turns,
         max_tokens=task.max_tokens,
         max_cost_usd=task.max_cost_usd,

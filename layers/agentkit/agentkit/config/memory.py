@@ -19,15 +19,38 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from agentkit.config import Environ, ProviderSettings, StoreSettings, _number, _text
+from agentkit.config import (
+    Environ,
+    ProviderSettings,
+    SettingsPart,
+    StoreSettings,
+    _number,
+    _text,
+)
 
 DEFAULT_DEDUP_MIN_SCORE = 0.95
 DEFAULT_RECALL_MIN_SCORE = 0.8
 
 
-class MemorySettings(ProviderSettings):
+class MemorySwitch(SettingsPart):
+    """Whether the deployment has long-term memory (an EMBEDDING_MODEL): what the functions
+    that only list the memory tools (submit, schedules) need to know of it."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {"embedding_model": "EMBEDDING_MODEL"}
+
+    embedding_model: str | None = None
+
+    @property
+    def memory_enabled(self) -> bool:
+        return self.embedding_model is not None
+
+    @classmethod
+    def _read(cls, env: Environ) -> dict[str, Any]:
+        return {"embedding_model": _text(env, "EMBEDDING_MODEL")}
+
+
+class MemorySettings(MemorySwitch, ProviderSettings):
     VARIABLES: ClassVar[dict[str, str]] = {
-        "embedding_model": "EMBEDDING_MODEL",
         "embedding_dimensions": "EMBEDDING_DIMENSIONS",
         "vector_store": "MEMORY_VECTOR_STORE",
         "vector_index_arn": "MEMORY_VECTOR_INDEX_ARN",
@@ -35,7 +58,6 @@ class MemorySettings(ProviderSettings):
         "recall_min_score": "MEMORY_RECALL_MIN_SCORE",
     }
 
-    embedding_model: str | None = None
     embedding_dimensions: int = Field(default=384, ge=1, le=8192)
     vector_store: Literal["dynamodb", "s3vectors"] = "dynamodb"
     vector_index_arn: str | None = None
@@ -45,7 +67,6 @@ class MemorySettings(ProviderSettings):
     @classmethod
     def _read(cls, env: Environ) -> dict[str, Any]:
         values: dict[str, Any] = {
-            "embedding_model": _text(env, "EMBEDDING_MODEL"),
             "vector_index_arn": _text(env, "MEMORY_VECTOR_INDEX_ARN"),
         }
         store = _text(env, "MEMORY_VECTOR_STORE")

@@ -16,6 +16,7 @@ from agentkit.config import (
     StoreSettings,
     _text,
 )
+from agentkit.config.memory import MemorySettings, MemorySwitch
 from agentkit.tools.mcp import McpServerConfig, parse_mcp_config
 
 __all__ = [
@@ -29,10 +30,11 @@ __all__ = [
 ]
 
 
-class ToolSettings(SecuritySettings):
-    """The tool surface: the built-ins (whose own allow-lists come from the security policy)
-    and the MCP servers of MCP_SERVERS (a bad value raises `McpConfigError` naming the
-    field; no server is contacted at cold start)."""
+class ToolSettings(SecuritySettings, MemorySwitch):
+    """The tool surface: the built-ins (whose own allow-lists come from the security policy;
+    `remember` / `recall` where the deployment has long-term memory, EMBEDDING_MODEL) and
+    the MCP servers of MCP_SERVERS (a bad value raises `McpConfigError` naming the field;
+    no server is contacted at cold start)."""
 
     VARIABLES: ClassVar[dict[str, str]] = {
         "mcp_servers": "MCP_SERVERS",
@@ -50,11 +52,13 @@ class ToolSettings(SecuritySettings):
         }
 
 
-class PlanSettings(StoreSettings, ToolSettings):
-    pass
+class PlanSettings(StoreSettings, ToolSettings, MemorySettings):
+    """Plan recalls the memories nearest a task's goal (MEMORY_RECALL_MIN_SCORE)."""
 
 
-class RunToolsSettings(StoreSettings, ToolSettings):
+class RunToolsSettings(StoreSettings, ToolSettings, MemorySettings):
+    """RunTools runs `remember` / `recall` for the task whose calls it runs."""
+
     VARIABLES: ClassVar[dict[str, str]] = {"tool_max_receives": "TOOL_MAX_RECEIVES"}
 
     #: Matches the queue's redrive maxReceiveCount: on the last delivery the function tells

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import logging
+from typing import TYPE_CHECKING
 
 from agentkit.loop.gate_tools import call_of, decide_call, load_call
 from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
@@ -20,6 +22,12 @@ from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
 from agentkit.tools import ToolRegistry
+from agentkit.tools.memory import MEMORY_TOOLS, memory_tools, unbound_memory_tools
+
+if TYPE_CHECKING:
+    from agentkit.memory.long_term import MemoryProvider
+
+logger = logging.getLogger(__name__)
 
 #: Calls of a turn run at once, up to the tool registry's own pool (4 threads, where each
 #: call's timeout runs): more would start a call's timeout while it waits for a thread.
@@ -33,6 +41,7 @@ def run_tool_call(
     registry: ToolRegistry,
     security: SecurityManager | None = None,
     approvals: ApprovalStore | None = None,
+    memory: MemoryProvider | None = None,
 ) -> ToolResult:
     """Run the call if `decide_call` allows it; a refused call is recorded, never executed.
     A result already stored (a redelivered message) is returned: a tool never runs twice.
@@ -41,6 +50,7 @@ def run_tool_call(
     if stored is not None:
         return _stored_result(ref, stored)
     task, call = load_call(ref, store)
+    registry = bind_memory_tools(registry, task, memory)
     return _run_call(ref, task, call, store=store, registry=registry,
                      security=security or SecurityManager(),
                      approvals=approvals or ApprovalStore(store))
@@ -53,6 +63,7 @@ def run_tools(
     registry: ToolRegistry,
     security: SecurityManager,
     approvals: ApprovalStore | None = None,
+    memory: MemoryProvider | None = None,
 ) -> list[ToolResult]:
     """Every call of the turn, side by side. The task and the turn's messages are read once
     (one GetItem, one Query). Each call stores its own result as it finishes, so when one
@@ -64,6 +75,7 @@ def run_tools(
         raise ValueError("a RunTools message names the calls of one turn of one task")
     approvals = approvals or ApprovalStore(store)
     task = store.require_task(task_id)
+    registry = bind_memory_tools(registry, task, memory)
     messages = store.list_messages(task_id, turn)
     assistant = next((m for m in messages if m.role == "assistant"), None)
     answered = {m.tool_call_id: m for m in messages if m.role == "tool" and m.tool_call_id}
@@ -81,6 +93,27 @@ def run_tools(
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="call") as pool:
         futures = [pool.submit(one, ref) for ref in refs]
     return [future.result() for future in futures]
+
+
+def bind_memory_tools(registry: ToolRegistry, task: Task,
+                      memory: MemoryProvider | None) -> ToolRegistry:
+    """The registry with `remember` / `recall` acting for `task` (its tenant and memory
+    scope), where the deployment has them; unchanged otherwise. The memory is made here,
+    at the first turn that may call them; when it cannot be (a bad EmbeddingModel, a
+    missing key) the calls answer why, as errors for the model to read."""
+    if memory is None or not set(MEMORY_TOOLS) & set(registry.names) & set(task.tools):
+        return registry
+    try:
+        long_term = memory()
+    except Exception as error:
+        logger.warning("long-term memory unavailable for task %s", task.task_id,
+                       exc_info=True)
+        why = f"long-term memory is unavailable: {type(error).__name__}: {error}"[:500]
+        return registry.with_tools(unbound_memory_tools(why))
+    if long_term is None:
+        return registry
+    return registry.with_tools(memory_tools(long_term, tenant_id=task.tenant_id,
+                                            scope=task.memory_scope, task_id=task.task_id))
 
 
 def _run_call(
@@ -145,6 +178,7 @@ def handle_run_tools(
     security: SecurityManager,
     sfn: StepFunctionsCallbacks,
     approvals: ApprovalStore | None = None,
+    memory: MemoryProvider | None = None,
 ) -> list[ToolResult]:
     """Run the message's calls and answer its task token. The failure policy: an error
     leaves the message to SQS (redelivered; calls already stored are not run again); on
@@ -153,7 +187,7 @@ def handle_run_tools(
     model as errors."""
     try:
         results = run_tools(message.tool_calls, store=store, registry=registry,
-                            security=security, approvals=approvals)
+                            security=security, approvals=approvals, memory=memory)
     except Exception as error:
         if receive_count >= max_receives:
             answer(sfn.send_task_failure, taskToken=message.task_token, error="ToolCallFailed",

@@ -22,7 +22,7 @@ to 0.68. (OpenAI's models take no kind; Gemini then gets RETRIEVAL_QUERY on both
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -38,11 +38,10 @@ from agentkit.memory.models import (
     MAX_RECALL,
     Memory,
     RecalledMemory,
-    check_scope,
     namespace,
     new_memory_id,
 )
-from agentkit.models.domain import utc_now
+from agentkit.models.domain import check_scope, utc_now
 from agentkit.store.memories import MemoryStore
 from agentkit.store.vectors import (
     DynamoVectorIndex,
@@ -213,6 +212,26 @@ def long_term_memory(settings: MemorySettings, table_name: str) -> LongTermMemor
         index = DynamoVectorIndex(table_name, settings.embedding_dimensions)
     return LongTermMemory(MemoryStore(table_name), index, embedder,
                           dedup_min_score=settings.dedup_min_score)
+
+
+#: The deployment's long-term memory for a function that may need it (None: it has none).
+MemoryProvider = Callable[[], "LongTermMemory | None"]
+
+
+def memory_provider(settings: MemorySettings, table_name: str) -> MemoryProvider:
+    """The deployment's long-term memory for a function that may need it: made at its first
+    use (the embedding model's key is resolved then, not at cold start) and kept; None when
+    the deployment has no EmbeddingModel."""
+    made: list[LongTermMemory] = []
+
+    def provide() -> LongTermMemory | None:
+        if settings.embedding_model is None:
+            return None
+        if not made:
+            made.append(long_term_memory(settings, table_name))
+        return made[0]
+
+    return provide
 
 
 #: Recall at plan time: this many memories at most go into a task's instructions.

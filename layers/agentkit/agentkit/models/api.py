@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from agentkit.models.domain import (
     ApprovalView,
+    MemoryMode,
+    MemoryScope,
     Message,
     ModelText,
     Task,
@@ -74,6 +76,18 @@ class SubmitTaskRequest(BaseModel):
         le=MAX_WAIT_SECONDS_LIMIT,
         description="Patience: how long in all the task may wait for its providers (rate "
         "limits, overload, outages) before it fails; default from the deployment.",
+    )
+    memory_scope: MemoryScope | None = Field(
+        default=None,
+        description="The scope of the tenant's long-term memories the task recalls and "
+        "writes (e.g. an end user's id); null: the tenant's unscoped memories.",
+    )
+    memory: MemoryMode = Field(
+        default="recall",
+        description="Long-term memory: `recall` (default) puts the memories nearest the goal "
+        "into the task's instructions and offers the remember/recall tools; `auto` also "
+        "distils durable facts at the end (not yet wired: behaves as `recall`); `off` "
+        "neither. Ignored where the deployment has no EmbeddingModel.",
     )
     scripted_turns: list[ScriptedTurn] | None = Field(
         default=None,
@@ -151,6 +165,8 @@ class TaskView(TaskSummary):
     """GET /tasks/{id}: the task with its conversation."""
 
     tools: list[str]
+    memory_scope: str | None = None
+    memory: MemoryMode = "recall"
     max_turns: int
     max_tokens: int | None = None
     max_cost_usd: float | None = None

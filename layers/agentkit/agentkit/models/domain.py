@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
 
 
 def utc_now() -> str:
@@ -168,6 +168,31 @@ def check_model_text(value: Any) -> Any:
 ModelText = Annotated[str, BeforeValidator(check_model_text)]
 
 
+MAX_SCOPE_CHARS = 128
+_SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@=+-]{0,127}$")
+
+
+def check_scope(value: str | None) -> str | None:
+    """A memory scope: 1-128 of letters, digits and `_ . : @ = + -`, starting with a letter
+    or digit (no `/`, `#`, `|`: they separate the parts of a namespace and of a key)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SCOPE.match(value):
+        raise ValueError(
+            f"memory scope {value!r}: 1-{MAX_SCOPE_CHARS} of letters, digits and '_.:@=+-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+#: The scope of a tenant's long-term memories a task or a memory belongs to (agentkit.memory)
+MemoryScope = Annotated[str, AfterValidator(check_scope)]
+
+#: A task's use of long-term memory: `off` none, `recall` (the default) its goal's memories
+#: recalled at plan time, `auto` that and durable facts distilled at its end.
+MemoryMode = Literal["off", "recall", "auto"]
+
+
 class WaitInfo(BaseModel):
     """Why a task is waiting for its provider, and until when (no compute runs meanwhile)."""
 
@@ -191,6 +216,9 @@ class Task(BaseModel):
     model: str
     fallback_models: list[str] = Field(default_factory=list)
     tools: list[str] = Field(default_factory=list)
+    # Defaults: a task stored before long-term memory existed loads as unscoped, `recall`.
+    memory_scope: MemoryScope | None = None
+    memory: MemoryMode = "recall"
     max_turns: int
     max_tokens: int | None = None
     max_cost_usd: float | None = None
@@ -229,14 +257,17 @@ class ApprovalView(BaseModel):
     decided_at: str | None = None
 
 
-EventKind = Literal["model_call", "tool_call", "approval", "status", "wait", "compaction"]
+EventKind = Literal[
+    "model_call", "tool_call", "approval", "status", "wait", "compaction", "memory_recalled"
+]
 
 
 class TaskEvent(BaseModel):
     """One entry of a task's timeline (GET /tasks/{id}/events): a model call, a tool call,
-    an approval decision, a status change, a wait for a provider or a compaction of the
-    conversation (older turns summarised to fit the model's window), with timing, tokens,
-    cost and error."""
+    an approval decision, a status change, a wait for a provider, a compaction of the
+    conversation (older turns summarised to fit the model's window) or the long-term
+    memories recalled at plan time (`error` set: recall was skipped, and why), with timing,
+    tokens, cost and error."""
 
     kind: EventKind
     turn: int = 0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from agentkit.security.policy import SecurityConfig
 from agentkit.tools.builtin import builtin_tools
 from agentkit.tools.mcp import McpServerConfig, mcp_sources
+from agentkit.tools.memory import unbound_memory_tools
 from agentkit.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
@@ -23,14 +24,20 @@ def default_registry(
     *,
     policy: SecurityConfig | None = None,
     secret_sources: SecretSources | None = None,
+    memory: bool = False,
 ) -> ToolRegistry:
     """The built-in tools (http_fetch and read_file bound to `policy`'s allow-lists), plus
     one lazy source per MCP server (the function's `MCP_SERVERS`, parsed at cold start by
     agentkit.config.ToolSettings). No server is contacted and `mcp` is not imported until a
     `<server>__*` tool is looked up, spec'd or called; a server's auth secret is looked up
-    then, in the environment and `secret_sources`.
+    then, in the environment and `secret_sources`. `memory` (the deployment has long-term
+    memory: an EmbeddingModel): the `remember` and `recall` built-ins too, unbound (RunTools
+    binds them to the task whose calls it runs).
     """
     registry = ToolRegistry(builtin_tools(policy))
+    if memory:
+        for tool in unbound_memory_tools():
+            registry.register(tool)
 
     def resolver(name: str) -> str:
         from agentkit.secrets import provider_key  # when a server connects, not at import

@@ -3,8 +3,10 @@
 They act for one task: its tenant and its memory scope are bound when the tools are made
 (`memory_tools`), never taken from the model's arguments, so a model can neither read nor
 write another tenant's or another scope's memories whatever it sends. The specs the model
-sees (`MEMORY_TOOL_SPECS`) need no task: Plan lists them in the tool surface, RunTools makes
-the bound tools for the task whose calls it runs.
+sees (`MEMORY_TOOL_SPECS`) need no task: where the deployment has long-term memory its
+registry holds `unbound_memory_tools()` (listed and checked like the other built-ins, at
+submit and by Plan), and RunTools swaps in the tools bound to the task whose calls it runs
+(`ToolRegistry.with_tools`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from agentkit.memory.models import MAX_MEMORY_CHARS
 from agentkit.models.domain import ToolSpec
-from agentkit.tools.registry import Tool
+from agentkit.tools.registry import Tool, ToolError
 
 if TYPE_CHECKING:
     from agentkit.memory.long_term import LongTermMemory
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 REMEMBER = "remember"
 RECALL = "recall"
 MAX_TOOL_RECALL = 20
+MEMORY_TOOLS = (REMEMBER, RECALL)
 
 
 class RememberArgs(BaseModel):
@@ -60,6 +63,21 @@ def _specs() -> list[ToolSpec]:
 
 #: What the model is shown (the same for every task).
 MEMORY_TOOL_SPECS = _specs()
+
+
+def unbound_memory_tools(why: str = "long-term memory is not bound to a task here") -> list[Tool]:
+    """`remember` and `recall` as the deployment's registry lists them: their specs, and a
+    refusal (`error: <why>`) if one is run without being bound to a task (RunTools binds
+    them; it also answers with these when the memory cannot be made)."""
+
+    def unbound(_: Any) -> None:
+        raise ToolError(why)
+
+    return [
+        Tool(name=name, description=_DESCRIPTIONS[name], args_model=model, func=unbound,
+             timeout_s=30)
+        for name, model in ((REMEMBER, RememberArgs), (RECALL, RecallArgs))
+    ]
 
 
 def memory_tools(

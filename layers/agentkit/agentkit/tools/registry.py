@@ -200,6 +200,18 @@ class ToolRegistry:
             raise ValueError(f"tool '{tool.name}' is in the namespace of a tool source")
         self._tools[tool.name] = tool
 
+    def with_tools(self, tools: Iterable[Tool]) -> ToolRegistry:
+        """A registry like this one (the same sources, shared) where `tools` replace the
+        registered tools of their names: tools bound to one task (its long-term memory)."""
+        replacing = {tool.name: tool for tool in tools}
+        missing = sorted(set(replacing) - set(self._tools))
+        if missing:
+            raise ValueError(f"tool(s) {', '.join(missing)}: not registered, nothing to replace")
+        bound = ToolRegistry()
+        bound._tools = {**self._tools, **replacing}
+        bound._sources = list(self._sources)
+        return bound
+
     def add_source(self, source: ToolSource) -> None:
         """Add tools listed lazily; `source.tools()` is called only for `<prefix>*` names."""
         for other in self._sources:
