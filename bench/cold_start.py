@@ -14,7 +14,8 @@ Beside the project's own rows, the same probe runs `import agents` (openai-agent
 each in its own venv under .offline/bench-venvs/ (created on the
 first run, reused after), so the ratio to a full agent framework is visible.
 
-    .venv/bin/python bench/cold_start.py [--runs N] [--no-frameworks] [--no-pyc] [--json PATH]
+    .venv/bin/python bench/cold_start.py [--runs N] [--only TEXT] [--no-frameworks]
+        [--no-pyc] [--json PATH]
 
 Samples are interleaved (run 1 of every row, then run 2, ...) after one untimed warm-up
 per row, so .pyc files exist and a slow moment of the machine hits all rows alike.
@@ -116,6 +117,7 @@ if blocked:
 for name in spec.get("pre", []):
     importlib.import_module(name)
 before = set(sys.modules)
+c0 = time.process_time()
 t0 = time.perf_counter()
 module = importlib.import_module(spec["module"])
 if spec.get("then"):
@@ -128,6 +130,7 @@ if spec.get("construct"):
     except TypeError:
         cls(api_key="sk-test")
 elapsed_ms = (time.perf_counter() - t0) * 1000.0
+cpu_ms = (time.process_time() - c0) * 1000.0
 new = sorted(set(sys.modules) - before)
 stdlib = set(sys.stdlib_module_names)
 tops = set()
@@ -143,6 +146,7 @@ if spec.get("dist"):
     version = metadata.version(spec["dist"])
 print(json.dumps({
     "ms": elapsed_ms,
+    "cpu_ms": cpu_ms,
     "new_modules": len(new),
     "packages": sorted(tops),
     "sdks": [s for s in spec["sdks"] if s in sys.modules],
@@ -159,6 +163,8 @@ class Row:
     group: str
     note: str = ""
     samples_ms: list[float] = field(default_factory=list)
+    # CPU time of the same import (process_time): what other load on the machine moves least.
+    cpu_samples_ms: list[float] = field(default_factory=list)
     new_modules: int = 0
     packages: list[str] = field(default_factory=list)
     sdks: list[str] = field(default_factory=list)
@@ -373,22 +379,38 @@ def fmt_table(rows: list[Row], reference_ms: float | None) -> str:
 def print_targets(rows: list[Row]) -> None:
     """The cold-start targets as ratios of this run: every function module against
     `import strands`, the CallModel function with its first Anthropic client against
-    `import agents` (each at most 0.8)."""
-    medians = {
-        r.label.split(" (")[0]: statistics.median(r.samples_ms) for r in rows if r.samples_ms
-    }
-    strands, agents = medians.get("import strands"), medians.get("import agents")
-    if strands:
+    `import agents` (each at most 0.8). Wall time, and beside it CPU time, which a busy
+    machine inflates far less (an import is CPU-bound once the files are in the page cache).
+    """
+    def medians(attr: str) -> dict[str, float]:
+        return {
+            r.label.split(" (")[0]: statistics.median(getattr(r, attr))
+            for r in rows
+            if getattr(r, attr)
+        }
+
+    wall, cpu = medians("samples_ms"), medians("cpu_samples_ms")
+    strands, agents = wall.get("import strands"), wall.get("import agents")
+    if strands and cpu.get("import strands"):
+        cpu_strands = cpu["import strands"]
         print()
-        print(f"x strands = median / import strands' median ({strands:.0f} ms); target <= 0.8")
+        print(
+            f"x strands = median / import strands' median (wall {strands:.0f} ms, "
+            f"CPU {cpu_strands:.0f} ms); target <= 0.8"
+        )
+        print(f"  {'function':<40} {'wall':>5} {'CPU':>5}")
         for row in rows:
             if row.group == "function" and row.samples_ms:
-                print(f"  {row.label}: {medians[row.label] / strands:.2f}")
-    combined = medians.get("call_model app + AnthropicClient")
-    if agents and combined:
+                print(
+                    f"  {row.label:<40} {wall[row.label] / strands:>5.2f} "
+                    f"{cpu[row.label] / cpu_strands:>5.2f}"
+                )
+    combined = "call_model app + AnthropicClient"
+    if agents and combined in wall:
         print(
-            f"call_model app + AnthropicClient / import agents ({agents:.0f} ms): "
-            f"{combined / agents:.2f}; target <= 0.8"
+            f"{combined} / import agents (wall {agents:.0f} ms): wall "
+            f"{wall[combined] / agents:.2f}, CPU {cpu[combined] / cpu['import agents']:.2f}; "
+            "target <= 0.8"
         )
 
 
@@ -404,6 +426,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"let botocore load {' / '.join(NOT_IN_LAMBDA_RUNTIME)} (absent on Lambda)",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="keep the project rows whose label contains TEXT (repeatable); frameworks stay",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -412,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = project_rows()
     prov, notes = provider_rows()
     rows += prov
+    if args.only:
+        rows = [r for r in rows if any(text in r.label for text in args.only)]
     if not args.no_frameworks:
         VENVS_DIR.mkdir(parents=True, exist_ok=True)
         for name, requirements, import_name in FRAMEWORKS:
@@ -446,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                     row.error, row.samples_ms = str(error), []
                     continue
                 row.samples_ms.append(sample["ms"])
+                row.cpu_samples_ms.append(sample["cpu_ms"])
         start_project = startup_ms(str(PROJECT_PYTHON), args.runs, cwd)
     load_after = os.getloadavg()
 
@@ -503,6 +535,9 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     **asdict(r),
                     "median_ms": statistics.median(r.samples_ms) if r.samples_ms else None,
+                    "median_cpu_ms": (
+                        statistics.median(r.cpu_samples_ms) if r.cpu_samples_ms else None
+                    ),
                 }
                 for r in rows
             ],

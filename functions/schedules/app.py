@@ -38,7 +38,7 @@ app = create_resolver(
     schedules.router(
         schedules.ScheduleRoutes(
             store=TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket),
-            scheduler=aws.client("scheduler"),
+            scheduler=aws.deferred_client("scheduler"),
             target=ScheduleTarget(
                 function_arn=_config.schedule_target_arn,
                 role_arn=_config.scheduler_role_arn,

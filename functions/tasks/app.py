@@ -20,7 +20,7 @@ from agentkit.store import TaskStore
 
 logger = Logger()
 _config = load(TasksSettings)
-_sfn = aws.client("stepfunctions")
+_sfn = aws.deferred_client("stepfunctions")
 
 app = create_resolver(
     tasks.router(

@@ -189,6 +189,30 @@ def test_tool_poison_message_is_a_batch_failure_and_fails_the_wait_on_last_try(
     assert "not found" in call["cause"]
 
 
+def test_a_batch_reports_only_the_turn_that_failed(store: TaskStore) -> None:
+    """Two turns in one SQS batch, one of a task that does not exist: only that record is an
+    item failure, so SQS redelivers it alone and the other turn's tool does not run twice."""
+    seed_example_task(store)
+    context = FakeLambdaContext()
+    load_handler("plan").lambda_handler(load_event("plan.json"), context)
+    load_handler("call_model").lambda_handler(load_event("call_model.json"), context)
+    tool = load_handler("run_tools")
+    tool._sfn = sfn = RecordingStepFunctions()
+    event = load_event("run_tools_sqs.json")
+    good = event["Records"][0]
+    poison = json.loads(json.dumps(good))
+    poison["messageId"] = "poison-1"
+    body = json.loads(poison["body"])
+    body["task_id"] = body["tool_calls"][0]["task_id"] = "tsk_01JNOSUCHTASK000000000000"
+    poison["body"] = json.dumps(body)
+    event["Records"] = [poison, good]
+    assert tool.lambda_handler(event, context) == {
+        "batchItemFailures": [{"itemIdentifier": "poison-1"}]
+    }
+    [(kind, call)] = sfn.calls  # the good turn answered its wait; the poison one will retry
+    assert kind == "success" and call["taskToken"] == json.loads(good["body"])["task_token"]
+
+
 def test_step_handlers_reject_malformed_events(store: TaskStore) -> None:
     from aws_lambda_powertools.utilities.parser import ValidationError
 

@@ -40,3 +40,27 @@ def client(service: str) -> Any:
 
         _session = get_session()
     return _session.create_client(service)
+
+
+class _DeferredClient:
+    """Stands in for a client until the first attribute is read, then builds it: a function
+    whose routes need a service only sometimes (a cancel, a schedule write) does not load
+    that service's model at cold start, and a GET never pays for it."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = client(self._service)  # type: ignore[call-overload]
+        return getattr(self._client, name)
+
+
+@overload
+def deferred_client(service: Literal["stepfunctions"]) -> SFNClient: ...
+@overload
+def deferred_client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
+def deferred_client(service: str) -> Any:
+    """A client for `service` built on its first use (see `_DeferredClient`)."""
+    return _DeferredClient(service)

@@ -73,36 +73,60 @@ class IdempotentSubmitter:
         client: Any | None = None,
         ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
     ) -> None:
-        # Imported here, not with the module: the scheduled-task function submits through
-        # this module too and never needs Powertools' idempotency package.
+        self._inner = submit
+        self._table_name = table_name
+        self._client = client
+        self._ttl_seconds = ttl_seconds
+        self._submit: Callable[..., dict[str, Any]] | None = None
+        self._config: Any = None  # Powertools' IdempotencyConfig, with the wrapper
+
+    def _idempotent_submit(self) -> Callable[..., dict[str, Any]]:
+        """Powertools' idempotency wrapper, built on the first keyed request: its package
+        (and boto3, which it imports) is then no part of the function's cold start, and a
+        request without a key never pays for it."""
+        if self._submit is not None:
+            return self._submit
         from aws_lambda_powertools.utilities.idempotency import (
             DynamoDBPersistenceLayer,
             IdempotencyConfig,
             idempotent_function,
         )
 
-        self.config = IdempotencyConfig(
+        self._config = config = IdempotencyConfig(
             event_key_jmespath="[tenant_id, key]",
             payload_validation_jmespath="body",
             raise_on_no_idempotency_key=True,
-            expires_after_seconds=ttl_seconds,
+            expires_after_seconds=self._ttl_seconds,
             hash_function="sha256",
         )
-        persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+        persistence = DynamoDBPersistenceLayer(
+            table_name=self._table_name, boto3_client=self._client
+        )
+        submit = self._inner
 
         @idempotent_function(
             data_keyword_argument="record",
             persistence_store=persistence,
-            config=self.config,
+            config=config,
             key_prefix="opspawn-submit",
         )
         def _submit(*, record: dict[str, Any], request: SubmitTaskRequest) -> dict[str, Any]:
             return {"task_id": submit(request, record["tenant_id"]).task_id}
 
         self._submit = _submit
+        return _submit
 
-    def __call__(self, request: SubmitTaskRequest, *, tenant_id: str, key: str) -> str:
-        """The id of the task this (tenant, key) made, making it now if it is new."""
+    def __call__(
+        self,
+        request: SubmitTaskRequest,
+        *,
+        tenant_id: str,
+        key: str,
+        lambda_context: Any | None = None,
+    ) -> str:
+        """The id of the task this (tenant, key) made, making it now if it is new. With the
+        Lambda context, an in-progress record expires with this invocation's remaining time
+        (a retry after a timeout is not refused for the whole TTL)."""
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             IdempotencyAlreadyInProgressError,
             IdempotencyValidationError,
@@ -114,8 +138,11 @@ class IdempotentSubmitter:
             # The parsed body: formatting or key order do not make a request different.
             "body": request.model_dump(mode="json", exclude_none=True),
         }
+        submit = self._idempotent_submit()
+        if lambda_context is not None:
+            self._config.register_lambda_context(lambda_context)
         try:
-            return str(self._submit(record=record, request=request)["task_id"])
+            return str(submit(record=record, request=request)["task_id"])
         except IdempotencyValidationError:
             raise IdempotencyConflictError(
                 f"Idempotency-Key '{key}' was already used with a different request body"

@@ -68,8 +68,10 @@ def router(deps: SubmitRoutes) -> Router:
         if idempotency_key is None:
             task = deps.submit(request, tenant_id)
         else:
-            deps.idempotent_submit.config.register_lambda_context(routes.lambda_context)
-            task_id = deps.idempotent_submit(request, tenant_id=tenant_id, key=idempotency_key)
+            task_id = deps.idempotent_submit(
+                request, tenant_id=tenant_id, key=idempotency_key,
+                lambda_context=routes.lambda_context,
+            )
             task = deps.require_task(task_id)  # as it is now (a retry may find it running)
         return Response(
             status_code=HTTPStatus.ACCEPTED.value,
