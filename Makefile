@@ -61,12 +61,15 @@ scan: $(SCAN_STAMP)
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE \
 		$(SCAN_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
 
+# The fast tiers (unit, moto integration, MCP, live skips) in two processes, a file per
+# worker at a time; then the LocalStack e2e tier on its one shared stack.
 test: setup lint scan
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/e2e
+	$(BIN)/pytest tests/e2e
 
 # The template's unit tests run the scanner too.
 unit: $(STAMP) $(SCAN_STAMP)
-	$(BIN)/pytest tests/unit tests/integration
+	$(BIN)/pytest -n 2 --dist loadfile tests/unit tests/integration
 
 e2e: setup
 	$(BIN)/pytest tests/e2e
