@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agentkit.admission import ExecutionStarter, admit, step_functions_starter
+from agentkit.api.idempotency import IDEMPOTENCY_TTL_SECONDS, IdempotentOperation
 from agentkit.api.task_request import check_request
 from agentkit.config import Settings
 from agentkit.models.api import SubmitTaskRequest
@@ -17,7 +18,6 @@ from agentkit.tools import ToolRegistry
 
 __all__ = [
     "ExecutionStarter",
-    "IdempotencyConflictError",
     "IdempotentSubmitter",
     "step_functions_starter",
     "submit_task",
@@ -48,22 +48,12 @@ def submit_task(
 
 # --- Idempotency-Key: a retried POST /tasks makes one task, never two.
 
-#: How long a key is remembered (the records' TTL; Powertools also checks it on read).
-IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
-
-
-class IdempotencyConflictError(RuntimeError):
-    """The key was used with a different body, or its first request is still running (409)."""
-
 
 class IdempotentSubmitter:
-    """Powertools Idempotency around a submit, keyed on (tenant, Idempotency-Key).
-
-    The record (in the idempotency table, expiring after 24 h) holds the task id the first
-    request made and a hash of its body: the same key with the same body answers that task
-    again (no second task, no second execution); with a different body it is refused.
-    Keys are per tenant, so two tenants never see each other's keys or tasks.
-    """
+    """A submit run once per (tenant, Idempotency-Key) (agentkit.api.idempotency): the
+    record holds the id of the task the first request made; the same key with the same body
+    answers that task again (no second task, no second execution), with a different body it
+    is refused."""
 
     def __init__(
         self,
@@ -73,54 +63,19 @@ class IdempotentSubmitter:
         client: Any | None = None,
         ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
     ) -> None:
-        # Imported here, not with the module: the scheduled-task function submits through
-        # this module too and never needs Powertools' idempotency package.
-        from aws_lambda_powertools.utilities.idempotency import (
-            DynamoDBPersistenceLayer,
-            IdempotencyConfig,
-            idempotent_function,
-        )
-
-        self.config = IdempotencyConfig(
-            event_key_jmespath="[tenant_id, key]",
-            payload_validation_jmespath="body",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=ttl_seconds,
-            hash_function="sha256",
-        )
-        persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
-
-        @idempotent_function(
-            data_keyword_argument="record",
-            persistence_store=persistence,
-            config=self.config,
-            key_prefix="opspawn-submit",
-        )
-        def _submit(*, record: dict[str, Any], request: SubmitTaskRequest) -> dict[str, Any]:
+        def operation(record: dict[str, Any], request: SubmitTaskRequest) -> dict[str, Any]:
             return {"task_id": submit(request, record["tenant_id"]).task_id}
 
-        self._submit = _submit
+        # The key is (tenant, key), as before follow-ups shared this code: a key in use
+        # across an upgrade keeps answering its task.
+        self._operation = IdempotentOperation(
+            operation, table_name=table_name, client=client, ttl_seconds=ttl_seconds,
+            key_prefix="opspawn-submit", event_key="[tenant_id, key]",
+        )
+        self.config = self._operation.config
 
     def __call__(self, request: SubmitTaskRequest, *, tenant_id: str, key: str) -> str:
         """The id of the task this (tenant, key) made, making it now if it is new."""
-        from aws_lambda_powertools.utilities.idempotency.exceptions import (
-            IdempotencyAlreadyInProgressError,
-            IdempotencyValidationError,
-        )
-
-        record = {
-            "tenant_id": tenant_id,
-            "key": key,
-            # The parsed body: formatting or key order do not make a request different.
-            "body": request.model_dump(mode="json", exclude_none=True),
-        }
-        try:
-            return str(self._submit(record=record, request=request)["task_id"])
-        except IdempotencyValidationError:
-            raise IdempotencyConflictError(
-                f"Idempotency-Key '{key}' was already used with a different request body"
-            ) from None
-        except IdempotencyAlreadyInProgressError:
-            raise IdempotencyConflictError(
-                f"a request with Idempotency-Key '{key}' is still in progress; retry shortly"
-            ) from None
+        # The parsed body: formatting or key order do not make a request different.
+        body = request.model_dump(mode="json", exclude_none=True)
+        return str(self._operation(request, tenant_id=tenant_id, key=key, body=body)["task_id"])
