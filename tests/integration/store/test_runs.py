@@ -133,7 +133,7 @@ def test_a_task_stored_before_follow_ups_takes_one(store: TaskStore) -> None:
     store.client.update_item(
         TableName=store.table_name, Key={"pk": {"S": task_pk("tsk_runs")}, "sk": {"S": META}},
         UpdateExpression="REMOVE run, run_first_turn, run_usage_start, run_follow_up, "
-                         "follow_ups, follow_ups_taken, started_at, ended_at",
+                         "run_message_seq, follow_ups, follow_ups_taken, started_at, ended_at",
     )
     store.add_follow_up("tsk_runs", "old but gold", when_idle=True)
     assert start_next_run("tsk_runs", store=store, start_run=Starter()) == 2
@@ -162,6 +162,35 @@ def test_the_plan_step_of_a_follow_up_run_adds_the_message_once(store: TaskStore
     assert store.require_task("tsk_runs").status == TaskStatus.RUNNING
     events = [e for e in store.list_events("tsk_runs") if e.detail.get("run") == 2]
     assert len(events) == 1 and events[0].detail == {"run": 2, "follow_up": 1}
+
+
+def test_a_run_that_made_no_turn_leaves_its_message_and_the_next_goes_after_it(
+    store: TaskStore,
+) -> None:
+    _ended(store)
+    store.add_follow_up("tsk_runs", "first try", when_idle=True)
+    start_next_run("tsk_runs", store=store, start_run=Starter())
+    continue_run(store.require_task("tsk_runs"), store=store)
+    # Run 2's model call failed for good: no turn made.
+    store.finish_task("tsk_runs", TaskStatus.FAILED, error="provider down")
+    store.add_follow_up("tsk_runs", "second try", when_idle=True)
+    start_next_run("tsk_runs", store=store, start_run=Starter())
+    task = store.require_task("tsk_runs")
+    assert (task.run, task.run_first_turn, task.run_message_seq) == (3, 2, FOLLOW_UP_SEQ + 1)
+    continue_run(task, store=store)
+    assert [m.content for m in store.list_messages("tsk_runs", 2)] == [
+        "first answer", "first try", "second try"]
+
+
+def test_a_run_cancelled_before_its_plan_step_adds_nothing(store: TaskStore) -> None:
+    _ended(store)
+    store.add_follow_up("tsk_runs", "never mind", when_idle=True)
+    start_next_run("tsk_runs", store=store, start_run=Starter())
+    store.finish_task("tsk_runs", TaskStatus.CANCELLED, error="cancelled by the caller")
+    ref = continue_run(store.require_task("tsk_runs"), store=store)
+    assert ref == TurnRef(task_id="tsk_runs", turn=2)
+    assert [m.content for m in store.list_messages("tsk_runs", 2)] == ["first answer"]
+    assert store.require_task("tsk_runs").status == TaskStatus.CANCELLED
 
 
 def test_budgets_apply_per_run() -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agentkit.models.domain import Message, Task, TaskEvent, TaskStatus
 from agentkit.models.payloads import TaskRef, TurnRef
 from agentkit.store import TaskStore
-from agentkit.store.tasks import FOLLOW_UP_SEQ
+from agentkit.store.tasks import FOLLOW_UP_SEQ, MAX_FOLLOW_UP_SEQ
 
 if TYPE_CHECKING:
     from agentkit.tools import ToolRegistry
@@ -104,20 +104,28 @@ def continue_run(task: Task, *, store: TaskStore) -> TurnRef:
     the conversation after the turn it continues from. Write-once: a retried step changes
     nothing. The turn's missing tool results (a run that ended mid-turn) are filled by
     CallModel before the call, as for any turn."""
+    ref = TurnRef(task_id=task.task_id, turn=task.run_first_turn)
+    if task.status.is_terminal:
+        return ref  # cancelled before it began: it adds nothing (CallModel stops)
     if task.status == TaskStatus.QUEUED:
         store.update_task(task.task_id, changes={"status": TaskStatus.RUNNING.value},
                           allowed_statuses=[TaskStatus.QUEUED])
-    number = task.run_follow_up
+    number, seq = task.run_follow_up, task.run_message_seq or FOLLOW_UP_SEQ
     record = store.get_follow_up(task.task_id, number) if number is not None else None
     if record is None:
         raise RuntimeError(f"task {task.task_id}: run {task.run} has no follow-up message")
+    if seq > MAX_FOLLOW_UP_SEQ:
+        raise ValueError(
+            f"task {task.task_id}: {seq - FOLLOW_UP_SEQ} runs in a row ended without a turn "
+            f"after turn {task.run_first_turn}; no room for another follow-up there"
+        )
     message = Message(role="user", content=record.content)
-    if store.put_message(task.task_id, task.run_first_turn, FOLLOW_UP_SEQ, message):
+    if store.put_message(task.task_id, task.run_first_turn, seq, message):
         store.add_event(task.task_id, TaskEvent(
             kind="status", turn=task.run_first_turn, name=TaskStatus.RUNNING.value,
             detail={"run": task.run, "follow_up": number},
         ))
-    return TurnRef(task_id=task.task_id, turn=task.run_first_turn)
+    return ref
 
 
 def plan_or_continue(

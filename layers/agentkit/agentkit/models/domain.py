@@ -252,6 +252,8 @@ class Task(BaseModel):
     run_usage_start: Usage = Field(default_factory=Usage)
     #: the follow-up message the current run answers (None: the first run, the goal)
     run_follow_up: int | None = None
+    #: where the current run's follow-up message goes: MSG#<run_first_turn>#<this seq>
+    run_message_seq: int | None = None
     #: follow-up messages accepted, and those taken off the queue (started or discarded)
     follow_ups: int = 0
     follow_ups_taken: int = 0

@@ -20,8 +20,8 @@ Item layout (pk / sk):
   TASK#<id> / RUN#<n>              run n as it ended (a TaskRun, JSON in `body`), written
                                    when run n+1 begins; the META item describes the
                                    current run
-A follow-up run's user message is MSG#<first turn>#<FOLLOW_UP_SEQ>: after the results of
-the turn it continues from, before the run's first reply.
+A follow-up run's user message is MSG#<first turn>#<seq from FOLLOW_UP_SEQ>: after the
+results of the turn it continues from, before the run's first reply.
 The META item also carries gsi1pk/gsi1sk (tenant, created time) for listing.
 
 Every write that can race is conditional: a message is written once
@@ -114,8 +114,10 @@ def run_sk(run: int) -> str:
 
 
 #: The seq of a follow-up run's user message within the turn it continues from: after
-#: that turn's tool results (seq 1..n, one per call), whatever their number.
-FOLLOW_UP_SEQ = 999
+#: that turn's tool results (seq 1..n, one per call). A run that made no turn (it failed
+#: or was stopped first) leaves the next run the same turn: its message takes the next seq.
+FOLLOW_UP_SEQ = 900
+MAX_FOLLOW_UP_SEQ = 999
 
 
 class FollowUpRecord(BaseModel):
@@ -629,6 +631,10 @@ class TaskStore:
             if not task.status.is_terminal or not task.queued_follow_ups:
                 return None
             number, run = task.follow_ups_taken + 1, task.run + 1
+            # The ended run made no turn and wrote its message at this turn: the next seq.
+            seq = (task.run_message_seq + 1
+                   if task.run_message_seq is not None and task.turn == task.run_first_turn
+                   else FOLLOW_UP_SEQ)
             ended = TaskRun(
                 run=task.run, follow_up=task.run_follow_up, status=task.status,
                 execution_arn=task.execution_arn, first_turn=task.run_first_turn,
@@ -636,7 +642,8 @@ class TaskStore:
                 started_at=task.started_at, ended_at=task.ended_at or task.updated_at,
             )
             changes: dict[str, Any] = {
-                "run": run, "run_follow_up": number, "follow_ups_taken": number,
+                "run": run, "run_follow_up": number, "run_message_seq": seq,
+                "follow_ups_taken": number,
                 "status": TaskStatus.QUEUED.value, "run_first_turn": task.turn,
                 "run_usage_start": task.usage.model_dump(mode="json"),
                 "execution_arn": None, "answer": None, "error": None, "waiting": None,
