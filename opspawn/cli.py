@@ -436,6 +436,14 @@ def cmd_get(args: argparse.Namespace, io: Io) -> int:
     for message in view.messages:
         turns += message.role == "assistant"
         io.out.print(describe(message, turns))
+    if len(view.runs) > 1 or view.queued_follow_ups:
+        for run in view.runs:
+            what = f"follow-up {run.follow_up}" if run.follow_up else "the goal"
+            io.out.print(f"run {run.run}   {what}: {run.status.value}, turns "
+                         f"{run.first_turn + 1}-{run.last_turn}, "
+                         f"${run.usage.cost_usd:.6f}")
+        if view.queued_follow_ups:
+            io.out.print(f"queued  {view.queued_follow_ups} follow-up(s)")
     for approval in view.approvals:
         arguments = escape(_short(json.dumps(approval.arguments), 80))
         line = f"approval {approval.approval_id}  {escape(approval.tool)}({arguments})"

@@ -333,6 +333,21 @@ def test_reply_sends_the_follow_up_and_waits_for_its_run(api: FakeApi, run: Run)
     assert len([r for r in api.requests if r.method == "GET"]) == 3  # waited for run 2
 
 
+def test_get_lists_the_runs_and_labels_a_follow_up(api: FakeApi, run: Run) -> None:
+    api.views = [_view("tsk_g", "SUCCEEDED",
+                       [SYSTEM, USER, FINAL, {"role": "user", "content": "And x2?"},
+                        {"role": "assistant", "content": "84."}],
+                       answer="84.", turn=2, run=2, queued_follow_ups=1,
+                       runs=[_run_record(1, "SUCCEEDED"),
+                             _run_record(2, "SUCCEEDED", 1, first_turn=1, last_turn=2)])]
+    code, out, _ = run("get", "tsk_g")
+    assert code == 0
+    assert "run 1   the goal: SUCCEEDED, turns 1-1" in out
+    assert "run 2   follow-up 1: SUCCEEDED, turns 2-2" in out
+    assert "queued  1 follow-up(s)" in out
+    assert "reply   And x2?" in out and "goal    What is 6 * 7?" in out
+
+
 def test_reply_to_a_busy_task_says_so(api: FakeApi, run: Run) -> None:
     api.route("POST", "/tasks/tsk_r/messages",
               {"error": "task_busy", "message": "task 'tsk_r' is RUNNING (run 1)"}, 409)
