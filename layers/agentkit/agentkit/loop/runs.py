@@ -79,6 +79,8 @@ def start_next_run(task_id: str, *, store: TaskStore, start_run: RunStarter | No
     for _ in range(100):  # each round starts a run or ends one that could not start
         task = store.require_task(task_id)
         if not (task.status == TaskStatus.QUEUED and task.run > 1 and not task.execution_arn):
+            if not task.status.is_terminal or not task.queued_follow_ups:
+                return None  # the common end of a task: one read, nothing queued
             begun = store.begin_next_run(task_id)
             if begun is None:
                 return None
