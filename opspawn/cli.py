@@ -3,6 +3,7 @@
     opspawn submit "What is 2 ** 16?" --model openai:gpt-4o-mini --wait
     opspawn watch tsk_...            opspawn get tsk_...      opspawn events tsk_...
     opspawn list --status RUNNING    opspawn cancel tsk_...   opspawn approve tsk_... apr_...
+    opspawn reply tsk_... "And for 2 ** 32?" --wait   (a follow-up: a new run of the task)
     opspawn schedules create nightly "rate(1 day)" "Summarize ..."   opspawn config show
 
 Endpoint and API key, first found wins: --endpoint/--api-key, then OPSPAWN_ENDPOINT/
@@ -362,6 +363,62 @@ def cmd_submit(args: argparse.Namespace, io: Io) -> int:
         return _follow(io, client, task.task_id, args.timeout, args.json)
 
 
+def cmd_reply(args: argparse.Namespace, io: Io) -> int:
+    content = sys.stdin.read() if args.text == "-" else args.text
+    with io.client(args) as client:
+        try:
+            accepted = client.reply(args.task_id, content,
+                                    on_busy="enqueue" if args.enqueue else "reject",
+                                    idempotency_key=args.idempotency_key)
+        except ApiError as error:
+            if error.status_code != 409:
+                raise
+            message = error.body.get("message") if isinstance(error.body, dict) else None
+            io.err.print(f"[red]cannot reply to {args.task_id}:[/] {escape(message or '')}")
+            return EXIT_ERROR
+        where = (f"run {accepted.run}" if accepted.state == "started"
+                 else "queued behind the active run")
+        if not args.wait:
+            if args.json:
+                _print_json(accepted)
+            else:
+                io.out.print(f"follow-up {accepted.follow_up} of task [bold]{args.task_id}[/]: "
+                             f"{where}")
+                io.out.print(f"follow it with `opspawn watch {args.task_id}`")
+            return EXIT_OK
+        (io.err if args.json else io.out).print(
+            f"follow-up {accepted.follow_up} of task [bold]{args.task_id}[/]: {where}; "
+            "following it"
+        )
+        return _follow_reply(io, client, args.task_id, accepted.follow_up, args.timeout,
+                             args.json)
+
+
+def _follow_reply(io: Io, client: OpspawnClient, task_id: str, follow_up: int,
+                  timeout_s: float, as_json: bool) -> int:
+    """Follow the run answering `follow_up`: until it begins, the message is QUEUED."""
+
+    def fetch() -> TaskView:
+        view = client.get(task_id)
+        answered = any(run.follow_up == follow_up for run in view.runs)
+        if not answered and (not view.status.is_terminal or view.queued_follow_ups):
+            return view.model_copy(update={"status": TaskStatus.QUEUED})
+        return view
+
+    progress = io.err if as_json else io.out
+    try:
+        view = follow(fetch, progress, timeout_s=timeout_s, poll_s=POLL_SECONDS,
+                      on_update=progress_printer(progress))
+    except TimeoutError as error:
+        io.err.print(f"[yellow]{escape(str(error))}[/]; keep following with "
+                     f"`opspawn watch {task_id}`")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        io.err.print(f"stopped watching; the task goes on: `opspawn watch {task_id}`")
+        return EXIT_INTERRUPTED
+    return _finished(io, view, as_json)
+
+
 def cmd_watch(args: argparse.Namespace, io: Io) -> int:
     with io.client(args) as client:
         return _follow(io, client, args.task_id, args.timeout, args.json)
@@ -379,6 +436,14 @@ def cmd_get(args: argparse.Namespace, io: Io) -> int:
     for message in view.messages:
         turns += message.role == "assistant"
         io.out.print(describe(message, turns))
+    if len(view.runs) > 1 or view.queued_follow_ups:
+        for run in view.runs:
+            what = f"follow-up {run.follow_up}" if run.follow_up else "the goal"
+            io.out.print(f"run {run.run}   {what}: {run.status.value}, turns "
+                         f"{run.first_turn + 1}-{run.last_turn}, "
+                         f"${run.usage.cost_usd:.6f}")
+        if view.queued_follow_ups:
+            io.out.print(f"queued  {view.queued_follow_ups} follow-up(s)")
     for approval in view.approvals:
         arguments = escape(_short(json.dumps(approval.arguments), 80))
         line = f"approval {approval.approval_id}  {escape(approval.tool)}({arguments})"
@@ -658,6 +723,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_options(p)
     p.add_argument("--idempotency-key", metavar="K", help="a retried submit with K runs once")
     p.add_argument("--wait", action="store_true", help="follow the task until it ends")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="with --wait")
+    json_flag(p)
+
+    p = command(commands, "reply", cmd_reply,
+                "continue an ended task with a follow-up message, as a new run "
+                "(POST /tasks/{id}/messages)")
+    p.add_argument("task_id", metavar="ID")
+    p.add_argument("text", metavar="TEXT", help="the message ('-' reads stdin)")
+    p.add_argument("--enqueue", action="store_true",
+                   help="while a run is active, queue the message (default: refused)")
+    p.add_argument("--idempotency-key", metavar="K", help="a retried reply with K runs once")
+    p.add_argument("--wait", action="store_true", help="follow the new run until it ends")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="with --wait")
     json_flag(p)
 

@@ -11,7 +11,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.memory.models import Memory
-from agentkit.models.api import SubmitTaskRequest, TaskSummary, TaskView
+from agentkit.models.api import (
+    FollowUpAccepted,
+    FollowUpRequest,
+    OnBusy,
+    SubmitTaskRequest,
+    TaskSummary,
+    TaskView,
+)
 from agentkit.models.domain import TaskEvent, TaskStatus
 
 
@@ -155,6 +162,56 @@ class OpspawnClient:
     def cancel(self, task_id: str) -> TaskSummary:
         """Stop a task; ApiError 409 if it has already finished."""
         return TaskSummary.model_validate(self._json(self._http.post(f"/tasks/{task_id}/cancel")))
+
+    def reply(
+        self,
+        task_id: str,
+        content: str,
+        *,
+        on_busy: OnBusy = "reject",
+        idempotency_key: str | None = None,
+    ) -> FollowUpAccepted:
+        """Continue an ended task with a follow-up message (a new run of the task). While a
+        run is active: ApiError 409 (`on_busy="reject"`) or queued (`"enqueue"`)."""
+        body = FollowUpRequest(content=content, on_busy=on_busy).model_dump(mode="json")
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        response = self._http.post(f"/tasks/{task_id}/messages", json=body, headers=headers)
+        return FollowUpAccepted.model_validate(self._json(response))
+
+    def wait_follow_up(
+        self,
+        task_id: str,
+        follow_up: int,
+        *,
+        timeout_s: float = 120.0,
+        poll_s: float = 0.5,
+        on_update: Callable[[TaskView], None] | None = None,
+    ) -> TaskView:
+        """Poll until the run answering follow-up `follow_up` has ended (RuntimeError if the
+        task was cancelled before it started: it was discarded)."""
+        deadline = time.monotonic() + timeout_s
+        last: tuple[Any, ...] | None = None
+        while True:
+            view = self.get(task_id)
+            marker = (view.status, view.run, view.turn, len(view.messages))
+            if marker != last and on_update is not None:
+                on_update(view)
+            last = marker
+            run = next((r for r in view.runs if r.follow_up == follow_up), None)
+            if run is not None and run.status.is_terminal:
+                return view
+            # Neither answered by a run nor waiting any more: a cancel discarded it.
+            if run is None and view.status.is_terminal and not view.queued_follow_ups:
+                raise RuntimeError(
+                    f"follow-up {follow_up} of task {task_id} was discarded (the task was "
+                    "cancelled before it started)"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"follow-up {follow_up} of task {task_id} not answered after "
+                    f"{timeout_s:.0f} s (task {view.status.value}, run {view.run})"
+                )
+            time.sleep(poll_s)
 
     def approve(
         self, task_id: str, approval_id: str, *, approve: bool = True, reason: str | None = None

@@ -30,8 +30,9 @@ def _short(text: str | None, limit: int = 100) -> str:
 def describe(message: Message, turn_of_assistant: int) -> str:
     if message.role == "system":
         return "[cyan]plan [/]   conversation opened with the agent's instructions"
-    if message.role == "user":
-        return f"[cyan]goal [/]   {_short(message.content)}"
+    if message.role == "user":  # the goal, or later a follow-up (a new run)
+        label = "goal " if turn_of_assistant == 0 else "reply"
+        return f"[cyan]{label}[/]   {_short(message.content)}"
     if message.role == "assistant" and message.tool_calls:
         calls = ", ".join(
             f"{escape(call.name)}({_short(json.dumps(call.arguments), 60)})"

@@ -13,6 +13,7 @@ from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import FinalizeSettings, load
 from agentkit.event_parser import event_parser
 from agentkit.loop.finalize import end_task
+from agentkit.loop.runs import RunStarter, step_functions_run_starter
 from agentkit.models.payloads import FinalizeEvent
 from agentkit.store import TaskStore
 
@@ -32,6 +33,17 @@ def _starter(state_machine_arn: str | None) -> ExecutionStarter | None:
     return step_functions_starter(_sfn, arn)
 
 
+def _run_starter(state_machine_arn: str | None) -> RunStarter | None:
+    """Starts the run of a follow-up queued while the task's run was active."""
+    global _sfn
+    arn = state_machine_arn or _config.state_machine_arn
+    if not arn:
+        return None
+    if _sfn is None:
+        _sfn = aws.client("stepfunctions")
+    return step_functions_run_starter(_sfn, arn)
+
+
 @logger.inject_lambda_context
 @event_parser(model=FinalizeEvent)
 def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, Any]:
@@ -46,6 +58,7 @@ def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, An
         error=event.error,
         start_execution=start,
         max_running_for=_config.max_running_for,
+        start_run=_run_starter(event.state_machine_arn),
     )
     if event.outcome == "failed":
         logger.warning("task failed", extra={"reason": task.error})

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentkit.config import load
 from agentkit.config.tools import PlanSettings
 from agentkit.event_parser import event_parser
-from agentkit.loop.plan import plan_task
+from agentkit.loop.runs import plan_or_continue
 from agentkit.memory.long_term import memory_provider
 from agentkit.models.payloads import TaskRef
 from agentkit.store import TaskStore
@@ -30,5 +30,6 @@ _memory = memory_provider(_config, _config.table_name)
 @event_parser(model=TaskRef)
 def lambda_handler(event: TaskRef, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(task_id=event.task_id)
-    return plan_task(event, store=_store, registry=_registry, memory=_memory,
-                     recall_min_score=_config.recall_min_score).model_dump()
+    # A follow-up run continues the conversation; the first run plans (plan_task).
+    return plan_or_continue(event, store=_store, registry=_registry, memory=_memory,
+                            recall_min_score=_config.recall_min_score).model_dump()

@@ -366,3 +366,31 @@ def test_a_waiting_task_is_cancelled_from_the_console(
     screenshots["cancelled"] = shots_dir / "cancelled.png"
     page.screenshot(path=str(screenshots["cancelled"]), full_page=True)
     assert site.paths == []  # the call never ran
+
+
+def test_a_follow_up_is_sent_from_the_console_and_runs(
+    watched: Watched, console_url: str, key: str, client: OpspawnClient,
+    shots_dir: Path, screenshots: dict[str, Path],
+) -> None:
+    from playwright.sync_api import expect
+
+    page = watched.page
+    _sign_in(page, console_url, key)
+    task_id = _submit_from_form(page, "Say hello.", [
+        {"content": "Hello."}, {"content": "Hello again, as you asked."}])
+    expect(_status(page)).to_have_attribute("data-status", "SUCCEEDED", timeout=TASK_MS)
+
+    page.get_by_label("Message", exact=True).fill("Once more, please.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#follow-up-h ~ form [aria-live]")).to_contain_text("Follow-up 1 sent")
+    runs = page.locator("#runs tbody tr")
+    expect(runs).to_have_count(2, timeout=TASK_MS)
+    expect(runs.nth(1).locator(".badge")).to_have_attribute("data-status", "SUCCEEDED",
+                                                             timeout=TASK_MS)
+    expect(page.locator("#conversation")).to_contain_text("Once more, please.")
+    expect(page.locator("#conversation")).to_contain_text("Hello again, as you asked.")
+    view = client.get(task_id)
+    assert [r.status for r in view.runs] == ["SUCCEEDED", "SUCCEEDED"]
+    assert view.answer == "Hello again, as you asked."
+    screenshots["follow-up"] = shots_dir / "follow-up.png"
+    page.screenshot(path=str(screenshots["follow-up"]), full_page=True)

@@ -299,6 +299,65 @@ def test_cancel_of_a_finished_task_says_so(api: FakeApi, run: Run) -> None:
     assert "cannot cancel tsk_x" in err and "already ended SUCCEEDED" in err
 
 
+def _run_record(run: int, status: str, follow_up: int | None = None, **extra: Any) -> dict:
+    return {"run": run, "follow_up": follow_up, "status": status, "first_turn": 0,
+            "last_turn": 1, "usage": _usage(), **extra}
+
+
+def test_reply_sends_the_follow_up_and_waits_for_its_run(api: FakeApi, run: Run) -> None:
+    api.route("POST", "/tasks/tsk_r/messages",
+              {"task_id": "tsk_r", "follow_up": 1, "state": "queued", "run": None,
+               "task": _summary("tsk_r", "RUNNING")}, 202)
+    first = _run_record(1, "RUNNING")
+    api.views = [
+        # run 1 is still active: the message waits (shown QUEUED)
+        _view("tsk_r", "RUNNING", [SYSTEM, USER], runs=[first], queued_follow_ups=1),
+        # run 1 ended, the message still queued: not yet the answer
+        _view("tsk_r", "SUCCEEDED", [SYSTEM, USER, FINAL], turn=1, answer="6 * 7 = 42.",
+              runs=[{**first, "status": "SUCCEEDED"}], queued_follow_ups=1),
+        _view("tsk_r", "SUCCEEDED", [SYSTEM, USER, FINAL, {"role": "user", "content": "x2?"},
+                                     {"role": "assistant", "content": "84."}],
+              turn=2, answer="84.", run=2,
+              runs=[{**first, "status": "SUCCEEDED"}, _run_record(2, "SUCCEEDED", 1)]),
+    ]
+    code, out, _ = run("reply", "tsk_r", "x2?", "--enqueue", "--idempotency-key", "k1",
+                       "--wait")
+    assert code == 0, out
+    assert "follow-up 1 of task tsk_r: queued behind the active run" in out
+    assert "84." in out
+    [body] = api.bodies("POST", "/tasks/tsk_r/messages")
+    assert body == {"content": "x2?", "on_busy": "enqueue"}
+    [request] = [r for r in api.requests if r.method == "POST"]
+    assert request.headers["Idempotency-Key"] == "k1"
+    assert out.index("status  QUEUED") < out.index("status  SUCCEEDED")
+    assert len([r for r in api.requests if r.method == "GET"]) == 3  # waited for run 2
+
+
+def test_get_lists_the_runs_and_labels_a_follow_up(api: FakeApi, run: Run) -> None:
+    api.views = [_view("tsk_g", "SUCCEEDED",
+                       [SYSTEM, USER, FINAL, {"role": "user", "content": "And x2?"},
+                        {"role": "assistant", "content": "84."}],
+                       answer="84.", turn=2, run=2, queued_follow_ups=1,
+                       runs=[_run_record(1, "SUCCEEDED"),
+                             _run_record(2, "SUCCEEDED", 1, first_turn=1, last_turn=2)])]
+    code, out, _ = run("get", "tsk_g")
+    assert code == 0
+    assert "run 1   the goal: SUCCEEDED, turns 1-1" in out
+    assert "run 2   follow-up 1: SUCCEEDED, turns 2-2" in out
+    assert "queued  1 follow-up(s)" in out
+    assert "reply   And x2?" in out and "goal    What is 6 * 7?" in out
+
+
+def test_reply_to_a_busy_task_says_so(api: FakeApi, run: Run) -> None:
+    api.route("POST", "/tasks/tsk_r/messages",
+              {"error": "task_busy", "message": "task 'tsk_r' is RUNNING (run 1)"}, 409)
+    code, _, err = run("reply", "tsk_r", "now?")
+    assert code == 1
+    assert "cannot reply to tsk_r" in err and "is RUNNING (run 1)" in err
+    assert api.bodies("POST", "/tasks/tsk_r/messages") == [
+        {"content": "now?", "on_busy": "reject"}]
+
+
 def test_approve_and_deny_bodies(api: FakeApi, run: Run) -> None:
     path = "/tasks/tsk_p/approvals/apr_9"
     api.route("POST", path, {"approval_id": "apr_9", "status": "APPROVED"})

@@ -518,9 +518,16 @@ function taskView(taskId) {
   const conversation = section("conversation", "Conversation");
   const children = section("children", "Child tasks");
   const decidedApprovals = section("approval-history", "Approvals");
-  const followUp = followUpSection();
+  const runs = section("runs", "Runs");
+  let polling = null;
   let lastStatus = null;
   let finalRead = false;
+  // A follow-up starts (or queues) a new run: read the task again until that run ends.
+  const followUp = followUpSection(taskId, () => {
+    finalRead = false;
+    if (polling) polling.stop();
+    polling = poller(refresh, TASK_POLL_MS);
+  });
 
   async function refresh() {
     let task;
@@ -552,6 +559,9 @@ function taskView(taskId) {
     const kids = task.children ?? null;
     children.hide(!Array.isArray(kids) || kids.length === 0);
     children.update(kids, () => childrenView(kids));
+    const taskRuns = task.runs ?? [];
+    runs.hide(taskRuns.length < 2 && !task.queued_follow_ups);
+    runs.update({ runs: taskRuns, queued: task.queued_follow_ups }, () => runsView(taskRuns, task.queued_follow_ups));
     const decided = (task.approvals || []).filter((a) => a.status !== "PENDING");
     decidedApprovals.hide(decided.length === 0);
     decidedApprovals.update(decided, () => approvalHistory(decided));
@@ -567,12 +577,14 @@ function taskView(taskId) {
     h("p", {}, h("a", { href: "#/tasks" }, "\u2190 All tasks")),
     problem, header,
     approvals.element, summary.element, plan.element, usage.element, timeline.element,
-    conversation.element, children.element, decidedApprovals.element, followUp);
+    runs.element, conversation.element, children.element, decidedApprovals.element, followUp);
   approvals.hide(true);
   plan.hide(true);
+  runs.hide(true);
   children.hide(true);
   decidedApprovals.hide(true);
-  return poller(refresh, TASK_POLL_MS);
+  polling = poller(refresh, TASK_POLL_MS);
+  return { stop() { polling.stop(); } };
 }
 
 function pick(object, names) {
@@ -738,17 +750,66 @@ function messageView(message) {
       h("pre", {}, pretty(call.arguments)))));
 }
 
-function followUpSection() {
-  // No route takes a follow-up message yet (POST /tasks/{id}/messages): the control is
-  // shown, disabled, so its place is known; it is enabled once the API has the route.
-  return h("section", { class: "panel", "aria-labelledby": "follow-up-h" },
-    h("h2", { id: "follow-up-h" }, "Follow-up message"),
+/** The task's runs: the first answers its goal, each later one a follow-up message. */
+function runsView(taskRuns, queued) {
+  return [
+    h("table", {},
+      h("thead", {}, h("tr", {}, ["Run", "Answers", "Status", "Turns", "Tokens in/out", "Cost (USD)", "Started", "Ended"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, taskRuns.map((r) => h("tr", {},
+        h("td", {}, String(r.run)),
+        h("td", {}, r.follow_up ? `follow-up ${r.follow_up}` : "the goal"),
+        h("td", {}, statusBadge(r.status)),
+        h("td", {}, r.last_turn > r.first_turn ? `${r.first_turn + 1}\u2013${r.last_turn}` : "none"),
+        h("td", {}, `${r.usage.input_tokens}/${r.usage.output_tokens}`),
+        h("td", {}, r.usage.cost_usd.toFixed(6)),
+        h("td", {}, timeElement(r.started_at)),
+        h("td", {}, timeElement(r.ended_at)))))),
+    queued ? h("p", { class: "hint" }, `${queued} follow-up message(s) queued: each runs when the run before it ends.`) : "",
+  ];
+}
+
+function followUpSection(taskId, onSent) {
+  // POST /tasks/{id}/messages: continue the task, with its whole conversation, as a new run.
+  const text = h("textarea", { id: "follow-up", rows: 3, maxlength: 16000, "aria-describedby": "follow-up-hint" });
+  const enqueue = h("input", { type: "checkbox", id: "follow-up-enqueue" });
+  const send = h("button", { type: "submit" }, "Send");
+  const result = h("div", { "aria-live": "polite" });
+  const form = h("form", { novalidate: true },
     h("div", { class: "field" },
       h("label", { for: "follow-up" }, "Message"),
-      h("textarea", { id: "follow-up", disabled: true, "aria-describedby": "follow-up-hint" }),
+      text,
       h("p", { class: "hint", id: "follow-up-hint" },
-        "Not available yet: this API has no route for follow-up messages.")),
-    h("button", { type: "button", disabled: true }, "Send"));
+        "Continues the task once it has ended: the model sees the whole conversation, in a new run with its own budget.")),
+    h("div", { class: "field row" }, enqueue,
+      h("label", { for: "follow-up-enqueue" }, "If a run is still active, queue the message (otherwise it is refused)")),
+    h("div", { class: "row" }, send),
+    result);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const content = text.value.trim();
+    if (!content) {
+      result.replaceChildren(errorAlert({ message: "write a message first", body: { fields: [{ field: "content", problem: "empty" }] } }));
+      text.focus();
+      return;
+    }
+    send.disabled = true;
+    try {
+      const answer = await api("POST", `tasks/${encodeURIComponent(taskId)}/messages`,
+        { body: { content, on_busy: enqueue.checked ? "enqueue" : "reject" } });
+      text.value = "";
+      const what = answer.state === "started" ? `run ${answer.run} started` : "queued until the active run ends";
+      result.replaceChildren(h("p", { class: "hint" }, `Follow-up ${answer.follow_up} sent: ${what}.`));
+      announce(`Follow-up sent: ${what}`);
+      onSent();
+    } catch (error) {
+      result.replaceChildren(errorAlert(error));
+      if (error.status === 401 || error.status === 403) forgetKey();
+    } finally {
+      send.disabled = false;
+    }
+  });
+  return h("section", { class: "panel", "aria-labelledby": "follow-up-h" },
+    h("h2", { id: "follow-up-h" }, "Follow-up message"), form);
 }
 
 // --- the timeline waterfall -------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from agentkit.models.domain import Task, TaskEvent, TaskStatus
+from agentkit.models.domain import Task, TaskEvent, TaskStatus, utc_now
 from agentkit.store import TaskStore
 from agentkit.store.tenant_slots import QueuedTask, SlotOutcome, TenantSlots
 
@@ -197,7 +197,8 @@ class _TenantRunner:
             logger.warning("task %s could not start: %s", task_id, reason)
             self.failed[task_id] = error
             return False
-        self.store.update_task(task_id, changes={"execution_arn": execution_arn})
+        self.store.update_task(task_id, changes={"execution_arn": execution_arn,
+                                                 "started_at": utc_now()})
         self.started.append(task_id)
         return True
 

@@ -11,6 +11,7 @@ from typing import Any
 from agentkit.admission import ExecutionStarter, release_and_start_next, remove_from_queue
 from agentkit.config import DEFAULT_MAX_RUNNING
 from agentkit.errors import InputError
+from agentkit.loop.runs import RunStarter, start_next_run
 from agentkit.loop.task_tokens import answer
 from agentkit.models.api import TaskEventList, TaskPage, TaskSummary, TaskView
 from agentkit.models.domain import ApprovalStatus, Task, TaskEvent, TaskStatus
@@ -44,6 +45,8 @@ def get_task_view(task_id: str, *, store: TaskStore, tenant_id: str) -> TaskView
         waited_seconds=task.waited_seconds,
         messages=store.list_messages(task_id),
         approvals=[record.view() for record in ApprovalStore(store).list(task_id)],
+        runs=store.list_runs(task),
+        queued_follow_ups=task.queued_follow_ups,
     )
 
 
@@ -87,6 +90,7 @@ def cancel_task(
     release_wait: Callable[[str], None] | None = None,
     start_execution: ExecutionStarter | None = None,
     max_running: int = DEFAULT_MAX_RUNNING,
+    start_run: RunStarter | None = None,
 ) -> Task:
     """Mark CANCELLED first (conditional: only an active task), then stop the execution.
 
@@ -99,6 +103,9 @@ def cancel_task(
     no slot); one that holds a slot (running, or claimed a moment ago) frees it, and the
     oldest queued task of the tenant starts in it (`start_execution`, the tenant's
     `max_running`).
+
+    Follow-ups queued before the cancel are discarded; one that arrives after it starts a
+    new run (`start_run`), as for any ended task.
     """
     if not store.finish_task(task.task_id, TaskStatus.CANCELLED, error="cancelled by the caller"):
         raise TaskAlreadyFinishedError(store.require_task(task.task_id))
@@ -122,6 +129,8 @@ def cancel_task(
                              reason="the task was cancelled")
             if record.task_token and release_wait is not None:
                 release_wait(record.task_token)
+    store.discard_follow_ups(task.task_id, through=task.follow_ups)
+    start_next_run(task.task_id, store=store, start_run=start_run)
     return store.require_task(task.task_id)
 
 
@@ -134,6 +143,7 @@ def cancel_tenant_task(
     release_wait: Callable[[str], None] | None = None,
     start_execution: ExecutionStarter | None = None,
     max_running: int = DEFAULT_MAX_RUNNING,
+    start_run: RunStarter | None = None,
 ) -> TaskSummary:
     """POST /tasks/{id}/cancel for a tenant: another tenant's task is not found (404), a
     task that already ended is TaskAlreadyFinishedError (409)."""
@@ -141,7 +151,7 @@ def cancel_tenant_task(
     return TaskSummary.of(cancel_task(task, store=store, stop_execution=stop_execution,
                                       release_wait=release_wait,
                                       start_execution=start_execution,
-                                      max_running=max_running))
+                                      max_running=max_running, start_run=start_run))
 
 
 def step_functions_stopper(client: Any) -> Callable[[str], None]:

@@ -464,7 +464,20 @@ class FinalizeSettings(StoreSettings, StateMachineSettings, TenantLimitSettings)
     pass
 
 
-class TasksSettings(StoreSettings, StateMachineSettings, TenantLimitSettings):
+class IdempotencySettings(SettingsPart):
+    """The Idempotency-Key records' table (IDEMPOTENCY_TABLE_NAME)."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {"idempotency_table_name": "IDEMPOTENCY_TABLE_NAME"}
+
+    idempotency_table_name: str = ""
+
+    @classmethod
+    def _read(cls, env: Environ) -> dict[str, Any]:
+        return {"idempotency_table_name": env.get("IDEMPOTENCY_TABLE_NAME", "")}
+
+
+class TasksSettings(StoreSettings, StateMachineSettings, TenantLimitSettings,
+                    IdempotencySettings):
     pass
 
 

@@ -42,3 +42,15 @@ IdempotencyKey = Annotated[
         ),
     ),
 ]
+FollowUpIdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=(
+            "Optional. The same key with the same body within 24 h, for the same task, "
+            "answers the message the first request stored (no second message, no second "
+            "run); with a different body: 409."
+        ),
+    ),
+]

@@ -13,7 +13,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from agentkit.api.submit import IdempotencyConflictError, IdempotentSubmitter
+from agentkit.api.idempotency import IdempotencyConflictError
+from agentkit.api.submit import IdempotentSubmitter
 from agentkit.http.errors import AUTH_REFUSALS, BAD_REQUEST, error_doc, error_response
 from agentkit.http.params import IdempotencyKey
 from agentkit.http.resolver import MAX_BODY_BYTES, current_tenant

@@ -1,5 +1,6 @@
 """The tasks function's routes: GET /tasks, GET /tasks/{task_id}, GET /tasks/{task_id}/events,
-POST /tasks/{task_id}/cancel (logic: agentkit.api.tasks)."""
+POST /tasks/{task_id}/cancel (logic: agentkit.api.tasks) and POST /tasks/{task_id}/messages
+(a follow-up: agentkit.api.follow_ups)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from agentkit.admission import ExecutionStarter
+from agentkit.api.follow_ups import IdempotentFollowUp, accepted, post_follow_up
+from agentkit.api.idempotency import IdempotencyConflictError
 from agentkit.api.tasks import (
     TaskAlreadyFinishedError,
     cancel_tenant_task,
@@ -27,10 +30,19 @@ from agentkit.http.errors import (
     error_doc,
     error_response,
 )
-from agentkit.http.params import Cursor, Limit, StatusFilter, TaskId
+from agentkit.http.params import Cursor, FollowUpIdempotencyKey, Limit, StatusFilter, TaskId
 from agentkit.http.resolver import current_tenant
-from agentkit.models.api import TaskEventList, TaskPage, TaskSummary, TaskView
+from agentkit.loop.runs import RunStarter
+from agentkit.models.api import (
+    FollowUpAccepted,
+    FollowUpRequest,
+    TaskEventList,
+    TaskPage,
+    TaskSummary,
+    TaskView,
+)
 from agentkit.store import TaskStore
+from agentkit.store.errors import TaskBusyError
 
 logger = Logger(child=True)
 
@@ -45,6 +57,11 @@ class TaskRoutes:
     #: A cancel frees the task's tenant slot and starts the tenant's oldest queued task in it.
     start_execution: ExecutionStarter | None
     max_running_for: Callable[[str], int]
+    #: Starts a follow-up's run (agentkit.loop.runs); None: follow-ups are stored, not run.
+    start_run: RunStarter | None = None
+    #: The follow-up behind an Idempotency-Key (built on first use: Powertools'
+    #: idempotency package is imported only then).
+    idempotent_follow_up: Callable[[], IdempotentFollowUp] | None = None
 
 
 def router(deps: TaskRoutes) -> Router:
@@ -52,6 +69,14 @@ def router(deps: TaskRoutes) -> Router:
 
     @routes.exception_handler(TaskAlreadyFinishedError)
     def _already_finished(error: TaskAlreadyFinishedError) -> Response[dict[str, Any]]:
+        return error_response(HTTPStatus.CONFLICT, "conflict", str(error))
+
+    @routes.exception_handler(TaskBusyError)
+    def _busy(error: TaskBusyError) -> Response[dict[str, Any]]:
+        return error_response(HTTPStatus.CONFLICT, "task_busy", str(error))
+
+    @routes.exception_handler(IdempotencyConflictError)
+    def _key_conflict(error: IdempotencyConflictError) -> Response[dict[str, Any]]:
         return error_response(HTTPStatus.CONFLICT, "conflict", str(error))
 
     @routes.get(
@@ -119,8 +144,63 @@ def router(deps: TaskRoutes) -> Router:
             task_id, store=deps.store, tenant_id=tenant_id,
             stop_execution=deps.stop_execution, release_wait=deps.release_wait,
             start_execution=deps.start_execution, max_running=deps.max_running_for(tenant_id),
+            start_run=deps.start_run,
         )
         logger.info("task cancelled", extra={"task_id": task_id})
         return summary
+
+    def _post(task_id: str, request: FollowUpRequest, tenant_id: str) -> FollowUpAccepted:
+        return post_follow_up(task_id, request, store=deps.store, tenant_id=tenant_id,
+                              start_run=deps.start_run)
+
+    @routes.post(
+        "/tasks/<task_id>/messages",
+        operation_id="postFollowUp",
+        summary="Continue an ended task with a follow-up message, as a new run",
+        description=(
+            "The task's model gets the whole conversation plus this message, in a new run "
+            "of the task (its own execution; max_turns, max_tokens and max_cost_usd apply "
+            "to each run; the task's usage adds up every run). Any ended task may be "
+            "continued (SUCCEEDED, FAILED, BUDGET_EXCEEDED, CANCELLED). While a run is "
+            "active, or follow-ups wait, `on_busy` decides: `reject` (409 `task_busy`) or "
+            "`enqueue` (it runs when the runs before it end). A cancel discards the "
+            "follow-ups queued before it."
+        ),
+        tags=["tasks"],
+        responses={
+            202: {
+                "description": "Accepted: the message is stored; its run started, or it waits "
+                               "for the active run to end (`state`).",
+                "content": {"application/json": {"model": FollowUpAccepted}},
+            },
+            **BAD_REQUEST,
+            **TASK_NOT_FOUND,
+            **AUTH_REFUSALS,
+            409: error_doc("A run is active (or follow-ups wait) and on_busy is `reject` "
+                           "(`task_busy`), or the Idempotency-Key was used with a different "
+                           "body."),
+        },
+    )
+    def post_message(
+        task_id: TaskId, request: FollowUpRequest,
+        idempotency_key: FollowUpIdempotencyKey = None,
+    ) -> Response[dict[str, Any]]:
+        tenant_id = current_tenant(routes)
+        if idempotency_key is None or deps.idempotent_follow_up is None:
+            answer = _post(task_id, request, tenant_id)
+        else:
+            number = deps.idempotent_follow_up()(
+                task_id, request, tenant_id=tenant_id, key=idempotency_key,
+                lambda_context=routes.lambda_context,
+            )
+            answer = accepted(task_id, number, store=deps.store)  # as it is now
+        logger.info("follow-up accepted", extra={"task_id": task_id,
+                                                 "follow_up": answer.follow_up,
+                                                 "state": answer.state})
+        return Response(
+            status_code=HTTPStatus.ACCEPTED.value,
+            content_type=content_types.APPLICATION_JSON,
+            body=answer.model_dump(mode="json"),
+        )
 
     return routes

@@ -283,16 +283,18 @@ def _stopped_for_budget(store: TaskStore, task: Task, turn: int) -> bool:
 def budget_exhausted(task: Task, next_turn: int) -> str | None:
     """Why the task may not make model call `next_turn`, or None. Checked before each call,
     so the partial conversation and the usage spent so far stay with the task."""
-    if next_turn > task.max_turns:
+    # Per run (agentkit.loop.runs): a follow-up run counts its own turns and spending.
+    usage = task.run_usage
+    if next_turn - task.run_first_turn > task.max_turns:
         return f"max_turns ({task.max_turns}) reached before a final answer"
-    if task.max_tokens is not None and task.usage.total_tokens >= task.max_tokens:
+    if task.max_tokens is not None and usage.total_tokens >= task.max_tokens:
         return (
-            f"max_tokens ({task.max_tokens}) reached: {task.usage.total_tokens} tokens "
+            f"max_tokens ({task.max_tokens}) reached: {usage.total_tokens} tokens "
             "spent before a final answer"
         )
-    if task.max_cost_usd is not None and task.usage.cost_usd >= task.max_cost_usd:
+    if task.max_cost_usd is not None and usage.cost_usd >= task.max_cost_usd:
         return (
-            f"max_cost_usd ({task.max_cost_usd:g}) reached: ${task.usage.cost_usd:.6f} "
+            f"max_cost_usd ({task.max_cost_usd:g}) reached: ${usage.cost_usd:.6f} "
             "spent before a final answer"
         )
     return None
@@ -320,6 +322,7 @@ def _output(
         task_id=task.task_id,
         turn=turn,
         action="tool_calls",
+        run_turn=turn - task.run_first_turn,
         tool_calls=gated.tool_calls,
         approvals=gated.approvals,
         route=gated.route,

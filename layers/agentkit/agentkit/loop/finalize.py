@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from agentkit.admission import ExecutionStarter, release_and_start_next
+from agentkit.loop.runs import RunStarter, start_next_run
 from agentkit.models.domain import Task, TaskEvent, TaskStatus
 from agentkit.models.payloads import StepError
 from agentkit.store import TaskStore
@@ -61,10 +62,12 @@ def end_task(
     error: StepError | None = None,
     start_execution: ExecutionStarter | None,
     max_running_for: Callable[[str], int],
+    start_run: RunStarter | None = None,
 ) -> tuple[Task, str | None]:
     """The terminal write for `outcome` ("stopped": none, the status is already terminal),
     then the task's slot is released (exactly once, however often this runs) and the
-    oldest queued task of its tenant started in it. Returns the task and the id started."""
+    oldest queued task of its tenant started in it, and the task's next queued follow-up
+    (agentkit.loop.runs) begins its run. Returns the task and the id started."""
     if outcome == "succeeded":
         task = finalize_task(task_id, store=store)
     elif outcome == "failed":
@@ -78,4 +81,6 @@ def end_task(
         start_execution=start_execution,
         max_running=max_running_for(task.tenant_id),
     )
+    # A follow-up queued while this run was active starts its own run now.
+    start_next_run(task.task_id, store=store, start_run=start_run)
     return task, started

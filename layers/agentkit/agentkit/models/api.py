@@ -12,12 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from agentkit.models.domain import (
     ApprovalView,
+    FollowUpState,
     MemoryMode,
     MemoryScope,
     Message,
     ModelText,
     Task,
     TaskEvent,
+    TaskRun,
     TaskStatus,
     Usage,
     WaitInfo,
@@ -140,6 +142,10 @@ class TaskSummary(BaseModel):
     )
     created_at: str
     updated_at: str
+    run: int = Field(
+        default=1, description="The task's current (or last) run: 1, then one more per "
+        "follow-up message (POST /tasks/{task_id}/messages)."
+    )
 
     @classmethod
     def of(cls, task: Task) -> TaskSummary:
@@ -174,6 +180,46 @@ class TaskView(TaskSummary):
     waited_seconds: int = Field(default=0, description="Seconds waited for providers so far.")
     messages: list[Message]
     approvals: list[ApprovalView] = Field(default_factory=list)
+    runs: list[TaskRun] = Field(
+        default_factory=list,
+        description="Every run of the task, oldest first; the last is the current one. Its "
+        "budgets (max_turns, max_tokens, max_cost_usd) apply to each run; `usage` is the sum.",
+    )
+    queued_follow_ups: int = Field(
+        default=0, description="Follow-up messages waiting for the current run to end."
+    )
+
+
+OnBusy = Literal["reject", "enqueue"]
+
+
+class FollowUpRequest(BaseModel):
+    """Body of POST /tasks/{task_id}/messages: continue an ended task."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    content: ModelText = Field(
+        min_length=1, max_length=MAX_GOAL_CHARS,
+        description="The user's next message; the task's model sees the whole conversation.",
+    )
+    on_busy: OnBusy = Field(
+        default="reject",
+        description="While a run is active (or follow-ups wait): `reject` answers 409, "
+        "`enqueue` queues the message; it starts its own run when the ones before it end.",
+    )
+
+
+class FollowUpAccepted(BaseModel):
+    """What POST /tasks/{task_id}/messages answers."""
+
+    task_id: str
+    follow_up: int = Field(description="The message's number among the task's follow-ups.")
+    state: FollowUpState = Field(
+        description="`started`: its run began; `queued`: it waits for the active run to end; "
+        "`discarded`: the task was cancelled before it started."
+    )
+    run: int | None = Field(default=None, description="The run answering it, once started.")
+    task: TaskSummary
 
 
 class TaskPage(BaseModel):

@@ -65,6 +65,16 @@ class Usage(BaseModel):
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def since(self, start: Usage) -> Usage:
+        """What was spent after `start` was read (a run's share of the task's usage)."""
+        return Usage(
+            input_tokens=max(self.input_tokens - start.input_tokens, 0),
+            output_tokens=max(self.output_tokens - start.output_tokens, 0),
+            cached_tokens=max(self.cached_tokens - start.cached_tokens, 0),
+            cost_usd=max(round(self.cost_usd - start.cost_usd, 10), 0.0),
+            model_calls=max(self.model_calls - start.model_calls, 0),
+        )
+
 
 # The single key of a tool call's `arguments` when a provider could not decode the
 # model's argument text; its value says what was wrong. The registry answers such a
@@ -232,6 +242,57 @@ class Task(BaseModel):
     execution_arn: str | None = None
     created_at: str = Field(default_factory=utc_now)
     updated_at: str = Field(default_factory=utc_now)
+    # Runs (follow-ups, agentkit.loop.runs): the record describes the task's current (or
+    # last) run; earlier runs are kept as TaskRun items. Defaults: a task stored before
+    # follow-ups existed is on its first run with nothing queued.
+    run: int = 1
+    #: the turn this run continues from (0 for the first run): its turns and its budgets
+    #: are counted from here and from `run_usage_start`
+    run_first_turn: int = 0
+    run_usage_start: Usage = Field(default_factory=Usage)
+    #: the follow-up message the current run answers (None: the first run, the goal)
+    run_follow_up: int | None = None
+    #: where the current run's follow-up message goes: MSG#<run_first_turn>#<this seq>
+    run_message_seq: int | None = None
+    #: follow-up messages accepted, and those taken off the queue (started or discarded)
+    follow_ups: int = 0
+    follow_ups_taken: int = 0
+    started_at: str | None = None
+    ended_at: str | None = None
+
+    @property
+    def run_usage(self) -> Usage:
+        """What the current run has spent (max_tokens / max_cost_usd apply to it)."""
+        return self.usage.since(self.run_usage_start)
+
+    @property
+    def queued_follow_ups(self) -> int:
+        return max(self.follow_ups - self.follow_ups_taken, 0)
+
+
+#: A follow-up message's state: waiting for the active run, answered by its own run, or
+#: dropped unrun (the task was cancelled while it waited).
+FollowUpState = Literal["queued", "started", "discarded"]
+
+
+class TaskRun(BaseModel):
+    """One run of a task: the first answers its goal, each later one a follow-up message
+    (POST /tasks/{id}/messages), continuing the same conversation in its own execution
+    with its own budget."""
+
+    run: int = Field(description="1 for the task's first run, then 2, 3, ...")
+    follow_up: int | None = Field(
+        default=None, description="The follow-up message this run answers (null: the goal)."
+    )
+    status: TaskStatus
+    execution_arn: str | None = None
+    first_turn: int = Field(description="The turn the run continued from (0 for run 1).")
+    last_turn: int = Field(description="The last turn the run made.")
+    usage: Usage = Field(description="What this run spent (the task's usage adds them up).")
+    answer: str | None = None
+    error: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
 
 
 class ApprovalStatus(StrEnum):

@@ -39,6 +39,9 @@ class ModelStepOutput(BaseModel):
     task_id: str
     turn: int  # the turn just completed
     action: StepAction
+    #: action "tool_calls": the turn's number within its run (the hard turn limit is per
+    #: run; a follow-up run continues the task's turn numbers)
+    run_turn: int = 0
     #: action "tool_calls": the calls RunTools runs (the gate stored the denied ones'
     #: results), those of them that wait for approval first, and where the loop goes next.
     tool_calls: list[ToolCallRef] = Field(default_factory=list)

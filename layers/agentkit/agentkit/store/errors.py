@@ -15,3 +15,7 @@ class ConflictError(RuntimeError):
 
 class InvalidCursorError(ValueError):
     """A list cursor that this API did not hand out (or another tenant's)."""
+
+
+class TaskBusyError(ConflictError):
+    """A follow-up was refused: the task has a run active or follow-ups already queued."""

@@ -14,6 +14,14 @@ Item layout (pk / sk):
                                    when the conversation outgrew its model's window
                                    (agentkit.memory.context; JSON in `body`); the
                                    messages it summarises stay as they are
+  TASK#<id> / FUP#<n>              follow-up message n (POST /tasks/{id}/messages): its
+                                   content and whether it is queued, started (by which
+                                   run) or discarded (the task was cancelled first)
+  TASK#<id> / RUN#<n>              run n as it ended (a TaskRun, JSON in `body`), written
+                                   when run n+1 begins; the META item describes the
+                                   current run
+A follow-up run's user message is MSG#<first turn>#<seq from FOLLOW_UP_SEQ>: after the
+results of the turn it continues from, before the run's first reply.
 The META item also carries gsi1pk/gsi1sk (tenant, created time) for listing.
 
 Every write that can race is conditional: a message is written once
@@ -36,13 +44,17 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 from agentkit import aws
 from agentkit.models.domain import (
     ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    FollowUpState,
     Message,
     Task,
     TaskEvent,
+    TaskRun,
     TaskStatus,
     ToolCall,
     ToolSpec,
@@ -60,7 +72,12 @@ from agentkit.store.codec import (
     to_attr,
     to_item,
 )
-from agentkit.store.errors import ConflictError, InvalidCursorError, TaskNotFoundError
+from agentkit.store.errors import (
+    ConflictError,
+    InvalidCursorError,
+    TaskBusyError,
+    TaskNotFoundError,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -86,6 +103,32 @@ def message_sk(turn: int, seq: int) -> str:
 
 def summary_sk(through_turn: int) -> str:
     return f"SUM#{through_turn:04d}"
+
+
+def follow_up_sk(number: int) -> str:
+    return f"FUP#{number:06d}"
+
+
+def run_sk(run: int) -> str:
+    return f"RUN#{run:04d}"
+
+
+#: The seq of a follow-up run's user message within the turn it continues from: after
+#: that turn's tool results (seq 1..n, one per call). A run that made no turn (it failed
+#: or was stopped first) leaves the next run the same turn: its message takes the next seq.
+FOLLOW_UP_SEQ = 900
+MAX_FOLLOW_UP_SEQ = 999
+
+
+class FollowUpRecord(BaseModel):
+    """A follow-up message as stored (TASK#<id> / FUP#<n>)."""
+
+    follow_up: int
+    content: str
+    state: FollowUpState = "queued"
+    #: the run that answers it, once started
+    run: int | None = None
+    created_at: str
 
 
 def blob_stem(task_id: str, sk: str) -> str:
@@ -292,7 +335,7 @@ class TaskStore:
         """Move an active task to a terminal status; False if it already ended."""
         if not status.is_terminal:
             raise ValueError(f"{status} is not a terminal status")
-        changes: dict[str, Any] = {"status": status.value}
+        changes: dict[str, Any] = {"status": status.value, "ended_at": utc_now()}
         if answer is not None:
             changes["answer"] = answer
         if error is not None:
@@ -512,6 +555,218 @@ class TaskStore:
                     raise
         raise ConflictError(f"task '{task_id}': usage kept changing; could not add {usage}")
 
+    # --- runs and follow-ups (agentkit.loop.runs)
+
+    def add_follow_up(
+        self, task_id: str, content: str, *, when_idle: bool, attempts: int = 5
+    ) -> tuple[Task, FollowUpRecord]:
+        """Queue a follow-up message (number: the task's follow_ups + 1) and count it on the
+        task, in one transaction. `when_idle`: only while the task has no active run and
+        nothing queued (TaskBusyError otherwise, nothing written). Returns the task as it
+        was read and the message."""
+        for _ in range(attempts):
+            task = self.require_task(task_id)
+            if when_idle and (not task.status.is_terminal or task.queued_follow_ups):
+                raise TaskBusyError(_busy_reason(task))
+            record = FollowUpRecord(follow_up=task.follow_ups + 1, content=content,
+                                    created_at=utc_now())
+            names = {"#fu": "follow_ups", "#updated": "updated_at"}
+            values: dict[str, Any] = {":n": to_attr(record.follow_up),
+                                      ":old_fu": to_attr(task.follow_ups),
+                                      ":now": to_attr(record.created_at)}
+            condition = [_counter_is("#fu", ":old_fu", task.follow_ups)]
+            if when_idle:
+                names.update({"#status": "status", "#taken": "follow_ups_taken"})
+                values[":old_taken"] = to_attr(task.follow_ups_taken)
+                condition.append(_counter_is("#taken", ":old_taken", task.follow_ups_taken))
+                for index, status in enumerate(TERMINAL_STATUSES):
+                    values[f":t{index}"] = to_attr(status.value)
+                placeholders = ", ".join(f":t{i}" for i in range(len(TERMINAL_STATUSES)))
+                condition.append(f"#status IN ({placeholders})")
+            item = to_item({"pk": task_pk(task_id), "sk": follow_up_sk(record.follow_up),
+                            **record.model_dump(mode="json")})
+            if item_size(item) > INLINE_ITEM_BYTES:  # the API caps content well below this
+                raise ValueError(f"follow-up of task '{task_id}' is too large to store")
+            try:
+                self.client.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": self.table_name, "Item": item,
+                             "ConditionExpression": "attribute_not_exists(sk)"}},
+                    {"Update": {
+                        "TableName": self.table_name,
+                        "Key": to_item({"pk": task_pk(task_id), "sk": META}),
+                        "UpdateExpression": "SET #fu = :n, #updated = :now",
+                        "ConditionExpression": "attribute_exists(pk) AND "
+                                               + " AND ".join(condition),
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values,
+                    }},
+                ])
+            except ClientError as error:
+                if not is_condition_failure(error):
+                    raise
+                continue  # another message or the run moved on: read again
+            return task, record
+        raise ConflictError(f"task '{task_id}' kept changing; the follow-up was not stored")
+
+    def get_follow_up(self, task_id: str, number: int) -> FollowUpRecord | None:
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({"pk": task_pk(task_id), "sk": follow_up_sk(number)}),
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        values = from_item(item)
+        return FollowUpRecord.model_validate(
+            {key: values[key] for key in FollowUpRecord.model_fields if key in values}
+        )
+
+    def begin_next_run(self, task_id: str, attempts: int = 5) -> Task | None:
+        """Take the oldest queued follow-up and make its run the task's current one (QUEUED,
+        no execution yet), keeping the run that ended as its RUN# item: one transaction,
+        conditional on the task still being at that run, ended, with that follow-up next.
+        None when there is nothing to begin (a run is active, or nothing is queued)."""
+        for _ in range(attempts):
+            task = self.require_task(task_id)
+            if not task.status.is_terminal or not task.queued_follow_ups:
+                return None
+            number, run = task.follow_ups_taken + 1, task.run + 1
+            # The ended run made no turn and wrote its message at this turn: the next seq.
+            seq = (task.run_message_seq + 1
+                   if task.run_message_seq is not None and task.turn == task.run_first_turn
+                   else FOLLOW_UP_SEQ)
+            ended = TaskRun(
+                run=task.run, follow_up=task.run_follow_up, status=task.status,
+                execution_arn=task.execution_arn, first_turn=task.run_first_turn,
+                last_turn=task.turn, usage=task.run_usage, answer=task.answer, error=task.error,
+                started_at=task.started_at, ended_at=task.ended_at or task.updated_at,
+            )
+            changes: dict[str, Any] = {
+                "run": run, "run_follow_up": number, "run_message_seq": seq,
+                "follow_ups_taken": number,
+                "status": TaskStatus.QUEUED.value, "run_first_turn": task.turn,
+                "run_usage_start": task.usage.model_dump(mode="json"),
+                "execution_arn": None, "answer": None, "error": None, "waiting": None,
+                "waited_seconds": 0, "started_at": None, "ended_at": None,
+                "updated_at": utc_now(),
+            }
+            names, values, assignments = self._update_parts(changes, None, None)
+            names.update({"#run": "run", "#taken": "follow_ups_taken", "#status": "status"})
+            values.update({":old_run": to_attr(task.run),
+                           ":old_taken": to_attr(task.follow_ups_taken),
+                           ":old_status": to_attr(task.status.value)})
+            condition = " AND ".join([
+                "attribute_exists(pk)", _counter_is("#run", ":old_run", task.run, default=1),
+                _counter_is("#taken", ":old_taken", task.follow_ups_taken),
+                "#status = :old_status",
+            ])
+            try:
+                self.client.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": self.table_name,
+                             "Item": self._body_item(task_id, run_sk(task.run),
+                                                     ended.model_dump_json(),
+                                                     what=f"run {task.run}"),
+                             "ConditionExpression": "attribute_not_exists(sk)"}},
+                    {"Update": {
+                        "TableName": self.table_name,
+                        "Key": to_item({"pk": task_pk(task_id), "sk": follow_up_sk(number)}),
+                        "UpdateExpression": "SET #state = :started, #run = :run",
+                        "ConditionExpression": "attribute_exists(sk) AND #state = :queued",
+                        "ExpressionAttributeNames": {"#state": "state", "#run": "run"},
+                        "ExpressionAttributeValues": {":started": to_attr("started"),
+                                                      ":queued": to_attr("queued"),
+                                                      ":run": to_attr(run)},
+                    }},
+                    {"Update": {
+                        "TableName": self.table_name,
+                        "Key": to_item({"pk": task_pk(task_id), "sk": META}),
+                        "UpdateExpression": "SET " + ", ".join(assignments),
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values,
+                    }},
+                ])
+            except ClientError as error:
+                if not is_condition_failure(error):
+                    raise
+                continue  # another caller began it (or the task changed): read again
+            return self.require_task(task_id)
+        raise ConflictError(f"task '{task_id}' kept changing; its next run did not begin")
+
+    def set_run_execution(self, task_id: str, run: int, execution_arn: str) -> bool:
+        """Record the execution of run `run` (False: the task is on another run by now)."""
+        names, values, assignments = self._update_parts(
+            {"execution_arn": execution_arn, "started_at": utc_now(), "updated_at": utc_now()},
+            None, None,
+        )
+        names["#run"] = "run"
+        values[":run"] = to_attr(run)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=to_item({"pk": task_pk(task_id), "sk": META}),
+                UpdateExpression="SET " + ", ".join(assignments),
+                ConditionExpression="attribute_exists(pk) AND "
+                + _counter_is("#run", ":run", run, default=1),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def discard_follow_ups(self, task_id: str, through: int, attempts: int = 5) -> int:
+        """Take follow-ups up to number `through` off the queue unrun (a cancel drops what
+        was queued before it). Returns how many were discarded."""
+        discarded = 0
+        for _ in range(attempts * 10):
+            task = self.require_task(task_id)
+            last = min(through, task.follow_ups, task.follow_ups_taken + _DISCARD_BATCH)
+            if last <= task.follow_ups_taken:
+                return discarded
+            numbers = range(task.follow_ups_taken + 1, last + 1)
+            items: list[Any] = [{"Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": task_pk(task_id), "sk": META}),
+                "UpdateExpression": "SET #taken = :last",
+                "ConditionExpression": "attribute_exists(pk) AND "
+                + _counter_is("#taken", ":old", task.follow_ups_taken),
+                "ExpressionAttributeNames": {"#taken": "follow_ups_taken"},
+                "ExpressionAttributeValues": {":last": to_attr(last),
+                                              ":old": to_attr(task.follow_ups_taken)},
+            }}]
+            items.extend({"Update": {
+                "TableName": self.table_name,
+                "Key": to_item({"pk": task_pk(task_id), "sk": follow_up_sk(number)}),
+                "UpdateExpression": "SET #state = :discarded",
+                "ConditionExpression": "attribute_exists(sk)",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {":discarded": to_attr("discarded")},
+            }} for number in numbers)
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except ClientError as error:
+                if not is_condition_failure(error):
+                    raise
+                continue
+            discarded += len(numbers)
+        raise ConflictError(f"task '{task_id}' kept changing; its follow-ups were not discarded")
+
+    def list_runs(self, task: Task) -> list[TaskRun]:
+        """The task's runs in order: those that ended before the current one, then it."""
+        runs = [TaskRun.model_validate_json(self._body(values))
+                for values in self._query(task.task_id, "RUN#", "body, body_ref")]
+        current = TaskRun(
+            run=task.run, follow_up=task.run_follow_up, status=task.status,
+            execution_arn=task.execution_arn, first_turn=task.run_first_turn,
+            last_turn=task.turn, usage=task.run_usage, answer=task.answer, error=task.error,
+            started_at=task.started_at,
+            ended_at=(task.ended_at or task.updated_at) if task.status.is_terminal else None,
+        )
+        return [*runs, current]
+
     # --- helpers
 
     def _message_item(self, task_id: str, turn: int, seq: int, message: Message) -> Item:
@@ -647,3 +902,22 @@ class TaskStore:
         if expected_turn is not None:
             clauses.append("#turn = :expected_turn")
         return " AND ".join(clauses)
+
+
+#: Follow-ups discarded per transaction (DynamoDB allows 100 items in one).
+_DISCARD_BATCH = 50
+
+
+def _counter_is(name: str, placeholder: str, value: int, *, default: int = 0) -> str:
+    """`name = value`, where a record written before the attribute existed holds `default`."""
+    if value == default:
+        return f"(attribute_not_exists({name}) OR {name} = {placeholder})"
+    return f"{name} = {placeholder}"
+
+
+def _busy_reason(task: Task) -> str:
+    if not task.status.is_terminal:
+        return (f"task '{task.task_id}' is {task.status.value} (run {task.run}); send the "
+                "follow-up when it has ended, or with on_busy 'enqueue' to queue it")
+    return (f"task '{task.task_id}' has {task.queued_follow_ups} follow-up(s) queued; send "
+            "with on_busy 'enqueue' to queue this one after them")
