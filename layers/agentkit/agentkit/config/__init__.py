@@ -460,10 +460,6 @@ class ConsoleSettings(StoreSettings):
     pass
 
 
-class FinalizeSettings(StoreSettings, StateMachineSettings, TenantLimitSettings):
-    pass
-
-
 class TasksSettings(StoreSettings, StateMachineSettings, TenantLimitSettings):
     pass
 
