@@ -154,7 +154,7 @@ def test_the_memories_recalled_at_plan_time_are_shown_to_the_extraction_as_known
 
     def complete(task: Task, request: LLMRequest) -> tuple[LLMResponse, str]:
         requests.append(request)
-        return scripted(task, request)  # type: ignore[no-any-return]
+        return scripted(task, request)  # type: ignore[no-any-return,unused-ignore]
 
     task = _submit(store, tools, [{"content": "done"}])  # the script has no extraction turn
     _run(store, tools, task, lambda: memory, complete)
