@@ -96,6 +96,15 @@ def _extractor() -> Callable[[str, float], object]:
     return extract
 
 
+def _extract(task_id: str, remaining_s: float) -> None:
+    """The extraction of a task with memory "auto" (the model and embedding clients are
+    imported for the first such task only: a read of the task decides)."""
+    task = _store.get_task(task_id)
+    if task is None or task.memory != "auto":
+        return
+    _extractor()(task_id, remaining_s - _MARGIN_S)
+
+
 @logger.inject_lambda_context
 @event_parser(model=FinalizeEvent)
 def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, Any]:
@@ -111,8 +120,7 @@ def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, An
         start_execution=start,
         max_running_for=_config.max_running_for,
         extract_memories=(
-            (lambda task_id: _extractor()(
-                task_id, context.get_remaining_time_in_millis() / 1000 - _MARGIN_S))
+            (lambda task_id: _extract(task_id, context.get_remaining_time_in_millis() / 1000))
             if _config.memory_enabled else None
         ),
     )

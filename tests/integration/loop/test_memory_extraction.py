@@ -287,3 +287,35 @@ def test_plan_time_recall_and_the_memory_tools_count_their_embeddings(
     assert usage.embedding_tokens > after_plan.embedding_tokens + 4
     assert usage.model_calls == 3
     assert usage.embedding_cost_usd == 0.0  # a self-hosted endpoint has no price
+
+
+# --- the Finalize function
+
+
+def test_the_finalize_function_extracts_before_the_task_succeeds(
+    store: TaskStore, tools: ToolRegistry, memory: LongTermMemory, embedding_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agentkit.config import clear_cache
+    from tests.support.aws import FakeLambdaContext, load_handler
+    from tests.support.embeddings import DIMENSIONS
+
+    monkeypatch.setenv("EMBEDDING_MODEL", embedding_server.model)
+    monkeypatch.setenv("EMBEDDING_DIMENSIONS", str(DIMENSIONS))
+    clear_cache()
+    finalize = load_handler("finalize")
+    auto = _submit(store, tools, [{"content": "done"}, _facts(FACT)])
+    recall = _submit(store, tools, [{"content": "done"}, _facts(OTHER_FACT)], memory="recall")
+    for task in (auto, recall):
+        plan_task(TaskRef(task_id=task.task_id), store=store, registry=tools)
+        call_model(TurnRef(task_id=task.task_id, turn=0), store=store,
+                   client_for=lambda t, model: get_client(
+                       model, scripted_turns=store.get_script(t.task_id), scripted_enabled=True))
+        done = finalize.lambda_handler({"task_id": task.task_id, "outcome": "succeeded"},
+                                       FakeLambdaContext())
+        assert done == {"task_id": task.task_id, "status": "SUCCEEDED"}
+    [event] = _extracted(store, auto.task_id)
+    assert event.error is None and [s["text"] for s in event.detail["saved"]] == [FACT]
+    assert [m.text for m in memory.list_newest("tenant-a", scope="user-1")] == [FACT]
+    assert _extracted(store, recall.task_id) == []
+    assert finalize._extraction  # made for the auto task
