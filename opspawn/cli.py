@@ -230,6 +230,8 @@ FIELD_FLAGS = {
     "max_tokens": "--max-tokens",
     "max_cost_usd": "--max-cost",
     "scripted_turns": "--scripted-turns",
+    "memory_scope": "--memory-scope",
+    "memory": "--memory",
 }
 
 
@@ -264,6 +266,8 @@ def _task_request(args: argparse.Namespace) -> SubmitTaskRequest:
         "max_tokens": args.max_tokens,
         "max_cost_usd": args.max_cost,
         "scripted_turns": _scripted_turns(args.scripted_turns),
+        "memory_scope": args.memory_scope,
+        "memory": args.memory,
     }
     try:
         return SubmitTaskRequest.model_validate({k: v for k, v in body.items() if v is not None})
@@ -293,6 +297,18 @@ def _add_task_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-turns", type=int, metavar="N", help="model calls at most (1-50)")
     group.add_argument("--max-tokens", type=int, metavar="N", help="input + output tokens at most")
     group.add_argument("--max-cost", type=float, metavar="USD", help="USD on model calls at most")
+    group.add_argument(
+        "--memory-scope",
+        metavar="SCOPE",
+        help="the scope of the tenant's long-term memories the task recalls and writes "
+        "(e.g. an end user's id; default: the tenant's unscoped memories)",
+    )
+    group.add_argument(
+        "--memory",
+        choices=["off", "recall", "auto"],
+        help="long-term memory: recall (default) the memories nearest the goal; auto also "
+        "save the durable facts the task learnt at its end; off neither",
+    )
     group.add_argument(
         "--scripted-turns",
         metavar="JSON|@FILE",

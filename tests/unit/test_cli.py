@@ -197,6 +197,25 @@ def test_invalid_request_is_caught_before_sending_and_names_the_flag(api: FakeAp
     assert api.requests == []
 
 
+def test_submit_memory_flags(api: FakeApi, run: Run) -> None:
+    api.route("POST", "/tasks", _summary("tsk_m"), 202)
+    code, _, _ = run("submit", "x", "--memory-scope", "user-1", "--memory", "auto")
+    assert code == 0
+    [body] = api.bodies("POST", "/tasks")
+    assert body["memory_scope"] == "user-1" and body["memory"] == "auto"
+    # Neither given: neither sent (the server's defaults).
+    code, _, _ = run("submit", "y")
+    assert code == 0
+    assert not {"memory", "memory_scope"} & set(api.bodies("POST", "/tasks")[1])
+
+
+def test_a_bad_memory_scope_names_its_flag(api: FakeApi, run: Run) -> None:
+    code, _, err = run("submit", "x", "--memory-scope", "user/1")
+    assert code == 1
+    assert "--memory-scope" in err and "memory scope 'user/1'" in err
+    assert api.requests == []
+
+
 def test_bad_command_line_exits_2(run: Run) -> None:
     assert run("submit")[0] == 2
     assert run("list", "--status", "SLEEPING")[0] == 2

@@ -11,7 +11,7 @@ import pytest
 
 from opspawn import admin, demo
 from opspawn.client import TaskDetail
-from opspawn.offline import install, server, stack
+from opspawn.offline import embeddings, install, server, stack
 from opspawn.offline.clients import StackOutputs
 
 API_URL = "http://127.0.0.1:4599/_aws/execute-api/abc123/v1"
@@ -47,9 +47,20 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(install, "ensure_installed", lambda: None)
     monkeypatch.setattr(server, "start", lambda: True)
     monkeypatch.setattr(server, "stop", lambda: stopped.append("stopped"))
-    monkeypatch.setattr(stack, "deploy", lambda template, parameters: StackOutputs(
-        stack_name="opspawn", endpoint_url="http://127.0.0.1:4599", api_url=API_URL,
-        outputs={"TableName": "tasks"}))
+    # The embeddings server: started with the stack, its parameters deployed, stopped
+    # with it.
+    running: list[str] = []
+    monkeypatch.setattr(embeddings, "start", lambda: running.append("e5") or "e5")
+    monkeypatch.setattr(embeddings, "stop", lambda: stopped.append("embeddings stopped"))
+    monkeypatch.setattr(embeddings, "parameters",
+                        lambda: {"EmbeddingModel": "http://127.0.0.1:1/v1#e5"} if running else {})
+
+    def deploy(template: Any, parameters: dict[str, str]) -> StackOutputs:
+        assert parameters["EmbeddingModel"] == "http://127.0.0.1:1/v1#e5"
+        return StackOutputs(stack_name="opspawn", endpoint_url="http://127.0.0.1:4599",
+                            api_url=API_URL, outputs={"TableName": "tasks"})
+
+    monkeypatch.setattr(stack, "deploy", deploy)
     monkeypatch.setattr(admin, "key_store", lambda **_: SimpleNamespace(
         create=lambda tenant: SimpleNamespace(key=KEY)))
     monkeypatch.setattr(demo, "OpspawnClient", _Client)
@@ -70,4 +81,5 @@ def test_without_keep_the_stack_stops_and_no_console_is_offered(
 ) -> None:
     assert demo.main([]) == 0
     out = capsys.readouterr().out
-    assert "/console" not in out and KEY not in out and offline == ["stopped"]
+    assert "/console" not in out and KEY not in out
+    assert offline == ["stopped", "embeddings stopped"]

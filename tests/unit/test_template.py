@@ -414,8 +414,9 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     with_providers = [
         n for n, p in functions.items() if {"Ref": "ProvidersLayer"} in p.get("Layers", [])
     ]
-    assert sorted(with_providers) == ["CallModelFunction", "MemoriesFunction", "PlanFunction",
-                                      "RunToolsFunction"]
+    # FinalizeFunction: a task with memory "auto" calls its model and embeds at its end.
+    assert sorted(with_providers) == ["CallModelFunction", "FinalizeFunction",
+                                      "MemoriesFunction", "PlanFunction", "RunToolsFunction"]
     with_mcp = sorted(n for n, p in functions.items() if {"Ref": "McpLayer"} in p.get("Layers", []))
     assert with_mcp == ["PlanFunction", "RunToolsFunction"]
     mcp_layer = build / "McpLayer" / "python"

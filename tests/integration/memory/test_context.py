@@ -293,3 +293,79 @@ def test_the_providers_counts_fold_earlier_when_it_counts_more(
     calls = [e for e in store.list_events(heavy_id) if e.kind == "model_call"]
     for event in calls:
         assert event.detail["context"]["tokens"] <= WINDOW - RESERVE
+
+
+# --- a request the provider refuses as too long
+
+
+class Overflowing(Recording):
+    """The scripted client behind a provider whose real window is smaller than the table
+    says: a request estimated above `limit` tokens is refused as OpenAI refuses it."""
+
+    def __init__(self, turns: list[ScriptedTurn], limit: int) -> None:
+        super().__init__(turns)
+        self.limit = limit
+        self.refused: list[LLMRequest] = []
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        tools = self.tools if request.purpose == "turn" else []
+        if estimate_request_tokens(request.messages, tools) > self.limit:
+            self.refused.append(request)
+            raise ModelRequestError(
+                "openai: 400 This model's maximum context length is 12000 tokens. However, "
+                "your messages resulted in 15000 tokens. (context_length_exceeded)",
+                status_code=400)
+        return super().complete(request)
+
+
+def test_a_request_refused_as_too_long_is_compacted_harder_and_sent_again(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
+    task_id, recording = _task(store, registry, turns=6)
+    client = Overflowing(recording.turns, limit=12_000)
+    client.tools = store.get_tool_specs(task_id) or []
+    # The table says 64k: only the provider's refusals show the window is smaller.
+    assert _drive(store, task_id, client, windows={"scripted": 64_000}) == 6
+
+    assert client.refused, "the provider refused nothing: the test proves nothing"
+    turns = [r for r in client.requests if r.purpose == "turn"]
+    assert [r.turn for r in turns] == [1, 2, 3, 4, 5, 6]  # each turn answered, once
+    for refused in client.refused:
+        # The same turn went out again, smaller, right after its summary.
+        again = next(r for r in turns if r.turn == refused.turn)
+        assert estimate_request_tokens(again.messages, client.tools) <= client.limit
+        assert (again.messages[2].content or "").startswith("[Summary of turns 1-")
+    compactions = [e for e in store.list_events(task_id) if e.kind == "compaction"]
+    harder = [e for e in compactions if "refused" in e.detail]
+    assert len(harder) == len(client.refused)
+    assert "context_length_exceeded" in harder[0].detail["refused"]
+    assert harder[0].detail["window"] < 64_000
+    assert store.require_task(task_id).status == TaskStatus.RUNNING  # Finalize ends it
+
+
+def test_a_request_refused_again_after_the_harder_fit_fails_the_call(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
+    task_id, recording = _task(store, registry, turns=3)
+    client = Overflowing(recording.turns, limit=100)  # nothing fits: even the opening
+    with pytest.raises(ModelRequestError, match="context_length_exceeded"):
+        _drive(store, task_id, client, size=2_000, windows={"scripted": 64_000})
+    assert len(client.refused) == 2  # the call and its one retry
+    [event] = [e for e in store.list_events(task_id) if e.kind == "model_call"]
+    assert "context_length_exceeded" in (event.error or "")
+
+
+def test_a_refusal_for_another_reason_is_not_retried(
+    store: TaskStore, registry: ToolRegistry
+) -> None:
+    task_id, recording = _task(store, registry, turns=2)
+
+    class Refusing(Recording):
+        def complete(self, request: LLMRequest) -> LLMResponse:
+            self.requests.append(request)
+            raise ModelRequestError("openai: 401 invalid api key", status_code=401)
+
+    client = Refusing(recording.turns)
+    with pytest.raises(ModelRequestError, match="invalid api key"):
+        _drive(store, task_id, client)
+    assert len(client.requests) == 1

@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from agentkit.store.vectors import (
+    SHARDS,
     DynamoVectorIndex,
     VectorDimensionError,
     VectorRecord,
@@ -45,8 +46,13 @@ def test_query_ranks_by_cosine_and_scores_are_cosines(index: DynamoVectorIndex) 
     matches = index.query("t1", [2.0] + [0.0] * (DIMS - 1), k=3)  # length does not matter
     assert [m.key for m in matches] == ["exact", "close", "far"]
     assert matches[0].score == pytest.approx(1.0)
-    assert matches[1].score == pytest.approx(0.9 / math.hypot(0.9, 0.1), abs=1e-6)
+    # Stored as float16: a cosine moves by about 1e-3 at most.
+    assert matches[1].score == pytest.approx(0.9 / math.hypot(0.9, 0.1), abs=1e-3)
     assert matches[2].score == pytest.approx(0.0, abs=1e-7)
+    full = DynamoVectorIndex(TABLE, DIMS, precision="float32")
+    put(full, "t2", "close", mix(0, 1, 0.9))
+    [match] = full.query("t2", unit(0), k=1)
+    assert match.score == pytest.approx(0.9 / math.hypot(0.9, 0.1), abs=1e-6)
 
 
 def test_k_and_min_score_cut_the_list(index: DynamoVectorIndex) -> None:
@@ -116,18 +122,61 @@ def test_bad_namespace_and_tags_are_refused(index: DynamoVectorIndex) -> None:
         index.query("t1", unit(0), k=0)
 
 
-def test_vectors_are_stored_as_float32_bytes(index: DynamoVectorIndex) -> None:
-    put(index, "t1", "m1", unit(2))
-    item = boto3.client("dynamodb").get_item(
-        TableName=TABLE, Key={"pk": {"S": "VEC#t1"}, "sk": {"S": "m1"}})["Item"]
-    assert len(item["vec"]["B"]) == 4 * DIMS
+def _stored(namespace: str) -> dict[str, dict[str, Any]]:
+    """The namespace's items by key, from every partition it may have."""
+    client = boto3.client("dynamodb")
+    found = {}
+    for item in client.scan(TableName=TABLE)["Items"]:
+        pk = item["pk"]["S"]
+        if pk == f"VEC#{namespace}" or pk.startswith(f"VEC#{namespace}#"):
+            found[item["sk"]["S"]] = item
+    return found
+
+
+def test_vectors_are_stored_as_float16_bytes_spread_over_the_shards(
+    index: DynamoVectorIndex,
+) -> None:
+    keys = [f"mem_{i:03d}" for i in range(40)]
+    for key in keys:
+        put(index, "t1", key, unit(2))
+    stored = _stored("t1")
+    assert sorted(stored) == keys
+    assert {len(item["v16"]["B"]) for item in stored.values()} == {2 * DIMS}
+    assert not any("vec" in item for item in stored.values())
+    shards = {item["pk"]["S"] for item in stored.values()}
+    assert len(shards) == SHARDS and f"VEC#t1#{SHARDS - 1}" in shards
+    assert len(index.query("t1", unit(2), k=50)) == 40
+
+
+def test_vectors_of_the_first_layout_are_read_replaced_and_deleted(
+    index: DynamoVectorIndex,
+) -> None:
+    first = DynamoVectorIndex(TABLE, DIMS, shards=1, precision="float32")
+    for key in ("old_a", "old_b", "old_c"):
+        put(first, "t1", key, unit(3))
+    assert {item["pk"]["S"] for item in _stored("t1").values()} == {"VEC#t1"}
+    assert len(_stored("t1")["old_a"]["vec"]["B"]) == 4 * DIMS
+    # Read beside the new ones, scored alike.
+    put(index, "t1", "new", mix(3, 4, 0.5))
+    assert [m.key for m in index.query("t1", unit(3), k=4)][3] == "new"
+    assert index.query("t1", unit(3), k=1)[0].score == pytest.approx(1.0)
+    # Replaced: one copy, the new one, wherever its shard is.
+    put(index, "t1", "old_b", unit(4))
+    replaced = [key for key, item in _stored("t1").items() if key == "old_b"]
+    assert replaced == ["old_b"] and "v16" in _stored("t1")["old_b"]
+    assert index.query("t1", unit(4), k=1)[0].key == "old_b"
+    # Deleted, from the first layout's partition too.
+    index.delete("t1", "old_c")
+    assert "old_c" not in _stored("t1")
+    assert "old_c" not in [m.key for m in index.query("t1", unit(3), k=10)]
+    assert [m.key for m in index.list_newest("t1", limit=10)] and len(_stored("t1")) == 3
 
 
 def test_a_namespace_larger_than_a_page_is_read_whole(
     aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dims = 384  # 1.5 KB a vector: 1,000 of them pass DynamoDB's 1 MB page
-    index = DynamoVectorIndex(TABLE, dims)
+    dims = 384  # 1.5 KB a vector as float32: 1,000 of them pass DynamoDB's 1 MB page
+    index = DynamoVectorIndex(TABLE, dims, shards=1, precision="float32")
     rng = random.Random(7)
     target = [rng.gauss(0, 1) for _ in range(dims)]
     for i in range(1000):

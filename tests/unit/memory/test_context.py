@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from agentkit.llm.base import LLMRequest
+from agentkit.llm.base import LLMRequest, ModelRequestError
 from agentkit.llm.scripted import ScriptedClient
 from agentkit.llm.windows import context_window
 from agentkit.memory.context import (
     MESSAGE_OVERHEAD_TOKENS,
+    MIN_HARDER_WINDOW,
     SUMMARY_INSTRUCTIONS,
     ContextSummary,
     ContextTooSmallError,
+    FittedContext,
     Turn,
     TurnCount,
     chunk_turns,
+    context_overflow,
     count_turns,
     cut_message,
     estimate_message_tokens,
     estimate_text_tokens,
     fill_shares,
+    harder_window,
     plan_context,
     split_turns,
     summary_request,
@@ -255,3 +259,33 @@ def test_context_windows_come_from_the_table_with_overrides() -> None:
     assert context_window("anthropic:claude-sonnet-4-5-20250929") == 200_000
     assert context_window("openai:some-new-model") == 32_768  # the default
     assert context_window("scripted", {"scripted": 16_000}) == 16_000
+
+
+# --- a request the provider refused as too long
+
+
+@pytest.mark.parametrize("message", [
+    "openai: 400 This model's maximum context length is 128000 tokens (context_length_exceeded)",
+    "anthropic: 400 prompt is too long: 210000 tokens > 200000 maximum",
+    "anthropic: 400 input length and `max_tokens` exceed context limit: 190000 + 20000 > 200000",
+    "google: 400 INVALID_ARGUMENT The input token count (1200000) exceeds the maximum number "
+    "of tokens allowed (1048576).",
+    "embeddings: 400 the request exceeds the context window of this model",
+])
+def test_the_providers_wordings_of_a_prompt_too_long(message: str) -> None:
+    assert context_overflow(ModelRequestError(message))
+
+
+@pytest.mark.parametrize("message", ["openai: 401 invalid api key",
+                                     "openai: 404 model not found", "google: 400 bad schema"])
+def test_other_refusals_are_not_overflows(message: str) -> None:
+    assert not context_overflow(ModelRequestError(message))
+
+
+def test_a_harder_window_is_two_thirds_of_the_refused_request() -> None:
+    fitted = FittedContext(messages=[], tokens=11_000, window=64_000, reserve=4_000, summary=None)
+    assert harder_window(fitted) == 10_000
+    small = FittedContext(messages=[], tokens=500, window=64_000, reserve=100, summary=None)
+    assert harder_window(small) == MIN_HARDER_WINDOW
+    full = FittedContext(messages=[], tokens=60_000, window=64_000, reserve=4_000, summary=None)
+    assert harder_window(full) == 42_666  # never more than the window it was fitted to

@@ -460,10 +460,6 @@ class ConsoleSettings(StoreSettings):
     pass
 
 
-class FinalizeSettings(StoreSettings, StateMachineSettings, TenantLimitSettings):
-    pass
-
-
 class IdempotencySettings(SettingsPart):
     """The Idempotency-Key records' table (IDEMPOTENCY_TABLE_NAME)."""
 

@@ -1,5 +1,6 @@
 """Long-term memory's settings (the functions that remember or recall: memories, plan,
-run_tools): which embedding model, which vector index, the similarity thresholds.
+run_tools, and finalize, which extracts a task's memories): which embedding model, which
+vector index, the similarity thresholds.
 
   EMBEDDING_MODEL          the EmbeddingModel parameter (agentkit.llm.embeddings); blank:
                            long-term memory is off in this deployment
@@ -20,10 +21,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from agentkit.config import (
+    ContextWindowSettings,
     Environ,
+    ProviderLimitSettings,
     ProviderSettings,
     SettingsPart,
+    StateMachineSettings,
     StoreSettings,
+    TaskDefaultSettings,
+    TenantLimitSettings,
     _number,
     _text,
 )
@@ -91,3 +97,17 @@ class MemorySettings(MemorySwitch, ProviderSettings):
 
 class MemoriesSettings(StoreSettings, MemorySettings):
     """The memories function (the /memories API)."""
+
+
+class FinalizeSettings(
+    StoreSettings,
+    StateMachineSettings,
+    TenantLimitSettings,
+    TaskDefaultSettings,
+    ProviderLimitSettings,
+    ContextWindowSettings,
+    MemorySettings,
+):
+    """Finalize, MarkFailed and ReleaseSlot: the terminal write and the tenant slot; for a
+    task with memory "auto", the extraction of its durable facts (agentkit.memory.extraction:
+    the task's model, routed and paced as CallModel routes it, and the embedding model)."""

@@ -110,10 +110,11 @@ class LLMRequest(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = None
     # Not sent to providers: what the call is for. "summary": the loop compacting the
-    # conversation (agentkit.memory.context); `turn`: the task's turn a "turn" call makes.
+    # conversation (agentkit.memory.context); "memory": distilling a finished task's durable
+    # facts (agentkit.memory.extraction); `turn`: the task's turn a "turn" call makes.
     # The scripted client plays by them (a compacted conversation no longer shows every
     # earlier reply).
-    purpose: Literal["turn", "summary"] = "turn"
+    purpose: Literal["turn", "summary", "memory"] = "turn"
     turn: int | None = Field(default=None, ge=1)
 
 

@@ -43,6 +43,7 @@ from pydantic import BaseModel, Field
 
 from agentkit.llm.base import ModelError, ModelRequestError
 from agentkit.llm.wire import api_key_from, import_sdk, map_sdk_error, scrub
+from agentkit.models.domain import Usage
 
 if TYPE_CHECKING:
     from agentkit.config import ProviderConfig
@@ -78,6 +79,11 @@ class EmbeddingUsage(BaseModel):
             requests=self.requests + other.requests,
             estimated=self.estimated or other.estimated,
         )
+
+    def as_task_usage(self) -> Usage:
+        """As a task's usage counts it: the tokens apart, the cost in cost_usd too."""
+        return Usage(embedding_tokens=self.input_tokens, embedding_cost_usd=self.cost_usd,
+                     cost_usd=self.cost_usd)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ with a summary made from the request itself, so a script never has to foresee wh
 conversation outgrows its window: the summary so far, then one line per line of the
 conversation folded in that starts with `[turn N]` (what was called, what answered),
 oldest lines dropped to stay within the call's max_tokens (3 bytes a token).
+
+A memory call (a finished task with `memory: "auto"` distilling its durable facts,
+`purpose="memory"`, its `turn` the one after the final answer) plays the scripted reply of
+that turn when the script has one (its content: `{"facts": [...]}`), else answers that
+there is nothing to remember (`{"facts": []}`), so a script without it still succeeds.
 """
 
 from __future__ import annotations
@@ -48,6 +53,10 @@ class ScriptedClient(BaseLLMClient):
     def complete(self, request: LLMRequest) -> LLMResponse:
         if request.purpose == "summary":
             return _summary(request)
+        if request.purpose == "memory" and (
+            request.turn is None or request.turn > len(self._turns)
+        ):
+            return _no_facts(request)
         index = (request.turn - 1 if request.turn is not None
                  else sum(1 for message in request.messages if message.role == "assistant"))
         if index >= len(self._turns):
@@ -103,6 +112,16 @@ def _summary(request: LLMRequest) -> LLMResponse:
         finish_reason="stop",
         usage=Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=max(1, len(text) // 4),
                     model_calls=1),
+    )
+
+
+def _no_facts(request: LLMRequest) -> LLMResponse:
+    """A memory call the script does not answer: nothing durable to remember."""
+    prompt_chars = sum(len(m.content or "") for m in request.messages)
+    return LLMResponse(
+        message=Message(role="assistant", content='{"facts": []}'),
+        finish_reason="stop",
+        usage=Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=4, model_calls=1),
     )
 
 

@@ -13,12 +13,19 @@ from agentkit.llm.base import (
     LLMRequest,
     LLMResponse,
     ModelError,
+    ModelRequestError,
     ProviderWaitError,
 )
 from agentkit.llm.router import ModelRouter
 from agentkit.llm.windows import context_window
 from agentkit.loop.gate_tools import gate_tools
-from agentkit.memory.context import MAX_MODEL_CONTENT_CHARS, FittedContext, fit_context
+from agentkit.memory.context import (
+    MAX_MODEL_CONTENT_CHARS,
+    FittedContext,
+    context_overflow,
+    fit_context,
+    harder_window,
+)
 from agentkit.models.domain import (
     Message,
     Task,
@@ -119,13 +126,35 @@ def call_model(
                 return stop
         request = LLMRequest(model=task.model, messages=fitted.messages, tools=tools, turn=turn)
         call_started = time.monotonic()
-        routed = model_router.complete(
-            models,
-            request,
-            client_for=lambda model: client_for(task, model),
-            time_budget_s=max(time_budget_s - (call_started - started), 1.0),
-            tenant=task.tenant_id,
-        )
+        try:
+            routed = model_router.complete(
+                models,
+                request,
+                client_for=lambda model: client_for(task, model),
+                time_budget_s=max(time_budget_s - (call_started - started), 1.0),
+                tenant=task.tenant_id,
+            )
+        except ModelRequestError as refused:
+            if not context_overflow(refused):
+                raise
+            # Longer than the provider's context after all: fit harder, call again once.
+            fitted = fit_context(task, tools, store=store, turn=turn, summarise=route,
+                                 reserve=reply_reserve, window=harder_window(fitted))
+            if fitted.compaction is not None:
+                _record_compaction(store, task.task_id, turn, fitted, _ms_since(call_started),
+                                   refused=str(refused))
+                task = store.require_task(task.task_id)
+                if task.status != TaskStatus.RUNNING or _stopped_for_budget(store, task, turn):
+                    return stop
+            request = request.model_copy(update={"messages": fitted.messages})
+            call_started = time.monotonic()
+            routed = model_router.complete(
+                models,
+                request,
+                client_for=lambda model: client_for(task, model),
+                time_budget_s=max(time_budget_s - (call_started - started), 1.0),
+                tenant=task.tenant_id,
+            )
     except ProviderWaitError as wait:
         return _wait_for_provider(store, task, turn, wait, stop)
     except ModelError as error:
@@ -238,7 +267,8 @@ def _ms_since(started: float) -> int:
 
 
 def _record_compaction(
-    store: TaskStore, task_id: str, turn: int, fitted: FittedContext, duration_ms: int
+    store: TaskStore, task_id: str, turn: int, fitted: FittedContext, duration_ms: int,
+    refused: str | None = None,
 ) -> None:
     """The timeline's entry for a compaction: which turns were folded, what it cost."""
     compaction = fitted.compaction
@@ -260,6 +290,8 @@ def _record_compaction(
                 "tokens_after": fitted.tokens,
                 "window": fitted.window,
                 "reserve": fitted.reserve,
+                # Set when the provider refused the request fitted before as too long.
+                **({"refused": refused[:500]} if refused else {}),
             },
         ),
     )

@@ -63,12 +63,18 @@ def end_task(
     start_execution: ExecutionStarter | None,
     max_running_for: Callable[[str], int],
     start_run: RunStarter | None = None,
+    extract_memories: Callable[[str], object] | None = None,
 ) -> tuple[Task, str | None]:
     """The terminal write for `outcome` ("stopped": none, the status is already terminal),
     then the task's slot is released (exactly once, however often this runs) and the
     oldest queued task of its tenant started in it, and the task's next queued follow-up
-    (agentkit.loop.runs) begins its run. Returns the task and the id started."""
+    (agentkit.loop.runs) begins its run. Returns the task and the id started.
+    `extract_memories(task_id)` runs before a success is written (a task with memory
+    "auto": agentkit.memory.extraction.extract_for_finalize; it never raises), so that a
+    task seen SUCCEEDED has its memories stored."""
     if outcome == "succeeded":
+        if extract_memories is not None:
+            extract_memories(task_id)
         task = finalize_task(task_id, store=store)
     elif outcome == "failed":
         task = fail_task(task_id, error or StepError(), store=store)

@@ -102,10 +102,13 @@ def _recalled_notes(task: Task, memory: MemoryProvider, *, store: TaskStore,
         ))
         return None
     usage = recalled.usage
+    # The query's embedding is the task's to pay (a retried Plan embeds, and pays, again).
+    store.add_usage(task.task_id, usage.as_task_usage())
     store.add_event(task.task_id, TaskEvent(
         kind="memory_recalled",
         name=long_term.embedder.name,
         duration_ms=int((time.monotonic() - started) * 1000),
+        usage=usage.as_task_usage(),
         detail={
             "scope": task.memory_scope,
             "min_score": min_score,

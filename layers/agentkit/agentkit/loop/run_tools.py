@@ -50,7 +50,7 @@ def run_tool_call(
     if stored is not None:
         return _stored_result(ref, stored)
     task, call = load_call(ref, store)
-    registry = bind_memory_tools(registry, task, memory)
+    registry = bind_memory_tools(registry, task, memory, store=store)
     return _run_call(ref, task, call, store=store, registry=registry,
                      security=security or SecurityManager(),
                      approvals=approvals or ApprovalStore(store))
@@ -75,7 +75,7 @@ def run_tools(
         raise ValueError("a RunTools message names the calls of one turn of one task")
     approvals = approvals or ApprovalStore(store)
     task = store.require_task(task_id)
-    registry = bind_memory_tools(registry, task, memory)
+    registry = bind_memory_tools(registry, task, memory, store=store)
     messages = store.list_messages(task_id, turn)
     assistant = next((m for m in messages if m.role == "assistant"), None)
     answered = {m.tool_call_id: m for m in messages if m.role == "tool" and m.tool_call_id}
@@ -96,9 +96,11 @@ def run_tools(
 
 
 def bind_memory_tools(registry: ToolRegistry, task: Task,
-                      memory: MemoryProvider | None) -> ToolRegistry:
+                      memory: MemoryProvider | None, *,
+                      store: TaskStore | None = None) -> ToolRegistry:
     """The registry with `remember` / `recall` acting for `task` (its tenant and memory
-    scope), where the deployment has them; unchanged otherwise. The memory is made here,
+    scope), where the deployment has them; unchanged otherwise. What their embeddings cost
+    is added to the task's usage in `store`. The memory is made here,
     at the first turn that may call them; when it cannot be (a bad EmbeddingModel, a
     missing key) the calls answer why, as errors for the model to read."""
     if memory is None or not set(MEMORY_TOOLS) & set(registry.names) & set(task.tools):
@@ -112,8 +114,11 @@ def bind_memory_tools(registry: ToolRegistry, task: Task,
         return registry.with_tools(unbound_memory_tools(why))
     if long_term is None:
         return registry
-    return registry.with_tools(memory_tools(long_term, tenant_id=task.tenant_id,
-                                            scope=task.memory_scope, task_id=task.task_id))
+    return registry.with_tools(memory_tools(
+        long_term, tenant_id=task.tenant_id, scope=task.memory_scope, task_id=task.task_id,
+        on_usage=(None if store is None
+                  else lambda usage: store.add_usage(task.task_id, usage)),
+    ))
 
 
 def _run_call(

@@ -51,6 +51,11 @@ history (and in S3 behind its claim check). Claim-checked outputs are already se
 
 **The request** sent: the opening, then (if any) the summary as a user message, then the
 kept turns, whole.
+
+**When the provider still refuses** the request as longer than its context (the table's
+window too large for a deployment, a tokenizer far off the estimate: `context_overflow`
+recognises the providers' wordings), the loop fits the conversation once more to
+`harder_window` (two thirds of what was refused) and calls again, once.
 """
 
 from __future__ import annotations
@@ -92,6 +97,41 @@ SUMMARY_INSTRUCTIONS = (
     "taken and why, errors met, and what remains to do. Fold the summary so far (if any) "
     "into yours: yours replaces it. Be brief and factual; write only the summary."
 )
+
+
+# --- a request the provider refused as too long
+
+#: How providers word a refused prompt too long for the model (lower case): OpenAI and
+#: OpenRouter (`context_length_exceeded`, "maximum context length is N tokens"), Anthropic
+#: ("prompt is too long", "exceed context limit"), Google ("input token count ... exceeds
+#: the maximum number of tokens allowed"), OpenAI-compatible servers ("context window").
+_OVERFLOW_WORDS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context length exceeded",
+    "prompt is too long",
+    "exceed context limit",
+    "exceeds the context window",
+    "input token count",
+    "exceeds the maximum number of tokens",
+    "too many tokens",
+)
+
+
+def context_overflow(error: Exception) -> bool:
+    """Whether a refused call was refused for a prompt longer than the model's context."""
+    text = str(error).lower()
+    return any(words in text for words in _OVERFLOW_WORDS)
+
+
+#: The smallest window a harder fitting aims at.
+MIN_HARDER_WINDOW = 2048
+
+
+def harder_window(fitted: FittedContext) -> int:
+    """The window to fit to after the provider refused `fitted` as too long: two thirds of
+    what the refused request took (its prompt and the reply's reserve)."""
+    return max(MIN_HARDER_WINDOW, min(fitted.window, fitted.tokens + fitted.reserve) * 2 // 3)
 
 
 # --- counting

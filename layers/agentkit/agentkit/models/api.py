@@ -88,8 +88,10 @@ class SubmitTaskRequest(BaseModel):
         default="recall",
         description="Long-term memory: `recall` (default) puts the memories nearest the goal "
         "into the task's instructions and offers the remember/recall tools; `auto` also "
-        "distils durable facts at the end (not yet wired: behaves as `recall`); `off` "
-        "neither. Ignored where the deployment has no EmbeddingModel.",
+        "has the task's model distil the durable facts it learnt into memories when it "
+        "succeeds (deduplicated against what the scope holds; a `memory_extracted` event; "
+        "its cost in the task's usage), before it is shown SUCCEEDED; `off` neither. "
+        "Ignored where the deployment has no EmbeddingModel.",
     )
     scripted_turns: list[ScriptedTurn] | None = Field(
         default=None,

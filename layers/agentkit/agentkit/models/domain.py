@@ -51,6 +51,10 @@ class Usage(BaseModel):
     cached_tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0)
     model_calls: int = Field(default=0, ge=0)
+    # Long-term memory's embeddings (remember, recall, plan-time recall, extraction): kept
+    # apart from the model's tokens (max_tokens budgets those), their cost also in cost_usd.
+    embedding_tokens: int = Field(default=0, ge=0)
+    embedding_cost_usd: float = Field(default=0.0, ge=0)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -59,6 +63,8 @@ class Usage(BaseModel):
             cached_tokens=self.cached_tokens + other.cached_tokens,
             cost_usd=round(self.cost_usd + other.cost_usd, 10),
             model_calls=self.model_calls + other.model_calls,
+            embedding_tokens=self.embedding_tokens + other.embedding_tokens,
+            embedding_cost_usd=round(self.embedding_cost_usd + other.embedding_cost_usd, 10),
         )
 
     @property
@@ -319,7 +325,8 @@ class ApprovalView(BaseModel):
 
 
 EventKind = Literal[
-    "model_call", "tool_call", "approval", "status", "wait", "compaction", "memory_recalled"
+    "model_call", "tool_call", "approval", "status", "wait", "compaction", "memory_recalled",
+    "memory_extracted",
 ]
 
 
@@ -327,7 +334,8 @@ class TaskEvent(BaseModel):
     """One entry of a task's timeline (GET /tasks/{id}/events): a model call, a tool call,
     an approval decision, a status change, a wait for a provider, a compaction of the
     conversation (older turns summarised to fit the model's window) or the long-term
-    memories recalled at plan time (`error` set: recall was skipped, and why), with timing,
+    memories recalled at plan time, or the durable facts a task with `memory: auto` left
+    as memories at its end (`error` set on these two: skipped, and why), with timing,
     tokens, cost and error."""
 
     kind: EventKind

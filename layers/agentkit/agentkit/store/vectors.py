@@ -6,17 +6,22 @@ cosine similarity to the query vector, optionally only those carrying every give
 nothing else in the index can come back. Vectors are stored unit-length, so cosine is a dot
 product.
 
-* `DynamoVectorIndex` (the default): exact search. Each namespace is one partition of the
-  tasks table; a vector is one item with its components as little-endian float32 bytes
-  (1.5 KB for 384 dimensions, 4 bytes a dimension, a third of a list of numbers):
+* `DynamoVectorIndex` (the default): exact search. Each namespace is `SHARDS` partitions of
+  the tasks table (a key's shard: CRC-32 of the key); a vector is one item with its
+  components as little-endian float16 bytes (768 bytes for 384 dimensions, a sixth of a
+  list of numbers):
 
-    VEC#<namespace> / <key>    vec (B), tags (L), created_at
+    VEC#<namespace>[#<shard>] / <key>    v16 (B), tags (L), created_at
 
-  A query reads the partition (strongly consistent, 1 MB a page) and scores every vector:
-  what was just written is found, and the result is exact. It costs a read of the whole
-  namespace: about 4 ms of DynamoDB and 20 µs of Python per 1,000 vectors of 384 dimensions
-  (bench/memory.py), and one namespace's reads share one partition's throughput; past some
-  ten thousand vectors a namespace belongs in S3 Vectors.
+  A query reads the namespace's partitions side by side (strongly consistent, 1 MB a page)
+  and scores every vector: what was just written is found, and the ranking is exact over
+  the stored vectors (float16 moves a cosine by about 1e-3). It costs a read of the whole
+  namespace, so the bytes read are what a search costs (in time and in read units): on
+  DynamoDB Local, 10,000 vectors of 384 dimensions took 8.1 s to read as float32 from one
+  partition, 4.2 s as float16, 2.5 s as float32 from 8 partitions in parallel
+  (bench/memory.py has the figures with both). Past some ten thousand vectors a namespace
+  belongs in S3 Vectors. Items of the first layout (shard 0 is the partition `VEC#<ns>`
+  every vector went to; float32 in `vec`) are read, replaced and deleted as well.
 * `S3VectorIndex`: Amazon S3 Vectors (one vector bucket index, cosine): approximate search
   that scales to millions, filtered by metadata (`namespace`, `tags`). Its keys are
   `<namespace>|<key>`, so no call can touch another namespace's vector. Neither LocalStack
@@ -30,10 +35,12 @@ import heapq
 import math
 import operator
 import struct
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentkit import aws
 from agentkit.store.codec import from_item, to_item
@@ -148,34 +155,67 @@ class VectorIndex(ABC):
 # --- DynamoDB: exact search over one partition per namespace
 
 
-def vectors_pk(namespace: str) -> str:
-    return f"VEC#{namespace}"
+#: Partitions per namespace, read side by side by a query.
+SHARDS = 8
+Precision = Literal["float16", "float32"]
+
+
+def vectors_pk(namespace: str, shard: int = 0) -> str:
+    """The partition of shard `shard` of a namespace (shard 0: the first layout's one)."""
+    return f"VEC#{namespace}" if shard == 0 else f"VEC#{namespace}#{shard}"
+
+
+def shard_of(key: str, shards: int = SHARDS) -> int:
+    return zlib.crc32(key.encode()) % shards
 
 
 class DynamoVectorIndex(VectorIndex):
+    """`shards` and `precision` are how vectors are written (1 and "float32": the first
+    layout, kept for bench/memory.py's comparison); a query reads either."""
+
     def __init__(
-        self, table_name: str, dimensions: int, client: DynamoDBClient | None = None
+        self, table_name: str, dimensions: int, client: DynamoDBClient | None = None,
+        *, shards: int = SHARDS, precision: Precision = "float16",
     ) -> None:
         super().__init__(dimensions)
+        if shards < 1:
+            raise ValueError("shards must be at least 1")
         self.table_name = table_name
         self.client: DynamoDBClient = client or aws.client("dynamodb")
+        self.shards = shards
+        self.precision: Precision = precision
         self._packing = struct.Struct(f"<{dimensions}f")
+        self._half = struct.Struct(f"<{dimensions}e")
+
+    def pack(self, unit: Sequence[float]) -> dict[str, Any]:
+        """The item attribute holding a unit vector, at the index's precision."""
+        if self.precision == "float16":
+            return {"v16": {"B": self._half.pack(*unit)}}
+        return {"vec": {"B": self._packing.pack(*unit)}}
 
     def put(self, namespace: str, record: VectorRecord) -> None:
         unit = self._unit(record.vector, f"the vector of {record.key!r}")
+        shard = shard_of(record.key, self.shards)
         item = to_item({
-            "pk": vectors_pk(check_namespace(namespace)),
+            "pk": vectors_pk(check_namespace(namespace), shard),
             "sk": record.key,
             "created_at": record.created_at,
             "tags": list(check_tags(record.tags)),
         })
-        item["vec"] = {"B": self._packing.pack(*unit)}
+        item.update(self.pack(unit))
         self.client.put_item(TableName=self.table_name, Item=item)
+        if shard != 0:  # replacing a vector of the first layout: no second copy of it
+            self._delete(namespace, record.key, 0)
 
     def delete(self, namespace: str, key: str) -> None:
+        check_namespace(namespace)
+        for shard in sorted({shard_of(key, self.shards), 0}):
+            self._delete(namespace, key, shard)
+
+    def _delete(self, namespace: str, key: str, shard: int) -> None:
         self.client.delete_item(
             TableName=self.table_name,
-            Key=to_item({"pk": vectors_pk(check_namespace(namespace)), "sk": key}),
+            Key=to_item({"pk": vectors_pk(namespace, shard), "sk": key}),
         )
 
     def query(
@@ -192,17 +232,19 @@ class DynamoVectorIndex(VectorIndex):
         query = self._unit(vector, "the query vector")
         wanted = set(check_tags(tags))
         best: list[tuple[float, str, str, tuple[str, ...]]] = []
-        for item in self._items(namespace, "sk, vec, tags, created_at"):
+        for item in self._items(namespace, "sk, vec, v16, tags, created_at"):
             item_tags = tuple(item.get("tags", ()))
             if wanted and not wanted <= set(item_tags):
                 continue
-            raw = item["vec"]
-            if len(raw) != self._packing.size:
+            half = "v16" in item
+            raw, packing = (item["v16"], self._half) if half else (item["vec"], self._packing)
+            if len(raw) != packing.size:
                 raise VectorDimensionError(
-                    f"namespace {namespace!r} holds a vector of {len(raw) // 4} dimensions; "
-                    f"this index holds {self.dimensions}: re-embed its memories"
+                    f"namespace {namespace!r} holds a vector of "
+                    f"{len(raw) // (2 if half else 4)} dimensions; this index holds "
+                    f"{self.dimensions}: re-embed its memories"
                 )
-            score = _dot(query, self._packing.unpack(raw))
+            score = _dot(query, packing.unpack(raw))
             if min_score is not None and score < min_score:
                 continue
             entry = (score, item["sk"], item["created_at"], item_tags)
@@ -224,22 +266,36 @@ class DynamoVectorIndex(VectorIndex):
         return sorted(found, key=lambda m: (m.created_at, m.key), reverse=True)[:limit]
 
     def _items(self, namespace: str, projection: str) -> Iterable[dict[str, Any]]:
-        """Every item of the namespace's partition, page by page, strongly consistent (a
-        vector written by the previous request is read)."""
+        """Every item of the namespace's partitions, read side by side, strongly consistent
+        (a vector written by the previous request is read)."""
+        check_namespace(namespace)
+        # Every shard a vector may be in: those of this layout, and the first layout's one.
+        if self.shards == 1:
+            yield from self._partition(vectors_pk(namespace), projection)
+            return
+        with ThreadPoolExecutor(self.shards, thread_name_prefix="vec") as pool:
+            parts = pool.map(lambda shard: list(self._partition(
+                vectors_pk(namespace, shard), projection)), range(self.shards))
+            for part in parts:
+                yield from part
+
+    def _partition(self, pk: str, projection: str) -> Iterable[dict[str, Any]]:
+        """One partition's items, page by page."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": to_item({":pk": vectors_pk(check_namespace(namespace))}),
+            "ExpressionAttributeValues": to_item({":pk": pk}),
             "ProjectionExpression": projection,
             "ConsistentRead": True,
         }
         while True:
             response = self.client.query(**kwargs)
             for raw in response.get("Items", []):
-                vec = raw.pop("vec", None)
+                vectors = {name: raw.pop(name, None) for name in ("vec", "v16")}
                 item = from_item(raw)
-                if vec is not None:
-                    item["vec"] = vec["B"]
+                for name, value in vectors.items():
+                    if value is not None:
+                        item[name] = value["B"]
                 yield item
             if not response.get("LastEvaluatedKey"):
                 return

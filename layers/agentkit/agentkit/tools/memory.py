@@ -11,16 +11,21 @@ submit and by Plan), and RunTools swaps in the tools bound to the task whose cal
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from agentkit.memory.models import MAX_MEMORY_CHARS
-from agentkit.models.domain import ToolSpec
+from agentkit.models.domain import ToolSpec, Usage
 from agentkit.tools.registry import Tool, ToolError
 
 if TYPE_CHECKING:
+    from agentkit.llm.embeddings import EmbeddingUsage
     from agentkit.memory.long_term import LongTermMemory
+
+logger = logging.getLogger(__name__)
 
 REMEMBER = "remember"
 RECALL = "recall"
@@ -81,15 +86,27 @@ def unbound_memory_tools(why: str = "long-term memory is not bound to a task her
 
 
 def memory_tools(
-    memory: LongTermMemory, *, tenant_id: str, scope: str | None, task_id: str | None = None
+    memory: LongTermMemory, *, tenant_id: str, scope: str | None, task_id: str | None = None,
+    on_usage: Callable[[Usage], None] | None = None,
 ) -> list[Tool]:
-    """`remember` and `recall` acting for the task's tenant and scope."""
+    """`remember` and `recall` acting for the task's tenant and scope; `on_usage` is given
+    what each call's embedding cost (the task's usage counts it)."""
+
+    def count(usage: EmbeddingUsage) -> None:
+        if on_usage is None:
+            return
+        try:
+            on_usage(usage.as_task_usage())
+        except Exception:  # the call's work is done: a lost count must not undo it
+            logger.warning("task %s: an embedding's usage was not counted", task_id,
+                           exc_info=True)
 
     def remember(args: RememberArgs) -> dict[str, Any]:
         remembered = memory.remember(
             tenant_id, args.text, scope=scope, tags=args.tags,
             source=f"task:{task_id}" if task_id else None,
         )
+        count(remembered.usage)
         return {
             "memory_id": remembered.memory.memory_id,
             "saved": remembered.created,
@@ -98,6 +115,7 @@ def memory_tools(
 
     def recall(args: RecallArgs) -> dict[str, Any]:
         recalled = memory.recall(tenant_id, args.query, scope=scope, k=args.k)
+        count(recalled.usage)
         return {"memories": [
             {"memory_id": hit.memory.memory_id, "text": hit.memory.text,
              "tags": hit.memory.tags, "created_at": hit.memory.created_at,
