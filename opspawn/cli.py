@@ -36,7 +36,7 @@ from rich.table import Table
 from agentkit.models.api import SubmitTaskRequest, TaskView
 from agentkit.models.domain import TaskStatus
 from opspawn.client import ApiError, OpspawnClient
-from opspawn.watch import describe, follow, progress_printer, summary_table
+from opspawn.watch import describe, follow, plan_lines, progress_printer, summary_table
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_TASK_NOT_SUCCEEDED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
@@ -229,6 +229,8 @@ FIELD_FLAGS = {
     "max_tokens": "--max-tokens",
     "max_cost_usd": "--max-cost",
     "scripted_turns": "--scripted-turns",
+    "plan": "--plan",
+    "output_schema": "--output-schema",
 }
 
 
@@ -249,6 +251,24 @@ def _scripted_turns(raw: str | None) -> list[Any] | None:
     return turns
 
 
+def _output_schema(raw: str | None) -> dict[str, Any] | None:
+    """--output-schema: a JSON Schema object, inline or @file."""
+    if raw is None:
+        return None
+    if raw.startswith("@"):
+        try:
+            raw = Path(raw[1:]).expanduser().read_text()
+        except OSError as error:
+            raise CliError(f"--output-schema: cannot read {raw[1:]}: {error.strerror}") from None
+    try:
+        schema = json.loads(raw)
+    except ValueError as error:
+        raise CliError(f"--output-schema is not JSON: {error}") from None
+    if not isinstance(schema, dict):
+        raise CliError("--output-schema must be a JSON object (a JSON Schema)")
+    return schema
+
+
 def _task_request(args: argparse.Namespace) -> SubmitTaskRequest:
     goal = args.goal
     if goal == "-":
@@ -263,6 +283,8 @@ def _task_request(args: argparse.Namespace) -> SubmitTaskRequest:
         "max_tokens": args.max_tokens,
         "max_cost_usd": args.max_cost,
         "scripted_turns": _scripted_turns(args.scripted_turns),
+        "plan": getattr(args, "plan", None),
+        "output_schema": _output_schema(getattr(args, "output_schema", None)),
     }
     try:
         return SubmitTaskRequest.model_validate({k: v for k, v in body.items() if v is not None})
@@ -292,6 +314,16 @@ def _add_task_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-turns", type=int, metavar="N", help="model calls at most (1-50)")
     group.add_argument("--max-tokens", type=int, metavar="N", help="input + output tokens at most")
     group.add_argument("--max-cost", type=float, metavar="USD", help="USD on model calls at most")
+    group.add_argument(
+        "--plan", choices=["auto", "always", "never"],
+        help="plan before the first turn (default: the deployment's); `auto`: when the goal "
+        "needs more than one step",
+    )
+    group.add_argument(
+        "--output-schema",
+        metavar="JSON|@FILE",
+        help="a JSON Schema the final answer must match (shown as answer_json)",
+    )
     group.add_argument(
         "--scripted-turns",
         metavar="JSON|@FILE",
@@ -330,7 +362,12 @@ def _finished(io: Io, view: TaskView, as_json: bool) -> int:
     if as_json:
         _print_json(view)
     else:
-        if view.answer:
+        if view.answer_json is not None:
+            io.out.rule("[bold green]answer_json")
+            io.out.print(json.dumps(view.answer_json, indent=2, ensure_ascii=False),
+                         markup=False, soft_wrap=True)
+            io.out.rule()
+        elif view.answer:
             io.out.rule("[bold green]answer")
             io.out.print(view.answer, markup=False, soft_wrap=True)
             io.out.rule()
@@ -379,6 +416,8 @@ def cmd_get(args: argparse.Namespace, io: Io) -> int:
     for message in view.messages:
         turns += message.role == "assistant"
         io.out.print(describe(message, turns))
+    for line in plan_lines(view.plan_steps or []):
+        io.out.print(line)
     for approval in view.approvals:
         arguments = escape(_short(json.dumps(approval.arguments), 80))
         line = f"approval {approval.approval_id}  {escape(approval.tool)}({arguments})"

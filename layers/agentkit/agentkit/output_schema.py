@@ -89,6 +89,8 @@ def _where(error: Any, root: str, value: Any = None) -> str:
     if getattr(error, "rule", None) == "required" and isinstance(definition, list):
         target = value
         for part in (getattr(error, "path", None) or [])[1:]:
+            if isinstance(target, list) and isinstance(part, str) and part.isdigit():
+                part = int(part)
             try:
                 target = target[part]
             except (KeyError, IndexError, TypeError):
