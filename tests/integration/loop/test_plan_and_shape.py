@@ -194,6 +194,17 @@ def test_a_planning_reply_that_is_no_plan_leaves_the_task_unplanned(store, regis
     assert store.require_task(task_id).plan_steps == []
 
 
+def test_a_refused_planning_call_leaves_the_task_unplanned(store, registry):
+    turns = [{"plan": [], "error": {"kind": "fatal", "message": "no structured output"}},
+             {"content": "4"}]
+    task_id = _submit(store, registry, turns, plan="always")
+    outputs = _drive(store, registry, task_id)
+    assert outputs[-1].action == "final"
+    [event] = [e for e in store.list_events(task_id) if e.kind == "plan"]
+    assert event.error is not None and "no structured output" in event.error
+    assert store.require_task(task_id).plan_steps == []
+
+
 def test_planning_counts_in_the_budgets(store, registry):
     turns = [{"plan": ["One", "Two"], "usage": {"input_tokens": 500, "output_tokens": 10}},
              {"content": "done"}]

@@ -15,6 +15,7 @@ from agentkit.llm.base import (
     LLMRequest,
     LLMResponse,
     ModelError,
+    ModelRequestError,
     ProviderWaitError,
     ResponseFormat,
     ToolChoice,
@@ -31,6 +32,7 @@ from agentkit.models.domain import (
     ToolCall,
     ToolResult,
     ToolSpec,
+    Usage,
     WaitInfo,
     utc_now,
 )
@@ -369,13 +371,20 @@ def _plan_first(
     if task.plan_steps is None:
         from agentkit.planner.planning import PlanReplyError, plan_from_reply, planning_request
 
-        response, model = route(planning_request(task, tools, model=task.model))
-        error = None
         try:
-            steps = plan_from_reply(task, response)
+            response, model = route(planning_request(task, tools, model=task.model))
+        except ModelRequestError as refused:
+            # E.g. a model without structured output: the task goes on unplanned. (A wait
+            # or a retryable error still propagates: the plan is asked again after it.)
+            response, model = None, task.model
+            error: str | None = f"the planning call failed: {refused}"[:1000]
+        else:
+            error = None
+        try:
+            steps = plan_from_reply(task, response) if response is not None else []
         except PlanReplyError as problem:
             steps, error = [], str(problem)
-        usage = response.usage
+        usage = response.usage if response is not None else Usage()
         if not store.update_task(
             task.task_id,
             changes={"plan_steps": [step.model_dump(mode="json") for step in steps],
