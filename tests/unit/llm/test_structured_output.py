@@ -168,3 +168,20 @@ def test_a_tool_choice_names_its_tool_only_with_mode_tool():
         ToolChoice(mode="auto", name="calculator")
     with pytest.raises(ValueError, match="tool name"):
         ToolChoice(mode="tool")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_provider_takes_the_planning_call(fake, provider):
+    from agentkit.models.domain import Task
+    from agentkit.planner.planning import plan_from_reply, planning_request
+
+    task = Task(task_id="tsk_1", goal="Compare two cities.", model=f"{provider}:x",
+                max_turns=5, plan="auto")
+    fake.reset()
+    fake.script(provider, Reply(text='{"steps": ["Look up both", "Compare"]}'))
+    request = planning_request(task, [CALCULATOR], model=MODEL[provider])
+    response = client_for(provider, fake.base_urls[provider]).complete(request)
+    [received] = fake.requests_for(provider)
+    assert received.status == 200, received
+    assert [step.title for step in plan_from_reply(task, response)] == ["Look up both",
+                                                                        "Compare"]
