@@ -20,7 +20,7 @@ from agentkit.planner.update_plan import UPDATE_PLAN_SPEC, apply_update
 
 def _task(plan: str) -> Task:
     return Task(task_id="tsk_1", goal="  Find the\ncapital  ", model="scripted", max_turns=5,
-                plan=plan)  # type: ignore[arg-type]
+                plan=plan)
 
 
 def _reply(text: str) -> LLMResponse:
