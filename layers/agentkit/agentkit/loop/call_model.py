@@ -37,7 +37,6 @@ from agentkit.models.domain import (
     utc_now,
 )
 from agentkit.models.payloads import ModelStepOutput, TurnRef
-from agentkit.planner.update_plan import UPDATE_PLAN_SPEC
 from agentkit.security import SecurityManager
 from agentkit.store import ConflictError, TaskStore
 from agentkit.store.approvals import ApprovalStore
@@ -124,6 +123,9 @@ def call_model(
             if _stopped_for_budget(store, task, turn):
                 return stop
         if task.plan_steps:
+            # Imported only for a planned task: building its spec costs cold start.
+            from agentkit.planner.update_plan import UPDATE_PLAN_SPEC
+
             tools = [*tools, UPDATE_PLAN_SPEC]
         fitted = fit_context(
             task, tools, store=store, turn=turn, summarise=route, reserve=reply_reserve,
