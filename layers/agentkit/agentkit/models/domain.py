@@ -106,7 +106,8 @@ class Message(BaseModel):
     role: Role
     content: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
-    # Set on role="tool": which call this answers, and the tool's name.
+    # Set on role="tool": which call this answers, and the tool's name. `name` is also
+    # "output_schema" on the user message that asks for a repaired answer (loop.call_model).
     tool_call_id: str | None = None
     name: str | None = None
     is_error: bool = False
