@@ -66,3 +66,35 @@ def test_schemas_are_checked_as_schemas():
         deep = {"type": "object", "properties": {"a": deep}}
     with pytest.raises(ValueError, match="nested more than 20 levels"):
         check_output_schema(deep)
+
+
+@pytest.mark.parametrize("ref", ["http://169.254.169.254/latest/meta-data", "file:///etc/passwd",
+                                 "other.json#/a"])
+def test_a_reference_outside_the_schema_is_refused_and_never_fetched(ref, monkeypatch):
+    import urllib.request
+
+    def no_fetch(*args, **kwargs):
+        raise AssertionError("a $ref was fetched")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_fetch)
+    with pytest.raises(ValueError, match="only references within the schema"):
+        check_output_schema({"type": "object", "properties": {"a": {"$ref": ref}}})
+    # A local reference is fine.
+    check_output_schema({"definitions": {"a": {"type": "string"}},
+                         "properties": {"a": {"$ref": "#/definitions/a"}}})
+    assert check_answer({"definitions": {"a": {"type": "string"}},
+                         "properties": {"a": {"$ref": "#/definitions/a"}}}, '{"a": "x"}') == {
+        "a": "x"}
+
+
+def test_the_validator_itself_fetches_nothing(monkeypatch):
+    import urllib.request
+
+    from agentkit.output_schema import _compile
+
+    def no_fetch(*args, **kwargs):
+        raise AssertionError("a $ref was fetched")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_fetch)
+    with pytest.raises(ValueError, match="is not fetched"):
+        _compile('{"$ref": "http://example.test/schema.json"}')

@@ -1,7 +1,9 @@
 """`output_schema`: a JSON Schema a task's final answer must validate against.
 
 Checked at submit (`check_output_schema`: JSON at most MAX_OUTPUT_SCHEMA_BYTES, a valid
-draft-07 schema by the draft-07 meta-schema, and one the validator can compile), and at
+draft-07 schema by the draft-07 meta-schema, its `$ref`s within itself (the validator
+never fetches a URI: submit must not be a way to make requests), and one the validator
+can compile), and at
 the end of a task (`check_answer`): the final answer's text is parsed as JSON (a Markdown
 code fence around it is tolerated) and validated. Providers with native structured output
 are asked for it too (agentkit.llm: `ResponseFormat`), but their answer is validated all
@@ -42,6 +44,11 @@ def check_output_schema(schema: Any) -> None:
         raise ValueError(f"at most {MAX_OUTPUT_SCHEMA_BYTES} bytes of JSON, got {size}")
     if _depth(schema) > _MAX_DEPTH:
         raise ValueError(f"nested more than {_MAX_DEPTH} levels deep")
+    remote = _remote_ref(schema)
+    if remote is not None:
+        raise ValueError(
+            f"$ref {remote!r}: only references within the schema ('#...') are allowed"
+        )
     import fastjsonschema
 
     try:
@@ -108,6 +115,35 @@ def _where(error: Any, root: str, value: Any = None) -> str:
     return f"field '{'.'.join([root, *path])}': {message}"
 
 
+def _remote_ref(node: Any) -> str | None:
+    """The first `$ref` that points outside the schema: the validator would fetch it."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            return ref
+        node = list(node.values())
+    if isinstance(node, list):
+        for item in node:
+            found = _remote_ref(item)
+            if found is not None:
+                return found
+    return None
+
+
+class _NoRemote(dict[str, Callable[[str], Any]]):
+    """fastjsonschema's `handlers`: a URI of any scheme is refused, never fetched (it would
+    otherwise open it with urllib)."""
+
+    def __contains__(self, scheme: object) -> bool:
+        return True
+
+    def __getitem__(self, scheme: str) -> Callable[[str], Any]:
+        def refuse(uri: str) -> Any:
+            raise ValueError(f"$ref {uri!r} is not fetched: only references within the schema")
+
+        return refuse
+
+
 def _depth(value: Any, level: int = 1) -> int:
     if level > _MAX_DEPTH:
         return level
@@ -123,7 +159,9 @@ def _meta_validator() -> Callable[[Any], Any]:
     import fastjsonschema
 
     meta = json.loads((Path(__file__).parent / "json_schema_draft7.json").read_text())
-    validator: Callable[[Any], Any] = fastjsonschema.compile(meta, use_default=False)
+    validator: Callable[[Any], Any] = fastjsonschema.compile(
+        meta, handlers=_NoRemote(), use_default=False
+    )
     return validator
 
 
@@ -133,6 +171,6 @@ def _compile(schema_json: str) -> Callable[[Any], Any]:
 
     # use_default=False: validation never fills defaults into the answer it checks.
     validator: Callable[[Any], Any] = fastjsonschema.compile(
-        json.loads(schema_json), use_default=False
+        json.loads(schema_json), handlers=_NoRemote(), use_default=False
     )
     return validator
