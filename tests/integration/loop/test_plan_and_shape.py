@@ -205,6 +205,28 @@ def test_a_refused_planning_call_leaves_the_task_unplanned(store, registry):
     assert store.require_task(task_id).plan_steps == []
 
 
+def test_a_task_cancelled_during_its_planning_call_stops(store, registry):
+    task_id = _submit(store, registry, PLANNED, plan="always")
+
+    def client_for(task: Task, model: str) -> BaseLLMClient:
+        inner = _scripted(store)(task, model)
+
+        class Cancelling(BaseLLMClient):
+            provider = "scripted"
+
+            def complete(self, request: LLMRequest) -> LLMResponse:
+                store.finish_task(task_id, TaskStatus.CANCELLED, error="cancelled")
+                return inner.complete(request)
+
+        return Cancelling()
+
+    plan_task(TaskRef(task_id=task_id), store=store, registry=registry)
+    output = call_model(TurnRef(task_id=task_id, turn=0), store=store, client_for=client_for)
+    assert output.action == "stop"
+    task = store.require_task(task_id)
+    assert task.status == TaskStatus.CANCELLED and task.turn == 0 and task.plan_steps is None
+
+
 def test_planning_counts_in_the_budgets(store, registry):
     turns = [{"plan": ["One", "Two"], "usage": {"input_tokens": 500, "output_tokens": 10}},
              {"content": "done"}]

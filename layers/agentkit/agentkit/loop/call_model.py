@@ -368,8 +368,8 @@ def _plan_first(
     """Before the first turn: the task's plan, asked of its model once (a retried step finds
     it on the task), written to the task with the call's usage, shown to the model as
     instructions in the opening, and recorded as a `plan` event. A reply that is no plan
-    leaves the task without one (the event says why): planning helps, it never fails a
-    task. None when the task stopped meanwhile."""
+    leaves the task without one (the event says why), and so does a model that refuses the
+    call: planning helps, it never fails a task. None when the task stopped meanwhile."""
     if task.plan_steps is None:
         from agentkit.planner.planning import PlanReplyError, plan_from_reply, planning_request
 
@@ -387,20 +387,23 @@ def _plan_first(
         except PlanReplyError as problem:
             steps, error = [], str(problem)
         usage = response.usage if response is not None else Usage()
-        if not store.update_task(
+        if store.update_task(
             task.task_id,
             changes={"plan_steps": [step.model_dump(mode="json") for step in steps],
                      "usage": (task.usage + usage).model_dump(mode="json")},
             allowed_statuses=[TaskStatus.RUNNING],
             expected_turn=0,
         ):
-            return None  # cancelled meanwhile (or a twin already went on)
-        store.add_event(task.task_id, TaskEvent(
-            kind="plan", name=model, duration_ms=_ms_since(started), usage=usage, error=error,
-            detail={"mode": task.plan, "steps": [step.model_dump() for step in steps],
-                    "needed": bool(steps)},
-        ))
+            store.add_event(task.task_id, TaskEvent(
+                kind="plan", name=model, duration_ms=_ms_since(started), usage=usage,
+                error=error, detail={"mode": task.plan, "needed": bool(steps),
+                                     "steps": [step.model_dump() for step in steps]},
+            ))
         task = store.require_task(task.task_id)
+        if task.status != TaskStatus.RUNNING:
+            return None  # cancelled meanwhile
+        # Else, if the write failed, a twin of this step planned and went on: its plan
+        # stands, and committing this turn will find the twin's turn (ConflictError below).
     if task.plan_steps:
         from agentkit.planner.planning import plan_message
 
