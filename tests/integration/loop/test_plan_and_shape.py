@@ -225,6 +225,7 @@ def test_a_task_cancelled_during_its_planning_call_stops(store, registry):
     assert output.action == "stop"
     task = store.require_task(task_id)
     assert task.status == TaskStatus.CANCELLED and task.turn == 0 and task.plan_steps is None
+    assert task.usage.model_calls == 1  # the planning call was paid for
 
 
 def test_planning_counts_in_the_budgets(store, registry):

@@ -387,13 +387,14 @@ def _plan_first(
         except PlanReplyError as problem:
             steps, error = [], str(problem)
         usage = response.usage if response is not None else Usage()
-        if store.update_task(
+        recorded = store.update_task(
             task.task_id,
             changes={"plan_steps": [step.model_dump(mode="json") for step in steps],
                      "usage": (task.usage + usage).model_dump(mode="json")},
             allowed_statuses=[TaskStatus.RUNNING],
             expected_turn=0,
-        ):
+        )
+        if recorded:
             store.add_event(task.task_id, TaskEvent(
                 kind="plan", name=model, duration_ms=_ms_since(started), usage=usage,
                 error=error, detail={"mode": task.plan, "needed": bool(steps),
@@ -401,6 +402,8 @@ def _plan_first(
             ))
         task = store.require_task(task.task_id)
         if task.status != TaskStatus.RUNNING:
+            if not recorded:
+                store.add_usage(task.task_id, usage)  # the call was made and paid for
             return None  # cancelled meanwhile
         # Else, if the write failed, a twin of this step planned and went on: its plan
         # stands, and committing this turn will find the twin's turn (ConflictError below).
