@@ -37,7 +37,7 @@ from rich.table import Table
 from agentkit.models.api import SubmitTaskRequest, TaskView
 from agentkit.models.domain import TaskStatus
 from opspawn.client import ApiError, OpspawnClient
-from opspawn.watch import describe, follow, progress_printer, summary_table
+from opspawn.watch import describe, follow, plan_lines, progress_printer, summary_table
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_TASK_NOT_SUCCEEDED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
@@ -232,6 +232,8 @@ FIELD_FLAGS = {
     "scripted_turns": "--scripted-turns",
     "memory_scope": "--memory-scope",
     "memory": "--memory",
+    "plan": "--plan",
+    "output_schema": "--output-schema",
 }
 
 
@@ -252,6 +254,24 @@ def _scripted_turns(raw: str | None) -> list[Any] | None:
     return turns
 
 
+def _output_schema(raw: str | None) -> dict[str, Any] | None:
+    """--output-schema: a JSON Schema object, inline or @file."""
+    if raw is None:
+        return None
+    if raw.startswith("@"):
+        try:
+            raw = Path(raw[1:]).expanduser().read_text()
+        except OSError as error:
+            raise CliError(f"--output-schema: cannot read {raw[1:]}: {error.strerror}") from None
+    try:
+        schema = json.loads(raw)
+    except ValueError as error:
+        raise CliError(f"--output-schema is not JSON: {error}") from None
+    if not isinstance(schema, dict):
+        raise CliError("--output-schema must be a JSON object (a JSON Schema)")
+    return schema
+
+
 def _task_request(args: argparse.Namespace) -> SubmitTaskRequest:
     goal = args.goal
     if goal == "-":
@@ -268,6 +288,8 @@ def _task_request(args: argparse.Namespace) -> SubmitTaskRequest:
         "scripted_turns": _scripted_turns(args.scripted_turns),
         "memory_scope": args.memory_scope,
         "memory": args.memory,
+        "plan": getattr(args, "plan", None),
+        "output_schema": _output_schema(getattr(args, "output_schema", None)),
     }
     try:
         return SubmitTaskRequest.model_validate({k: v for k, v in body.items() if v is not None})
@@ -310,6 +332,16 @@ def _add_task_options(parser: argparse.ArgumentParser) -> None:
         "save the durable facts the task learnt at its end; off neither",
     )
     group.add_argument(
+        "--plan", choices=["auto", "always", "never"],
+        help="plan before the first turn (default: the deployment's); `auto`: when the goal "
+        "needs more than one step",
+    )
+    group.add_argument(
+        "--output-schema",
+        metavar="JSON|@FILE",
+        help="a JSON Schema the final answer must match (shown as answer_json)",
+    )
+    group.add_argument(
         "--scripted-turns",
         metavar="JSON|@FILE",
         help="for tests and demos on the offline stack: the replies model 'scripted' plays "
@@ -347,7 +379,12 @@ def _finished(io: Io, view: TaskView, as_json: bool) -> int:
     if as_json:
         _print_json(view)
     else:
-        if view.answer:
+        if view.answer_json is not None:
+            io.out.rule("[bold green]answer_json")
+            io.out.print(json.dumps(view.answer_json, indent=2, ensure_ascii=False),
+                         markup=False, soft_wrap=True)
+            io.out.rule()
+        elif view.answer:
             io.out.rule("[bold green]answer")
             io.out.print(view.answer, markup=False, soft_wrap=True)
             io.out.rule()
@@ -460,6 +497,8 @@ def cmd_get(args: argparse.Namespace, io: Io) -> int:
                          f"${run.usage.cost_usd:.6f}")
         if view.queued_follow_ups:
             io.out.print(f"queued  {view.queued_follow_ups} follow-up(s)")
+    for line in plan_lines(view.plan_steps or []):
+        io.out.print(line)
     for approval in view.approvals:
         arguments = escape(_short(json.dumps(approval.arguments), 80))
         line = f"approval {approval.approval_id}  {escape(approval.tool)}({arguments})"

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agentkit.models.api import TaskView
-from agentkit.models.domain import Message, TaskStatus
+from agentkit.models.domain import Message, PlanStep, TaskStatus
 
 _STATUS_STYLE = {
     TaskStatus.SUCCEEDED: "bold green",
@@ -45,9 +45,35 @@ def describe(message: Message, turn_of_assistant: int) -> str:
     return f"[{style}]tool [/]   {escape(message.name or '')} → {_short(message.content)}"
 
 
+_STEP_MARK = {"pending": "[dim]\\[ ][/]", "in_progress": "[yellow]\\[~][/]",
+              "completed": "[green]\\[x][/]", "skipped": "[dim]\\[-][/]"}
+
+
+def plan_lines(steps: list[PlanStep], before: list[PlanStep] | None = None) -> list[str]:
+    """The plan as a checklist: every step the first time (`before` None), then the steps
+    whose status or title changed since `before` (a tick)."""
+    lines = []
+    for number, step in enumerate(steps, start=1):
+        old = before[number - 1] if before is not None and number <= len(before) else None
+        if before is not None and old == step:
+            continue
+        lines.append(f"[cyan]plan [/]   {_STEP_MARK[step.status]} {number}. {_short(step.title)}")
+    return lines
+
+
+def plan_progress(steps: list[PlanStep] | None) -> str:
+    """`2/3 steps done` ('' without a plan)."""
+    if not steps:
+        return ""
+    done = sum(1 for step in steps if step.status in ("completed", "skipped"))
+    return f"{done}/{len(steps)} steps done"
+
+
 def progress_printer(console: Console) -> Callable[[TaskView], None]:
-    """An on_update callback that prints each new step once."""
+    """An on_update callback that prints each new step once, and the plan as a checklist
+    that ticks as its steps complete."""
     seen = 0
+    shown_plan: list[list[PlanStep] | None] = [None]
     last_status: TaskStatus | None = None
     announced: set[str] = set()
     announced_wait: list[str | None] = [None]
@@ -66,6 +92,11 @@ def progress_printer(console: Console) -> Callable[[TaskView], None]:
                 assistant_turns += 1
             console.print(describe(message, assistant_turns))
         seen = len(view.messages)
+        steps = getattr(view, "plan_steps", None)
+        if steps and steps != shown_plan[0]:
+            for line in plan_lines(steps, shown_plan[0]):
+                console.print(line)
+            shown_plan[0] = list(steps)
         # Tool calls waiting for a human (opspawn.client.TaskDetail carries them).
         for approval in getattr(view, "approvals", None) or []:
             if approval.status.upper() != "PENDING" or approval.approval_id in announced:
@@ -108,8 +139,10 @@ def status_line(view: TaskView, elapsed_s: float) -> str:
     """The spinner text while a task runs: status, turn, elapsed time (and what it waits
     for)."""
     waiting = f"  [yellow]waiting: {describe_wait(view)}[/]" if view.waiting else ""
+    progress = plan_progress(view.plan_steps)
+    planned = f"  {progress}" if progress else ""
     return (
-        f"[bold]{view.status.value}[/]  turn {view.turn}/{view.max_turns}  "
+        f"[bold]{view.status.value}[/]  turn {view.turn}/{view.max_turns}{planned}  "
         f"{elapsed_s:.1f} s{waiting}  [dim]{escape(view.task_id)}[/]"
     )
 
@@ -136,7 +169,8 @@ def follow(
                 (a.approval_id, a.status) for a in getattr(view, "approvals", None) or []
             )
             waiting = view.waiting.until if view.waiting else None
-            marker = (view.status, view.turn, len(view.messages), approvals, waiting)
+            plan = tuple((step.title, step.status) for step in view.plan_steps or [])
+            marker = (view.status, view.turn, len(view.messages), approvals, waiting, plan)
             if marker != last:
                 on_update(view)
                 last = marker
@@ -162,6 +196,8 @@ def summary_table(view: TaskView) -> Table:
         f"{usage.input_tokens} / {usage.output_tokens} / {usage.cached_tokens}",
     )
     table.add_row("model calls", str(usage.model_calls))
+    if view.plan_steps:
+        table.add_row("plan", plan_progress(view.plan_steps))
     table.add_row("cost (USD)", f"{usage.cost_usd:.6f}")
     if view.error:
         table.add_row("reason", view.error)

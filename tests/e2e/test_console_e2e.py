@@ -394,3 +394,29 @@ def test_a_follow_up_is_sent_from_the_console_and_runs(
     assert view.answer == "Hello again, as you asked."
     screenshots["follow-up"] = shots_dir / "follow-up.png"
     page.screenshot(path=str(screenshots["follow-up"]), full_page=True)
+def test_a_planned_task_shows_its_plan_and_its_json_answer(
+    watched: Watched, console_url: str, key: str, client: OpspawnClient,
+) -> None:
+    from playwright.sync_api import expect
+
+    steps = [{"title": "Add", "status": "completed"}, {"title": "Answer", "status": "completed"}]
+    task = client.submit({
+        "goal": "What is 2 + 2, as JSON?", "model": "scripted", "plan": "always",
+        "output_schema": {"type": "object", "properties": {"sum": {"type": "integer"}},
+                          "required": ["sum"]},
+        "scripted_turns": [
+            {"plan": ["Add", "Answer"]},
+            {"tool_calls": [{"name": "update_plan", "arguments": {"steps": steps}}]},
+            {"content": '{"sum": 4}'},
+        ],
+    })
+    client.wait(task.task_id, timeout_s=TASK_MS / 1000, poll_s=0.3)
+    page = watched.page
+    _sign_in(page, console_url, key)
+    page.goto(f"{console_url}#/tasks/{task.task_id}")
+    expect(_status(page)).to_have_attribute("data-status", "SUCCEEDED", timeout=TASK_MS)
+    items = page.locator("#plan li")
+    expect(items).to_have_count(2)
+    expect(items.first).to_contain_text("Add")
+    expect(items.first).to_contain_text("completed")
+    expect(page.locator("#answer-json")).to_have_text(json.dumps({"sum": 4}, indent=2))

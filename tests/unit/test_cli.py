@@ -608,3 +608,50 @@ def test_wait_timeout_says_how_to_go_on(api: FakeApi, run: Run) -> None:
     code, _, err = run("submit", "x", "--wait", "--timeout", "0")
     assert code == 1
     assert "still RUNNING" in err and "opspawn watch tsk_s" in err
+
+
+def _steps(*statuses: str) -> list[dict[str, str]]:
+    return [{"title": title, "status": status}
+            for title, status in zip(["Add", "Multiply", "Power"], statuses, strict=True)]
+
+
+def test_watch_shows_the_plan_as_a_checklist_that_ticks(api: FakeApi, run: Run) -> None:
+    api.views = [
+        _view("tsk_p", "RUNNING", [SYSTEM, USER], plan="always",
+              plan_steps=_steps("pending", "pending", "pending")),
+        _view("tsk_p", "RUNNING", [SYSTEM, USER, CALL], plan="always", turn=1,
+              plan_steps=_steps("completed", "in_progress", "pending")),
+        _view("tsk_p", "SUCCEEDED", [SYSTEM, USER, CALL, RESULT, FINAL], plan="always",
+              turn=2, answer="6 * 7 = 42.", plan_steps=_steps("completed", "completed",
+                                                              "completed")),
+    ]
+    code, out, _ = run("watch", "tsk_p")
+    assert code == 0
+    lines = [line.strip() for line in out.splitlines()
+             if line.startswith("plan ") and "instructions" not in line]
+    assert lines == [
+        "plan    [ ] 1. Add", "plan    [ ] 2. Multiply", "plan    [ ] 3. Power",
+        # each tick shows the steps that changed
+        "plan    [x] 1. Add", "plan    [~] 2. Multiply",
+        "plan    [x] 2. Multiply", "plan    [x] 3. Power",
+    ]
+    assert "3/3 steps done" in out  # the summary
+
+
+def test_submit_sends_plan_and_output_schema_and_prints_answer_json(
+    api: FakeApi, run: Run, tmp_path: Path
+) -> None:
+    api.route("POST", "/tasks", _summary("tsk_s", "RUNNING"))
+    api.views = [_view("tsk_s", "SUCCEEDED", [SYSTEM, USER, FINAL], answer='{"n": 42}',
+                       answer_json={"n": 42})]
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "object", "required": ["n"]}))
+    code, out, _ = run("submit", "What is 6 * 7?", "--plan", "auto",
+                       "--output-schema", f"@{schema}", "--wait")
+    assert code == 0
+    [body] = api.bodies("POST", "/tasks")
+    assert body["plan"] == "auto"
+    assert body["output_schema"] == {"type": "object", "required": ["n"]}
+    assert "answer_json" in out and '"n": 42' in out
+    code, _, err = run("submit", "x", "--output-schema", "[1]")
+    assert code == 1 and "--output-schema must be a JSON object" in err

@@ -248,3 +248,14 @@ def test_functions_build_their_clients_without_boto3() -> None:
         assert result["error"] is None, f"importing {result['name']} failed: {result['error']}"
         assert result["after"] == [], f"importing {result['name']} loaded {result['after']}"
     assert len(results) == len(steps)
+
+
+def test_plans_and_output_schemas_cost_only_the_tasks_that_have_them() -> None:
+    """The JSON Schema validator and the update_plan tool (its schema built by pydantic) are
+    imported when a task has an output schema or a plan, not at a cold start."""
+    steps = [_function_step(f) for f in ("call_model", "submit", "finalize")]
+    results = _run(steps, sdks=("fastjsonschema", "agentkit.planner.update_plan"))
+    for result in results:
+        assert result["error"] is None, f"importing {result['name']} failed: {result['error']}"
+        assert result["after"] == [], f"importing {result['name']} loaded {result['after']}"
+    assert len(results) == len(steps)

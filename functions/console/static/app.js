@@ -549,10 +549,11 @@ function taskView(taskId) {
     const pending = (task.approvals || []).filter((a) => a.status === "PENDING");
     approvals.hide(pending.length === 0 || TERMINAL.has(task.status));
     approvals.update({ pending, status: task.status }, () => pending.map((a) => approvalCard(task, a, refresh)));
-    summary.update(pick(task, ["status", "answer", "error", "waiting", "turn", "max_turns", "model", "tools", "created_at", "updated_at", "waited_seconds", "max_wait_seconds"]), () => summaryFacts(task));
+    summary.update(pick(task, ["status", "answer", "answer_json", "error", "waiting", "turn", "max_turns", "model", "tools", "created_at", "updated_at", "waited_seconds", "max_wait_seconds"]), () => summaryFacts(task));
     usage.update({ usage: task.usage, max_tokens: task.max_tokens, max_cost_usd: task.max_cost_usd }, () => usageTotals(task));
-    plan.hide(task.plan === undefined || task.plan === null);
-    plan.update(task.plan ?? null, () => planView(task.plan));
+    // plan_steps: the plan as it stands (task.plan is the mode: auto, always, never).
+    plan.hide(!Array.isArray(task.plan_steps) || task.plan_steps.length === 0);
+    plan.update(task.plan_steps ?? null, () => planView(task.plan_steps));
     timeline.update({ events: events.items, approvals: task.approvals, status: task.status, updated: task.updated_at },
       () => waterfall(task, events.items));
     conversation.update(task.messages, () => conversationView(task.messages));
@@ -638,7 +639,10 @@ function summaryFacts(task) {
   if (task.waited_seconds) facts.push(["Waited for providers", `${task.waited_seconds} s`]);
   if (task.error) facts.push(["Error", h("span", { class: "error-text" }, task.error)]);
   const list = h("dl", { class: "facts" }, facts.map(([dt, dd]) => [h("dt", {}, dt), h("dd", {}, dd)]));
-  return [list, task.answer ? [h("h3", {}, "Answer"), h("div", { class: "answer" }, task.answer)] : ""];
+  const shaped = task.answer_json !== undefined && task.answer_json !== null;
+  return [list,
+    shaped ? [h("h3", {}, "Answer (JSON)"), h("pre", { class: "answer", id: "answer-json" }, pretty(task.answer_json))]
+      : task.answer ? [h("h3", {}, "Answer"), h("div", { class: "answer" }, task.answer)] : ""];
 }
 
 function usageTotals(task) {

@@ -111,3 +111,34 @@ def test_scripted_is_chosen_only_explicitly_and_when_enabled() -> None:
         get_client("scripted", scripted_turns=turns, scripted_enabled=False)
     with pytest.raises(ModelRequestError, match="unknown model provider 'acme'"):
         get_client("acme:big-model", scripted_enabled=True)
+
+
+def _plan_request() -> LLMRequest:
+    return LLMRequest(model="scripted", purpose="plan",
+                      messages=[Message(role="user", content="plan the goal")])
+
+
+def test_a_plan_turn_answers_the_planning_call_and_the_turns_follow() -> None:
+    client = ScriptedClient(_turns({"plan": ["Look up", "Answer"],
+                                    "usage": {"input_tokens": 9, "output_tokens": 3}},
+                                   {"content": "done"}))
+    planned = client.complete(_plan_request())
+    assert planned.message.content == '{"steps": ["Look up", "Answer"]}'
+    assert planned.usage == Usage(input_tokens=9, output_tokens=3, model_calls=1)
+    # Turn 1 is the script's first turn after the plan.
+    assert client.complete(LLMRequest(model="scripted", messages=[], turn=1)
+                           ).message.content == "done"
+
+
+def test_without_a_plan_turn_the_planning_call_gets_no_steps() -> None:
+    client = ScriptedClient(_turns({"content": "done"}))
+    assert client.complete(_plan_request()).message.content == '{"steps": []}'
+    assert client.complete(LLMRequest(model="scripted", messages=[], turn=1)
+                           ).message.content == "done"
+
+
+def test_a_plan_turn_is_only_a_plan() -> None:
+    with pytest.raises(ValidationError, match="no content or tool_calls"):
+        ScriptedTurn.model_validate({"plan": ["a"], "content": "b"})
+    with pytest.raises(ValidationError, match="at most 10"):
+        ScriptedTurn.model_validate({"plan": [f"step {n}" for n in range(11)]})

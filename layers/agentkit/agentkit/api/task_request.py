@@ -13,6 +13,7 @@ from agentkit.llm.base import parse_model
 from agentkit.llm.providers import known_providers
 from agentkit.models.api import SubmitTaskRequest
 from agentkit.models.domain import Task
+from agentkit.output_schema import check_output_schema
 from agentkit.security import SecurityManager
 from agentkit.tools import ToolRegistry
 from agentkit.tools.memory import MEMORY_TOOLS
@@ -91,6 +92,11 @@ def check_request(
             "not allowed by the security policy: "
             + "; ".join(security.explain(name, tenant_id) for name in disallowed),
         )
+    if request.output_schema is not None:
+        try:
+            check_output_schema(request.output_schema)
+        except ValueError as error:
+            raise InputError("output_schema", str(error)) from None
     return Task(
         task_id=new_task_id(),
         tenant_id=tenant_id,
@@ -100,6 +106,8 @@ def check_request(
         tools=tools,
         memory_scope=request.memory_scope,
         memory=request.memory,
+        plan=request.plan or settings.default_plan,
+        output_schema=request.output_schema,
         **_budgets(request, settings, tenant_id),
         max_wait_seconds=(
             request.max_wait_seconds

@@ -38,6 +38,7 @@ def get_task_view(task_id: str, *, store: TaskStore, tenant_id: str) -> TaskView
         tools=task.tools,
         memory_scope=task.memory_scope,
         memory=task.memory,
+        plan=task.plan, plan_steps=task.plan_steps, output_schema=task.output_schema,
         max_turns=task.max_turns,
         max_tokens=task.max_tokens,
         max_cost_usd=task.max_cost_usd,

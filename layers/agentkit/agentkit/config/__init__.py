@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.config import environment
 from agentkit.llm.limiter import ProviderLimits
+from agentkit.models.domain import PlanMode
 from agentkit.security.policy import SecurityConfig
 
 Environ = Mapping[str, str]
@@ -168,6 +169,7 @@ class TaskDefaultSettings(SettingsPart):
         "default_max_tokens": "DEFAULT_MAX_TOKENS",
         "default_max_cost_usd": "DEFAULT_MAX_COST_USD",
         "default_max_wait_seconds": "DEFAULT_MAX_WAIT_SECONDS",
+        "default_plan": "DEFAULT_PLAN",
         "default_ceiling": "BUDGET_CEILINGS",
         "tenant_ceilings": "BUDGET_CEILINGS",
     }
@@ -180,6 +182,8 @@ class TaskDefaultSettings(SettingsPart):
     default_max_cost_usd: float | None = Field(default=None, gt=0)
     # Patience: how long in all a task may wait for its providers (DEFAULT_MAX_WAIT_SECONDS).
     default_max_wait_seconds: int = Field(default=3600, ge=0)
+    # Whether a task is planned when its request does not say (DEFAULT_PLAN).
+    default_plan: PlanMode = "never"
     # BUDGET_CEILINGS: {"default": {...}, "tenants": {"<tenant>": {...}}}; a tenant's own
     # entry replaces the default one.
     default_ceiling: BudgetCeiling = Field(default_factory=BudgetCeiling)
@@ -195,6 +199,7 @@ class TaskDefaultSettings(SettingsPart):
             "scripted_model_enabled": _flag(env.get("SCRIPTED_MODEL_ENABLED")),
             "default_max_turns": _number(env, "DEFAULT_MAX_TURNS", whole=True),
             "default_max_wait_seconds": _number(env, "DEFAULT_MAX_WAIT_SECONDS", whole=True),
+            "default_plan": _text(env, "DEFAULT_PLAN"),
         }
         values = {name: value for name, value in values.items() if value is not None}
         # Unset, blank or 0: no default budget beyond max_turns.

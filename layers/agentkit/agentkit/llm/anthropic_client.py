@@ -40,6 +40,10 @@ Decisions worth knowing:
 * **No temperature**: API version 2026-10-21 refuses `temperature`, `top_p` and `top_k`
   with a 400 on every model, even at their default values. `request.temperature` is a
   sampling hint, so it is left out rather than failing the call.
+* **Tool choice and structured output**: `request.tool_choice` becomes `tool_choice`
+  (`required` is Anthropic's `any`; sent only with tools); `request.response_format`
+  becomes `output_config.format` (`json_schema`, self-contained, objects closed), the
+  API's native structured output, which works alongside tools.
 * **Tool schemas** go out as `tool_schema.anthropic_input_schema` shapes them: an object at
   the top (no top-level `anyOf`/`oneOf`/`allOf`, which the API refuses), references
   inlined; everything else as the tool published it.
@@ -72,8 +76,9 @@ from agentkit.llm.base import (
     ModelError,
     ModelRequestError,
     ProviderOutageError,
+    ToolChoice,
 )
-from agentkit.llm.tool_schema import anthropic_input_schema
+from agentkit.llm.tool_schema import anthropic_input_schema, anthropic_output_schema
 from agentkit.llm.wire import api_key_from, decode_arguments, error_for_status, import_sdk, scrub
 from agentkit.models.domain import FinishReason, Message, ToolCall, Usage
 
@@ -231,8 +236,24 @@ def build_request_body(
             }
             for spec in request.tools
         ]
+        if request.tool_choice is not None:
+            body["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.response_format is not None:
+        body["output_config"] = {
+            "format": {
+                "type": "json_schema",
+                "schema": anthropic_output_schema(request.response_format.json_schema),
+            }
+        }
     # request.temperature is not sent: see the module docstring.
     return body
+
+
+def _tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    """Anthropic's words: `auto`, `any` (at least one tool), `none`, `tool` with a name."""
+    if choice.mode == "tool":
+        return {"type": "tool", "name": choice.name}
+    return {"type": "any" if choice.mode == "required" else choice.mode}
 
 
 def _wire_blocks(message: Message) -> list[dict[str, Any]]:

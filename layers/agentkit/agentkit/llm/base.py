@@ -8,9 +8,9 @@ failure path (a bad request or bad credentials never gets better by retrying).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from agentkit.models.domain import FinishReason, Message, ToolSpec, Usage
 
@@ -103,6 +103,32 @@ class ProviderWaitError(ModelError):
         self.reason = reason
 
 
+class ToolChoice(BaseModel):
+    """Which tools the model may (must) call: `auto` (the default when tools are given),
+    `required` (at least one), `none` (answer in text), or `tool` (exactly the one named).
+    Each client words it its provider's way."""
+
+    mode: Literal["auto", "required", "none", "tool"] = "auto"
+    name: str | None = Field(default=None, description="The tool, with mode `tool`.")
+
+    @model_validator(mode="after")
+    def _name_with_tool(self) -> ToolChoice:
+        if (self.mode == "tool") != (self.name is not None):
+            raise ValueError("a tool name goes with mode 'tool', and only with it")
+        return self
+
+
+class ResponseFormat(BaseModel):
+    """The reply's text must be JSON matching `json_schema` (the provider's native
+    structured output: OpenAI/OpenRouter `response_format`, Anthropic
+    `output_config.format`, Google `response_json_schema`). `strict`: the schema is written
+    for OpenAI's strict mode (every property required, no additional ones)."""
+
+    name: str = Field(default="answer", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    json_schema: dict[str, Any]
+    strict: bool = False
+
+
 class LLMRequest(BaseModel):
     model: str = Field(description="The provider's model name (without the `provider:` prefix).")
     messages: list[Message]
@@ -114,8 +140,12 @@ class LLMRequest(BaseModel):
     # facts (agentkit.memory.extraction); `turn`: the task's turn a "turn" call makes.
     # The scripted client plays by them (a compacted conversation no longer shows every
     # earlier reply).
-    purpose: Literal["turn", "summary", "memory"] = "turn"
+    # "plan": the planning call before the first turn (agentkit.planner); "memory": the
+    # extraction of durable facts at a task's end (agentkit.memory.extraction).
+    purpose: Literal["turn", "summary", "memory", "plan"] = "turn"
     turn: int | None = Field(default=None, ge=1)
+    tool_choice: ToolChoice | None = None  # None: the provider's default
+    response_format: ResponseFormat | None = None
 
 
 class LLMResponse(BaseModel):

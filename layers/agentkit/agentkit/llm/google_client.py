@@ -34,6 +34,13 @@ Decisions worth knowing:
   JSON Schema subset the Gemini API documents: references inlined, `oneOf`/`allOf`/`const`
   rewritten, `default` moved into the description, other keywords dropped. A tool without
   parameters declares none. Arguments are still validated against the original schema.
+* **Tool choice and structured output**: `request.tool_choice` becomes the
+  `function_calling_config` mode (AUTO by default, `required` ANY, `tool` ANY with that
+  one allowed name, `none` NONE); `request.response_format` becomes
+  `response_mime_type: application/json` with `response_json_schema` (reduced to the
+  subset Gemini documents), Gemini's native structured output; not for models before
+  Gemini 3 when tools are declared and may be called (they refuse the two together), where
+  the loop's validation and repair turn do the work alone.
 * **Contents**: system messages become `system_instruction` (joined by blank lines);
   user → role `user`; assistant → role `model` with a text part and `function_call`
   parts (with our call ids); consecutive tool results → one role `user` content of
@@ -70,8 +77,15 @@ import base64
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
-from agentkit.llm.tool_schema import gemini_parameters
+from agentkit.llm.base import (
+    BaseLLMClient,
+    LLMRequest,
+    LLMResponse,
+    ModelError,
+    ModelRequestError,
+    ToolChoice,
+)
+from agentkit.llm.tool_schema import gemini_parameters, gemini_response_schema
 from agentkit.llm.wire import (
     api_key_from,
     import_sdk,
@@ -250,11 +264,36 @@ def build_request(request: LLMRequest) -> tuple[list[Any], Any]:
             )
         ]
         config["tool_config"] = types.ToolConfig(
-            function_calling_config=types.FunctionCallingConfig(
-                mode=types.FunctionCallingConfigMode.AUTO
-            )
+            function_calling_config=_function_calling(request.tool_choice or ToolChoice())
+        )
+    if request.response_format is not None and _structured_output_fits(request):
+        config["response_mime_type"] = "application/json"
+        config["response_json_schema"] = gemini_response_schema(
+            request.response_format.json_schema
         )
     return build_contents(request.messages), types.GenerateContentConfig(**config)
+
+
+def _structured_output_fits(request: LLMRequest) -> bool:
+    """Gemini before 3 refuses a response schema beside function declarations (unless no
+    call may be made): the loop then validates the answer without the native help."""
+    if not request.tools or (request.tool_choice is not None
+                             and request.tool_choice.mode == "none"):
+        return True
+    return not request.model.startswith(("gemini-1", "gemini-2"))
+
+
+def _function_calling(choice: ToolChoice) -> Any:
+    """Gemini's words: AUTO, ANY (at least one call; with one allowed name: that tool),
+    NONE."""
+    from google.genai import types
+
+    modes = types.FunctionCallingConfigMode
+    if choice.mode == "tool":
+        assert choice.name is not None
+        return types.FunctionCallingConfig(mode=modes.ANY, allowed_function_names=[choice.name])
+    mode = {"auto": modes.AUTO, "required": modes.ANY, "none": modes.NONE}[choice.mode]
+    return types.FunctionCallingConfig(mode=mode)
 
 
 def build_contents(messages: list[Message]) -> list[Any]:

@@ -28,6 +28,11 @@ Decisions worth knowing:
 * **Usage**: `input_tokens` is OpenAI's `prompt_tokens`, which *includes* the cached
   ones; `cached_tokens` is the cached subset. `cost_usd` stays 0.0 until a price table
   exists.
+* **Tool choice and structured output**: `request.tool_choice` becomes `tool_choice`
+  (`auto`/`required`/`none`, or `{"type": "function", ...}`; sent only with tools, which
+  the API requires); `request.response_format` becomes `response_format` `json_schema`
+  (its `strict` as given: a caller's schema is rarely written for strict mode, so the
+  answer is validated by the loop either way).
 * **Tool schemas** go out as `tool_schema.openai_parameters` shapes them (an object at the
   top, objects with `properties`, arrays with `items`, references inlined): MCP servers
   publish schemas the API would refuse with a 400 for the whole request. A subclass for
@@ -45,7 +50,14 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import ValidationError
 
-from agentkit.llm.base import BaseLLMClient, LLMRequest, LLMResponse, ModelError, ModelRequestError
+from agentkit.llm.base import (
+    BaseLLMClient,
+    LLMRequest,
+    LLMResponse,
+    ModelError,
+    ModelRequestError,
+    ToolChoice,
+)
 from agentkit.llm.tool_schema import openai_parameters
 from agentkit.llm.wire import (
     api_key_from,
@@ -194,11 +206,29 @@ def build_request_body(
             }
             for spec in request.tools
         ]
+        if request.tool_choice is not None:
+            body["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.response_format is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": request.response_format.name,
+                "schema": request.response_format.json_schema,
+                "strict": request.response_format.strict,
+            },
+        }
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:
         body["max_completion_tokens"] = request.max_tokens
     return body
+
+
+def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
+    """`auto` / `required` / `none`, or the named function."""
+    if choice.mode == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
 
 
 def _wire_message(message: Message) -> dict[str, Any]:

@@ -5,6 +5,10 @@ present) gets scripted reply N. Chosen only when a task's model is `scripted` ex
 turn's `error` plays a provider failure of each kind (`rate_limited` with its
 `retry_after_s`, `overloaded`, `outage`, `fatal`), raised as the provider clients raise it.
 
+A script may open with a `plan` turn: it answers the planning call (`purpose="plan"`) as
+`{"steps": [...]}`, the planner's shape; without one the planning call is answered with
+no steps (no plan needed). The loop's turns are the script's other turns.
+
 A summary call (the loop compacting the conversation, `purpose="summary"`) is answered
 with a summary made from the request itself, so a script never has to foresee when the
 conversation outgrows its window: the summary so far, then one line per line of the
@@ -18,6 +22,8 @@ there is nothing to remember (`{"facts": []}`), so a script without it still suc
 """
 
 from __future__ import annotations
+
+import json
 
 from agentkit.llm.base import (
     BaseLLMClient,
@@ -48,7 +54,9 @@ class ScriptedClient(BaseLLMClient):
     provider = "scripted"
 
     def __init__(self, turns: list[ScriptedTurn]) -> None:
-        self._turns = turns
+        opens_with_plan = bool(turns) and turns[0].plan is not None
+        self._plan = turns[0] if opens_with_plan else None
+        self._turns = turns[1:] if opens_with_plan else turns
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         if request.purpose == "summary":
@@ -57,6 +65,8 @@ class ScriptedClient(BaseLLMClient):
             request.turn is None or request.turn > len(self._turns)
         ):
             return _no_facts(request)
+        if request.purpose == "plan":
+            return self._planned(request)
         index = (request.turn - 1 if request.turn is not None
                  else sum(1 for message in request.messages if message.role == "assistant"))
         if index >= len(self._turns):
@@ -74,6 +84,21 @@ class ScriptedClient(BaseLLMClient):
         return LLMResponse(
             message=Message(role="assistant", content=turn.content, tool_calls=tool_calls),
             finish_reason="tool_calls" if tool_calls else "stop",
+            usage=usage.model_copy(update={"model_calls": 1}),
+        )
+
+
+    def _planned(self, request: LLMRequest) -> LLMResponse:
+        """The planning call's answer, in the planner's JSON shape: the script's plan turn,
+        or no plan when the script has none."""
+        turn = self._plan or ScriptedTurn(plan=[])
+        if turn.error is not None:
+            raise scripted_error(turn.error)
+        text = json.dumps({"steps": turn.plan or []})
+        usage = turn.usage or _estimate_usage(request, turn.model_copy(update={"content": text}))
+        return LLMResponse(
+            message=Message(role="assistant", content=text),
+            finish_reason="stop",
             usage=usage.model_copy(update={"model_calls": 1}),
         )
 

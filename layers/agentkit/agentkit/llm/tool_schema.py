@@ -207,38 +207,64 @@ def openrouter_parameters(schema: Schema) -> Schema:
 def gemini_parameters(schema: Schema) -> Schema | None:
     """Gemini `parameters_json_schema`: the documented JSON Schema subset, or None for a
     tool without parameters (see the module doc)."""
+    reduced: Schema = _gemini_subset(object_root(inline_refs(schema)))
+    return reduced if reduced.get("properties") else None
 
-    def reduce(node: Any) -> Any:
+
+# --- structured output (a reply's JSON, not a tool's arguments): any type at the top
+
+
+def anthropic_output_schema(schema: Schema) -> Schema:
+    """Anthropic `output_config.format.schema`: self-contained, and every object without
+    an `additionalProperties` rule closed (`false`), as structured outputs require. The
+    answer is still validated against the caller's own schema."""
+
+    def close(node: Any) -> Any:
         if not isinstance(node, dict):
             return node
-        node = dict(node)
-        if isinstance(node.get("items"), list):  # draft-07 tuple form
-            node["prefixItems"] = node.pop("items")
-        for part in node.pop("allOf", None) or []:
-            if isinstance(part, dict):
-                _merge_into(node, part)
-        alternatives = [*(node.pop("anyOf", None) or []), *(node.pop("oneOf", None) or [])]
-        if alternatives:
-            node["anyOf"] = alternatives
-        if "const" in node and "enum" not in node:
-            node["enum"] = [node["const"]]
-        if "default" in node:
-            default = json.dumps(node["default"], ensure_ascii=False, default=str)
-            text = str(node.get("description") or "").rstrip()
-            node["description"] = f"{text} (default: {default})" if text else f"Default: {default}."
-        node = {key: value for key, value in node.items() if key in _GEMINI_KEYWORDS}
-        node = _map_subschemas(node, reduce)
-        if isinstance(node.get("required"), list):
-            declared = node.get("properties") or {}
-            kept = [name for name in node["required"] if name in declared]
-            if kept:
-                node["required"] = kept
-            else:
-                del node["required"]
+        node = _map_subschemas(node, close)
+        if _is(node, "object") and "additionalProperties" not in node:
+            node["additionalProperties"] = False
         return node
 
-    reduced: Schema = reduce(object_root(inline_refs(schema)))
-    return reduced if reduced.get("properties") else None
+    closed: Schema = close(inline_refs(schema))
+    return closed
+
+
+def gemini_response_schema(schema: Schema) -> Schema:
+    """Gemini `response_json_schema`: the documented subset, whatever type is at the top."""
+    reduced: Schema = _gemini_subset(inline_refs(schema))
+    return reduced
+
+
+def _gemini_subset(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if isinstance(node.get("items"), list):  # draft-07 tuple form
+        node["prefixItems"] = node.pop("items")
+    for part in node.pop("allOf", None) or []:
+        if isinstance(part, dict):
+            _merge_into(node, part)
+    alternatives = [*(node.pop("anyOf", None) or []), *(node.pop("oneOf", None) or [])]
+    if alternatives:
+        node["anyOf"] = alternatives
+    if "const" in node and "enum" not in node:
+        node["enum"] = [node["const"]]
+    if "default" in node:
+        default = json.dumps(node["default"], ensure_ascii=False, default=str)
+        text = str(node.get("description") or "").rstrip()
+        node["description"] = f"{text} (default: {default})" if text else f"Default: {default}."
+    node = {key: value for key, value in node.items() if key in _GEMINI_KEYWORDS}
+    node = _map_subschemas(node, _gemini_subset)
+    if isinstance(node.get("required"), list):
+        declared = node.get("properties") or {}
+        kept = [name for name in node["required"] if name in declared]
+        if kept:
+            node["required"] = kept
+        else:
+            del node["required"]
+    return node
 
 
 def _merge_into(node: Schema, part: Schema) -> None:

@@ -3,10 +3,12 @@ then decides the reply's tool calls (`gate_tools`) so the state machine only rou
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from agentkit.llm.base import (
     BaseLLMClient,
@@ -15,6 +17,8 @@ from agentkit.llm.base import (
     ModelError,
     ModelRequestError,
     ProviderWaitError,
+    ResponseFormat,
+    ToolChoice,
 )
 from agentkit.llm.router import ModelRouter
 from agentkit.llm.windows import context_window
@@ -31,7 +35,10 @@ from agentkit.models.domain import (
     Task,
     TaskEvent,
     TaskStatus,
+    ToolCall,
     ToolResult,
+    ToolSpec,
+    Usage,
     WaitInfo,
     utc_now,
 )
@@ -114,6 +121,18 @@ def call_model(
         return routed.response, routed.model
 
     try:
+        if turn == 1 and task.plan != "never":
+            planned = _plan_first(store, task, tools, route=route, started=started)
+            if planned is None:
+                return stop
+            task = planned
+            if _stopped_for_budget(store, task, turn):
+                return stop
+        if task.plan_steps:
+            # Imported only for a planned task: building its spec costs cold start.
+            from agentkit.planner.update_plan import UPDATE_PLAN_SPEC
+
+            tools = [*tools, UPDATE_PLAN_SPEC]
         fitted = fit_context(
             task, tools, store=store, turn=turn, summarise=route, reserve=reply_reserve,
             window=min(context_window(model, context_windows) for model in models),
@@ -124,7 +143,10 @@ def call_model(
             task = store.require_task(task.task_id)
             if task.status != TaskStatus.RUNNING or _stopped_for_budget(store, task, turn):
                 return stop
-        request = LLMRequest(model=task.model, messages=fitted.messages, tools=tools, turn=turn)
+        request = LLMRequest(
+            model=task.model, messages=fitted.messages, tools=tools, turn=turn,
+            **_answer_shape(task, fitted.messages, tools),
+        )
         call_started = time.monotonic()
         try:
             routed = model_router.complete(
@@ -343,11 +365,16 @@ def _output(
     retried: bool,
 ) -> ModelStepOutput:
     if not reply.tool_calls:
+        if task.output_schema is not None:
+            return _shaped_final(store, task, turn, reply)
         return ModelStepOutput(task_id=task.task_id, turn=turn, action="final")
     # A retried step may find some results stored already (one query); a fresh turn has none.
     answered = frozenset(
         m.tool_call_id or "" for m in store.list_messages(task.task_id, turn) if m.role == "tool"
     ) if retried else frozenset()
+    if task.plan_steps:
+        # update_plan is answered here, without a tool step.
+        answered |= _update_plan(store, task, turn, reply.tool_calls, answered)
     gated = gate_tools(task, turn, reply.tool_calls, store=store, security=security,
                        approvals=approvals, answered=answered)
     return ModelStepOutput(
@@ -359,6 +386,151 @@ def _output(
         approvals=gated.approvals,
         route=gated.route,
     )
+
+
+# --- the plan (agentkit.planner)
+
+
+def _plan_first(
+    store: TaskStore,
+    task: Task,
+    tools: list[ToolSpec],
+    *,
+    route: Callable[[LLMRequest], tuple[LLMResponse, str]],
+    started: float,
+) -> Task | None:
+    """Before the first turn: the task's plan, asked of its model once (a retried step finds
+    it on the task), written to the task with the call's usage, shown to the model as
+    instructions in the opening, and recorded as a `plan` event. A reply that is no plan
+    leaves the task without one (the event says why), and so does a model that refuses the
+    call: planning helps, it never fails a task. None when the task stopped meanwhile."""
+    if task.plan_steps is None:
+        from agentkit.planner.planning import PlanReplyError, plan_from_reply, planning_request
+
+        try:
+            response, model = route(planning_request(task, tools, model=task.model))
+        except ModelRequestError as refused:
+            # E.g. a model without structured output: the task goes on unplanned. (A wait
+            # or a retryable error still propagates: the plan is asked again after it.)
+            response, model = None, task.model
+            error: str | None = f"the planning call failed: {refused}"[:1000]
+        else:
+            error = None
+        try:
+            steps = plan_from_reply(task, response) if response is not None else []
+        except PlanReplyError as problem:
+            steps, error = [], str(problem)
+        usage = response.usage if response is not None else Usage()
+        recorded = store.update_task(
+            task.task_id,
+            changes={"plan_steps": [step.model_dump(mode="json") for step in steps],
+                     "usage": (task.usage + usage).model_dump(mode="json")},
+            allowed_statuses=[TaskStatus.RUNNING],
+            expected_turn=0,
+        )
+        if recorded:
+            store.add_event(task.task_id, TaskEvent(
+                kind="plan", name=model, duration_ms=_ms_since(started), usage=usage,
+                error=error, detail={"mode": task.plan, "needed": bool(steps),
+                                     "steps": [step.model_dump() for step in steps]},
+            ))
+        task = store.require_task(task.task_id)
+        if task.status != TaskStatus.RUNNING:
+            if not recorded:
+                store.add_usage(task.task_id, usage)  # the call was made and paid for
+            return None  # cancelled meanwhile
+        # Else, if the write failed, a twin of this step planned and went on: its plan
+        # stands, and committing this turn will find the twin's turn (ConflictError below).
+    if task.plan_steps:
+        from agentkit.planner.planning import plan_message
+
+        # Write-once: a retried step keeps the first; the opening's last message.
+        store.put_message(task.task_id, 0, 2,
+                          Message(role="system", content=plan_message(task.plan_steps)))
+    return task
+
+
+def _update_plan(
+    store: TaskStore, task: Task, turn: int, calls: list[ToolCall], answered: frozenset[str]
+) -> frozenset[str]:
+    """Answer the turn's `update_plan` calls (the plan on the task, a `plan` event, the
+    tool result); the ids of the calls answered."""
+    from agentkit.planner.update_plan import UPDATE_PLAN, apply_update
+
+    handled: set[str] = set()
+    for index, call in enumerate(calls):
+        if call.name != UPDATE_PLAN or call.id in answered:
+            continue
+        update = apply_update(call)
+        # The plan first, then the result: a retry that finds the result stored skips it.
+        if update.steps is not None:
+            store.update_task(
+                task.task_id,
+                changes={"plan_steps": [step.model_dump(mode="json") for step in update.steps]},
+                allowed_statuses=[TaskStatus.RUNNING],
+            )
+        result = ToolResult(call_id=call.id, name=call.name, content=update.result,
+                            is_error=update.is_error)
+        if store.put_message(task.task_id, turn, index + 1, result.to_message()):
+            store.add_event(task.task_id, TaskEvent(
+                kind="plan", turn=turn, name=UPDATE_PLAN, call_id=call.id,
+                error=update.result[:500] if update.is_error else None,
+                detail={"steps": [step.model_dump() for step in update.steps or []]},
+            ))
+        handled.add(call.id)
+    return frozenset(handled)
+
+
+# --- the answer's shape (agentkit.output_schema)
+
+#: The name on the user message that asks for a repaired answer (one per task at most
+#: in a row: the answer after it must validate).
+REPAIR = "output_schema"
+
+
+def _answer_shape(task: Task, messages: list[Message], tools: list[ToolSpec]) -> dict[str, Any]:
+    """The request's structured-output fields: the task's output schema as the provider's
+    response format; after a repair request, no tool calls either."""
+    if task.output_schema is None:
+        return {}
+    shape: dict[str, Any] = {
+        "response_format": ResponseFormat(name="answer", json_schema=task.output_schema)
+    }
+    last = messages[-1] if messages else None
+    if tools and last is not None and last.role == "user" and last.name == REPAIR:
+        shape["tool_choice"] = ToolChoice(mode="none")
+    return shape
+
+
+def _shaped_final(store: TaskStore, task: Task, turn: int, reply: Message) -> ModelStepOutput:
+    """A final answer of a task with an output schema: valid, it is kept as `answer_json`
+    and the task finalizes; invalid, the model is asked once to repair it; invalid right
+    after a repair, the task fails naming the schema error."""
+    from agentkit.output_schema import AnswerShapeError, check_answer
+
+    try:
+        value = check_answer(task.output_schema or {}, reply.content)
+    except AnswerShapeError as problem:
+        previous = store.get_message(task.task_id, turn - 1, 1) if turn > 1 else None
+        if previous is not None and previous.role == "user" and previous.name == REPAIR:
+            reason = f"the final answer does not match output_schema: {problem}"
+            if store.finish_task(task.task_id, TaskStatus.FAILED, error=reason[:2000]):
+                store.add_event(task.task_id, TaskEvent(
+                    kind="status", turn=turn, name=TaskStatus.FAILED.value, error=reason,
+                ))
+            return ModelStepOutput(task_id=task.task_id, turn=turn, action="stop")
+        repair = (
+            f"Your answer does not match the required JSON Schema: {problem}. Answer again "
+            "with only the JSON value, matching this schema:\n"
+            + json.dumps(task.output_schema, ensure_ascii=False)
+        )
+        store.put_message(task.task_id, turn, 1,
+                          Message(role="user", name=REPAIR, content=repair))
+        return ModelStepOutput(task_id=task.task_id, turn=turn, action="tool_calls",
+                               route="call_model")
+    store.update_task(task.task_id, changes={"answer_json": value},
+                      allowed_statuses=[TaskStatus.RUNNING])
+    return ModelStepOutput(task_id=task.task_id, turn=turn, action="final")
 
 
 def _unique_call_ids(message: Message, turn: int) -> Message:

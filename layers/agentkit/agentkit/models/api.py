@@ -6,7 +6,7 @@ state-machine functions never import this module (building these models costs co
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -17,6 +17,8 @@ from agentkit.models.domain import (
     MemoryScope,
     Message,
     ModelText,
+    PlanMode,
+    PlanStep,
     Task,
     TaskEvent,
     TaskRun,
@@ -24,7 +26,7 @@ from agentkit.models.domain import (
     Usage,
     WaitInfo,
 )
-from agentkit.models.scripted import ScriptedTurn
+from agentkit.models.scripted import ScriptedTurn, check_script
 
 MODEL_PATTERN = re.compile(r"^(scripted|[a-z][a-z0-9-]*:[A-Za-z0-9][\w.:/@+-]*)$")
 TOOL_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -93,6 +95,20 @@ class SubmitTaskRequest(BaseModel):
         "its cost in the task's usage), before it is shown SUCCEEDED; `off` neither. "
         "Ignored where the deployment has no EmbeddingModel.",
     )
+    plan: PlanMode | None = Field(
+        default=None,
+        description="Plan before the first turn: `always`, `never`, or `auto` (the model "
+        "may answer that a one-step goal needs no plan); default from the deployment "
+        "(DefaultPlan). The plan is shown on the task (`plan_steps`) and kept current by the "
+        "model with the built-in `update_plan` tool; the planning call counts in usage and "
+        "budgets.",
+    )
+    output_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="A JSON Schema (draft-07, at most 16,000 bytes of JSON) the final answer "
+        "must validate against; the validated value is the task's `answer_json`. The model "
+        "gets one repair turn; an answer that still does not validate fails the task.",
+    )
     scripted_turns: list[ScriptedTurn] | None = Field(
         default=None,
         max_length=50,
@@ -121,6 +137,8 @@ class SubmitTaskRequest(BaseModel):
         cls, value: list[ScriptedTurn] | None, info: ValidationInfo
     ) -> list[ScriptedTurn] | None:
         model = info.data.get("model")
+        if value:
+            check_script(value)
         if model == "scripted" and not value:
             raise ValueError("model 'scripted' needs scripted_turns")
         if value and model != "scripted":
@@ -138,6 +156,11 @@ class TaskSummary(BaseModel):
     turn: int
     usage: Usage
     answer: str | None = None
+    answer_json: Any = Field(
+        default=None,
+        description="With an `output_schema`: the final answer as the JSON value it "
+        "validated as.",
+    )
     error: str | None = None
     waiting: WaitInfo | None = Field(
         default=None, description="Set while the task waits for its provider: why, until when."
@@ -175,6 +198,13 @@ class TaskView(TaskSummary):
     tools: list[str]
     memory_scope: str | None = None
     memory: MemoryMode = "recall"
+    plan: PlanMode = "never"
+    plan_steps: list[PlanStep] | None = Field(
+        default=None,
+        description="The plan, its steps in order with their status (the model ticks them "
+        "off with `update_plan`); null: not planned, []: the model found no plan needed.",
+    )
+    output_schema: dict[str, Any] | None = None
     max_turns: int
     max_tokens: int | None = None
     max_cost_usd: float | None = None

@@ -122,7 +122,8 @@ class Message(BaseModel):
     role: Role
     content: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
-    # Set on role="tool": which call this answers, and the tool's name.
+    # Set on role="tool": which call this answers, and the tool's name. `name` is also
+    # "output_schema" on the user message that asks for a repaired answer (loop.call_model).
     tool_call_id: str | None = None
     name: str | None = None
     is_error: bool = False
@@ -204,6 +205,24 @@ def check_scope(value: str | None) -> str | None:
 #: The scope of a tenant's long-term memories a task or a memory belongs to (agentkit.memory)
 MemoryScope = Annotated[str, AfterValidator(check_scope)]
 
+#: Whether a task is planned before its first turn: `always`, `never`, or `auto` (the model
+#: may answer that a one-step goal needs no plan).
+PlanMode = Literal["auto", "always", "never"]
+
+#: A plan step's progress, kept current by the model with the `update_plan` tool.
+PlanStepStatus = Literal["pending", "in_progress", "completed", "skipped"]
+
+MAX_PLAN_STEPS = 10
+MAX_PLAN_STEP_CHARS = 200
+
+
+class PlanStep(BaseModel):
+    """One step of a task's plan (ordered; the model ticks them off with `update_plan`)."""
+
+    title: str = Field(min_length=1, max_length=MAX_PLAN_STEP_CHARS)
+    status: PlanStepStatus = "pending"
+
+
 #: A task's use of long-term memory: `off` none, `recall` (the default) its goal's memories
 #: recalled at plan time, `auto` that and durable facts distilled at its end.
 MemoryMode = Literal["off", "recall", "auto"]
@@ -235,6 +254,13 @@ class Task(BaseModel):
     # Defaults: a task stored before long-term memory existed loads as unscoped, `recall`.
     memory_scope: MemoryScope | None = None
     memory: MemoryMode = "recall"
+    # Defaults: a task stored before planning existed loads as never planned, no schema.
+    plan: PlanMode = "never"
+    #: The plan once made: None before planning (or with plan `never`), [] when the model
+    #: answered that the goal needs none. At most MAX_PLAN_STEPS short steps, inline.
+    plan_steps: list[PlanStep] | None = None
+    #: A JSON Schema the final answer must validate against (agentkit.output_schema).
+    output_schema: dict[str, Any] | None = None
     max_turns: int
     max_tokens: int | None = None
     max_cost_usd: float | None = None
@@ -244,6 +270,8 @@ class Task(BaseModel):
     turn: int = 0
     usage: Usage = Field(default_factory=Usage)
     answer: str | None = None
+    #: The final answer parsed and validated against `output_schema` (set only with one).
+    answer_json: Any = None
     error: str | None = None
     execution_arn: str | None = None
     created_at: str = Field(default_factory=utc_now)
@@ -327,6 +355,7 @@ class ApprovalView(BaseModel):
 EventKind = Literal[
     "model_call", "tool_call", "approval", "status", "wait", "compaction", "memory_recalled",
     "memory_extracted",
+    "plan",
 ]
 
 
@@ -335,7 +364,8 @@ class TaskEvent(BaseModel):
     an approval decision, a status change, a wait for a provider, a compaction of the
     conversation (older turns summarised to fit the model's window) or the long-term
     memories recalled at plan time, or the durable facts a task with `memory: auto` left
-    as memories at its end (`error` set on these two: skipped, and why), with timing,
+    as memories at its end (`error` set on these two: skipped, and why), or the task's
+    plan as made or updated (`plan`: its steps in `detail.steps`), with timing,
     tokens, cost and error."""
 
     kind: EventKind

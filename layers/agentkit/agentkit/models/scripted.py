@@ -5,11 +5,11 @@ task's SCRIPT item, agentkit.store.tasks) and only the scripted client reads the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentkit.models.domain import ModelText, Usage
+from agentkit.models.domain import MAX_PLAN_STEP_CHARS, MAX_PLAN_STEPS, ModelText, Usage
 
 
 class ScriptedToolCall(BaseModel):
@@ -47,18 +47,39 @@ class ScriptedError(BaseModel):
         return self
 
 
+PlanTitle = Annotated[ModelText, Field(min_length=1, max_length=MAX_PLAN_STEP_CHARS)]
+
+
 class ScriptedTurn(BaseModel):
-    """One model reply played by the scripted client (tests and the offline demo)."""
+    """One model reply played by the scripted client (tests and the offline demo). A script
+    may open with a `plan` turn: it answers the planning call, and the loop's turns follow."""
 
     model_config = ConfigDict(extra="forbid")
 
     content: ModelText | None = None
     tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
+    plan: list[PlanTitle] | None = Field(
+        default=None,
+        max_length=MAX_PLAN_STEPS,
+        description="Only in the first turn: the steps the planning call answers ([]: no "
+        "plan needed).",
+    )
     usage: Usage | None = None
     error: ScriptedError | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> ScriptedTurn:
-        if self.error is None and self.content is None and not self.tool_calls:
-            raise ValueError("a scripted turn needs content, tool_calls or error")
+        if self.error is None and self.content is None and not self.tool_calls and (
+            self.plan is None
+        ):
+            raise ValueError("a scripted turn needs content, tool_calls, plan or error")
+        if self.plan is not None and (self.content is not None or self.tool_calls):
+            raise ValueError("a plan turn answers the planning call: no content or tool_calls")
         return self
+
+
+def check_script(turns: list[ScriptedTurn]) -> None:
+    """Only the first turn may be a plan turn (it answers the planning call)."""
+    for index, turn in enumerate(turns[1:], start=1):
+        if turn.plan is not None:
+            raise ValueError(f"turn {index}: only the first scripted turn may be a plan")

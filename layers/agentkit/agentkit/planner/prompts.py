@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from agentkit.models.domain import Task, ToolSpec
 
 _SYSTEM_PROMPT = """You are an autonomous agent running a task for a user.
@@ -18,6 +20,16 @@ Tools available: {tool_names}
 """
 
 
+_OUTPUT_SCHEMA = """
+The final answer must be a JSON value, and nothing else, matching this JSON Schema:
+{schema}
+"""
+
+
 def build_system_prompt(task: Task, tools: list[ToolSpec]) -> str:
     names = ", ".join(spec.name for spec in tools) or "(none)"
-    return _SYSTEM_PROMPT.format(max_turns=task.max_turns, tool_names=names)
+    prompt = _SYSTEM_PROMPT.format(max_turns=task.max_turns, tool_names=names)
+    if task.output_schema is not None:
+        schema = json.dumps(task.output_schema, ensure_ascii=False)
+        prompt += _OUTPUT_SCHEMA.format(schema=schema)
+    return prompt
