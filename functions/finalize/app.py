@@ -12,7 +12,9 @@ from agentkit import aws
 from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import FinalizeSettings, load
 from agentkit.event_parser import event_parser
+from agentkit.loop.children import report_to_parent, sfn_resumer
 from agentkit.loop.finalize import end_task
+from agentkit.models.domain import Task
 from agentkit.models.payloads import FinalizeEvent
 from agentkit.store import TaskStore
 
@@ -32,6 +34,13 @@ def _starter(state_machine_arn: str | None) -> ExecutionStarter | None:
     return step_functions_starter(_sfn, arn)
 
 
+def _report_to_parent(task: Task) -> bool:
+    global _sfn
+    if _sfn is None:
+        _sfn = aws.client("stepfunctions")
+    return report_to_parent(task, store=_store, resume=sfn_resumer(_sfn))
+
+
 @logger.inject_lambda_context
 @event_parser(model=FinalizeEvent)
 def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, Any]:
@@ -46,6 +55,7 @@ def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, An
         error=event.error,
         start_execution=start,
         max_running_for=_config.max_running_for,
+        report_to_parent=_report_to_parent,
     )
     if event.outcome == "failed":
         logger.warning("task failed", extra={"reason": task.error})

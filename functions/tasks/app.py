@@ -11,7 +11,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit import aws
 from agentkit.admission import step_functions_starter
-from agentkit.api.tasks import step_functions_releaser, step_functions_stopper
+from agentkit.api.tasks import (
+    step_functions_releaser,
+    step_functions_resumer,
+    step_functions_stopper,
+)
 from agentkit.config import TasksSettings, load
 from agentkit.http import tasks
 from agentkit.http.openapi import document_router
@@ -35,6 +39,7 @@ app = create_resolver(
                 if _config.state_machine_arn else None
             ),
             max_running_for=_config.max_running_for,
+            resume_wait=step_functions_resumer(_sfn),
         )
     ),
     document_router(),

@@ -27,7 +27,7 @@ from agentkit.http.errors import (
     error_doc,
     error_response,
 )
-from agentkit.http.params import Cursor, Limit, StatusFilter, TaskId
+from agentkit.http.params import Cursor, Limit, ParentIdFilter, StatusFilter, TaskId
 from agentkit.http.resolver import current_tenant
 from agentkit.models.api import TaskEventList, TaskPage, TaskSummary, TaskView
 from agentkit.store import TaskStore
@@ -45,6 +45,8 @@ class TaskRoutes:
     #: A cancel frees the task's tenant slot and starts the tenant's oldest queued task in it.
     start_execution: ExecutionStarter | None
     max_running_for: Callable[[str], int]
+    #: A cancelled sub-task that was the last of its turn resumes its waiting parent.
+    resume_wait: Callable[[str], None] | None = None
 
 
 def router(deps: TaskRoutes) -> Router:
@@ -72,10 +74,11 @@ def router(deps: TaskRoutes) -> Router:
         },
     )
     def list_tasks(
-        status: StatusFilter = None, limit: Limit = 20, cursor: Cursor = None
+        status: StatusFilter = None, limit: Limit = 20, cursor: Cursor = None,
+        parent_id: ParentIdFilter = None,
     ) -> TaskPage:
         return list_task_page(store=deps.store, tenant_id=current_tenant(routes),
-                              status=status, limit=limit, cursor=cursor)
+                              status=status, limit=limit, cursor=cursor, parent_id=parent_id)
 
     @routes.get(
         "/tasks/<task_id>",
@@ -107,7 +110,8 @@ def router(deps: TaskRoutes) -> Router:
         summary="Cancel a task; its conversation and usage so far are kept",
         tags=["tasks"],
         responses={
-            200: {"description": "The task, now CANCELLED; the execution is stopped."},
+            200: {"description": "The task, now CANCELLED; the execution is stopped, and "
+                  "so are its sub-tasks'."},
             **TASK_NOT_FOUND,
             **AUTH_REFUSALS,
             409: error_doc("The task has already ended."),
@@ -119,6 +123,7 @@ def router(deps: TaskRoutes) -> Router:
             task_id, store=deps.store, tenant_id=tenant_id,
             stop_execution=deps.stop_execution, release_wait=deps.release_wait,
             start_execution=deps.start_execution, max_running=deps.max_running_for(tenant_id),
+            resume_wait=deps.resume_wait,
         )
         logger.info("task cancelled", extra={"task_id": task_id})
         return summary

@@ -61,16 +61,20 @@ def end_task(
     error: StepError | None = None,
     start_execution: ExecutionStarter | None,
     max_running_for: Callable[[str], int],
+    report_to_parent: Callable[[Task], object] | None = None,
 ) -> tuple[Task, str | None]:
     """The terminal write for `outcome` ("stopped": none, the status is already terminal),
     then the task's slot is released (exactly once, however often this runs) and the
-    oldest queued task of its tenant started in it. Returns the task and the id started."""
+    oldest queued task of its tenant started in it. Returns the task and the id started.
+    A sub-task reports to its parent first (`report_to_parent`)."""
     if outcome == "succeeded":
         task = finalize_task(task_id, store=store)
     elif outcome == "failed":
         task = fail_task(task_id, error or StepError(), store=store)
     else:
         task = store.require_task(task_id)
+    if report_to_parent is not None and task.parent_id:
+        report_to_parent(task)  # a sub-task: its parent waits for it (agentkit.loop.children)
     started = release_and_start_next(
         task.task_id,
         task.tenant_id,

@@ -230,6 +230,11 @@ class Task(BaseModel):
     answer: str | None = None
     error: str | None = None
     execution_arn: str | None = None
+    # Sub-agents (agentkit.tools.delegate): the task whose `delegate` call made this one,
+    # and how deep it is (0: submitted by a caller). Defaults: a task stored before
+    # sub-agents existed loads as a top-level task.
+    parent_id: str | None = None
+    depth: int = Field(default=0, ge=0)
     created_at: str = Field(default_factory=utc_now)
     updated_at: str = Field(default_factory=utc_now)
 
@@ -258,7 +263,8 @@ class ApprovalView(BaseModel):
 
 
 EventKind = Literal[
-    "model_call", "tool_call", "approval", "status", "wait", "compaction", "memory_recalled"
+    "model_call", "tool_call", "approval", "status", "wait", "compaction", "memory_recalled",
+    "delegation",
 ]
 
 
@@ -266,8 +272,10 @@ class TaskEvent(BaseModel):
     """One entry of a task's timeline (GET /tasks/{id}/events): a model call, a tool call,
     an approval decision, a status change, a wait for a provider, a compaction of the
     conversation (older turns summarised to fit the model's window) or the long-term
-    memories recalled at plan time (`error` set: recall was skipped, and why), with timing,
-    tokens, cost and error."""
+    memories recalled at plan time (`error` set: recall was skipped, and why), or a
+    delegation (sub-tasks started, `name` "started"; or one ended, `name` its status,
+    `detail.child_id`, `usage` its usage, now part of this task's), with timing, tokens,
+    cost and error."""
 
     kind: EventKind
     turn: int = 0
