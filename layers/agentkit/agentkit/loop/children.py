@@ -18,6 +18,7 @@ run as sub-tasks (their own executions, in parallel) while the task waits with n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -151,10 +152,8 @@ def _make_and_start(
 ) -> None:
     """Store the sub-task (once) and start its execution (idempotent by name). A sub-task
     that cannot be started fails, and reports so to its parent."""
-    try:
+    with contextlib.suppress(ConflictError):  # a retried step made it already
         store.create_task(child.task, script=script)
-    except ConflictError:
-        pass  # a retried step made it already
     current = store.require_task(child.task.task_id)
     if current.status != TaskStatus.QUEUED or current.execution_arn:
         return
@@ -207,7 +206,7 @@ def write_results(store: TaskStore, record: ChildrenRecord) -> None:
         index = record.children[ids[0]].index
         if store.get_message(record.parent_id, record.turn, index + 1) is not None:
             continue
-        results = []
+        results: list[dict[str, object]] = []
         for child_id in ids:
             child = store.get_task(child_id)
             if child is None:
@@ -289,11 +288,9 @@ def cancel_task_tree(task: Task, *, store: TaskStore, stop_execution: Callable[[
         approvals = ApprovalStore(store)
         for approval in approvals.list(task.task_id):
             if approval.status == ApprovalStatus.PENDING:
-                try:
+                with contextlib.suppress(ApprovalConflictError):  # decided meanwhile
                     approvals.decide(task.task_id, approval.approval_id, ApprovalStatus.DENIED,
                                      reason="the task was cancelled")
-                except ApprovalConflictError:
-                    pass  # decided meanwhile: theirs wins
     cancelled += cancel_children(task.task_id, store=store, stop_execution=stop_execution,
                                  resume=resume)
     # After its own sub-tasks reported (their usage is in its own now); the last report

@@ -44,7 +44,8 @@ class ModelStepOutput(BaseModel):
     #: results), those of them that wait for approval first, and where the loop goes next.
     tool_calls: list[ToolCallRef] = Field(default_factory=list)
     approvals: list[ToolCallRef] = Field(default_factory=list)
-    route: Literal["run_tools", "await_approvals", "call_model", "delegate"] | None = None
+    route: Literal["run_tools", "await_approvals", "call_model", "delegate",
+                   "await_approvals_then_delegate"] | None = None
     #: The `delegate` calls among `tool_calls`: WaitForChildren starts their sub-tasks and
     #: waits for them before RunTools (route "delegate").
     delegations: list[ToolCallRef] = Field(default_factory=list)

@@ -26,7 +26,9 @@ class ScriptedToolCall(BaseModel):
 
     @field_validator("child_scripts")
     @classmethod
-    def _scripts(cls, value: list[list[dict[str, Any]]] | None) -> list[list[dict[str, Any]]] | None:
+    def _scripts(
+        cls, value: list[list[dict[str, Any]]] | None
+    ) -> list[list[dict[str, Any]]] | None:
         if value is None:
             return None
         return [[ScriptedTurn.model_validate(turn).model_dump(mode="json", exclude_none=True)

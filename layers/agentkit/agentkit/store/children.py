@@ -111,7 +111,7 @@ class ChildrenStore:
         ).get("Item")
         return None if item is None else self._record(parent_id, from_item(item))
 
-    def list(self, parent_id: str) -> list[ChildrenRecord]:
+    def records(self, parent_id: str) -> list[ChildrenRecord]:
         """Every turn's record, oldest turn first."""
         records: list[ChildrenRecord] = []
         kwargs: dict[str, Any] = {
@@ -130,7 +130,7 @@ class ChildrenStore:
 
     def child_ids(self, parent_id: str) -> list[str]:
         """The parent's sub-tasks, in the order they were made."""
-        return [cid for record in self.list(parent_id)
+        return [cid for record in self.records(parent_id)
                 for call in dict.fromkeys(slot.call_id for slot in record.children.values())
                 for cid in record.of_call(call)]
 
@@ -193,7 +193,7 @@ class ChildrenStore:
 
     def find_turn(self, parent_id: str, child_id: str) -> int | None:
         """The parent's turn whose record holds `child_id`."""
-        for record in self.list(parent_id):
+        for record in self.records(parent_id):
             if child_id in record.children:
                 return record.turn
         return None
