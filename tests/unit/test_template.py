@@ -579,6 +579,18 @@ def test_security_events_match_the_models() -> None:
     assert params["task_id"] == _event("wait_for_approval.json")["task_id"]
 
 
+def test_sub_agent_events_match_the_models() -> None:
+    from pydantic import TypeAdapter
+
+    from agentkit.models.payloads import WaitForChildrenEvent
+
+    for name, action in (("wait_for_children.json", "start"),
+                         ("children_not_finished.json", "settle")):
+        event = TypeAdapter(WaitForChildrenEvent).validate_python(_event(name))
+        assert event.action == action
+        assert event.task_id == _event("wait_for_approval.json")["task_id"]
+
+
 def test_events_share_one_task_id() -> None:
     ids = {
         _event("plan.json")["task_id"],
