@@ -13,7 +13,13 @@ from pydantic import TypeAdapter
 from agentkit import aws
 from agentkit.admission import step_functions_starter
 from agentkit.config import WaitForChildrenSettings, load
-from agentkit.loop.children import settle_children, sfn_resumer, sfn_stopper, start_children
+from agentkit.loop.children import (
+    settle_children,
+    sfn_releaser,
+    sfn_resumer,
+    sfn_stopper,
+    start_children,
+)
 from agentkit.models.payloads import ChildrenSettle, ChildrenWait, WaitForChildrenEvent
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
@@ -34,8 +40,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = _event.validate_python(event)
     logger.append_keys(task_id=request.task_id, turn=request.turn, action=request.action)
     if isinstance(request, ChildrenSettle):
-        record = settle_children(request, store=_store,
-                                 stop_execution=sfn_stopper(_sfn))
+        record = settle_children(request, store=_store, stop_execution=sfn_stopper(_sfn),
+                                 release_wait=sfn_releaser(_sfn))
         logger.info("sub-tasks settled", extra={"error": request.error.error})
         return {"children": list(record.children) if record else []}
     arn = request.state_machine_arn or _config.state_machine_arn

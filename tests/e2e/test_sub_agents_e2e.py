@@ -144,6 +144,16 @@ def test_cancelling_the_parent_ends_its_sub_tasks(
         assert child.status == TaskStatus.CANCELLED, child_id
         assert "parent was cancelled" in (child.error or "")
         assert [a.status for a in child.approvals] == ["DENIED"]
-        execution = ended_execution(offline_stack, child_id, timeout_s=30)
-        assert execution["status"] == "ABORTED"
-    assert ended_execution(offline_stack, parent.task_id, timeout_s=30)["status"] == "ABORTED"
+    for task_id in (*children, parent.task_id):
+        _assert_stopped(offline_stack, task_id)
+
+
+def _assert_stopped(offline_stack: StackOutputs, task_id: str) -> None:
+    """Ended by the cancel, nothing after its wait run. On AWS StopExecution ends it at
+    once (ABORTED); LocalStack 4.8.1 applies a stop once a pending callback wait returns
+    (the cancel answers them), then FAILED (see test_lifecycle_e2e._assert_stopped)."""
+    execution = ended_execution(offline_stack, task_id, timeout_s=60)
+    if execution["status"] != "ABORTED":
+        assert execution["status"] == "FAILED", execution
+        assert execution.get("error") in {"States.Runtime", "TaskCancelled"}, execution
+    assert "Finalize" not in _entered(offline_stack, task_id)

@@ -142,17 +142,19 @@ def cancel_task(
                              reason="the task was cancelled")
             if record.task_token and release_wait is not None:
                 release_wait(record.task_token)
-    _cancel_sub_tasks(task, store=store, stop_execution=stop_execution, resume_wait=resume_wait)
+    _cancel_sub_tasks(task, store=store, stop_execution=stop_execution, resume_wait=resume_wait,
+                      release_wait=release_wait)
     return store.require_task(task.task_id)
 
 
 def _cancel_sub_tasks(task: Task, *, store: TaskStore, stop_execution: Callable[[str], None],
-                      resume_wait: Callable[[str], None] | None) -> None:
+                      resume_wait: Callable[[str], None] | None,
+                      release_wait: Callable[[str], None] | None) -> None:
     """Sub-agents: the task's own sub-tasks are cancelled with it (all the way down, their
     usage reaching it), and a sub-task cancelled on its own tells its parent, whose wait
     the last report of a turn resumes (`resume_wait`, SendTaskSuccess)."""
     cancel_children(task.task_id, store=store, stop_execution=stop_execution,
-                    resume=resume_wait)
+                    resume=resume_wait, release_wait=release_wait)
     report_to_parent(store.require_task(task.task_id), store=store, resume=resume_wait)
 
 

@@ -52,6 +52,16 @@ def sfn_resumer(sfn: StepFunctionsCallbacks) -> Resume:
     return resume
 
 
+def sfn_releaser(sfn: StepFunctionsCallbacks) -> Callable[[str], None]:
+    """Answers an approval wait of a cancelled sub-task (already over: nothing to do)."""
+
+    def release(task_token: str) -> None:
+        answer(sfn.send_task_failure, taskToken=task_token, error="TaskCancelled",
+               cause="the task was cancelled")
+
+    return release
+
+
 def sfn_stopper(sfn: Any) -> Callable[[str], None]:
     """Stops a sub-task's execution (already ended or never started: nothing to do)."""
 
@@ -238,6 +248,7 @@ def settle_children(
     *,
     store: TaskStore,
     stop_execution: Callable[[str], None],
+    release_wait: Callable[[str], None] | None = None,
 ) -> ChildrenRecord | None:
     """The wait ended without every sub-task (timed out, failed): cancel those still
     running (and theirs), then write every call's result with what there is."""
@@ -252,7 +263,8 @@ def settle_children(
         if child_id not in record.outcomes:
             child = store.get_task(child_id)
             if child is not None:
-                cancel_task_tree(child, store=store, stop_execution=stop_execution, reason=why)
+                cancel_task_tree(child, store=store, stop_execution=stop_execution, reason=why,
+                                 release_wait=release_wait)
     record = children.get(event.task_id, event.turn)
     assert record is not None
     write_results(store, record)
@@ -261,22 +273,26 @@ def settle_children(
 
 def cancel_children(task_id: str, *, store: TaskStore, stop_execution: Callable[[str], None],
                     reason: str = "cancelled: its parent was cancelled",
-                    resume: Resume | None = None) -> list[str]:
+                    resume: Resume | None = None,
+                    release_wait: Callable[[str], None] | None = None) -> list[str]:
     """Cancel every active sub-task of `task_id`, and theirs; the ids cancelled."""
     cancelled: list[str] = []
     for child_id in ChildrenStore(store).child_ids(task_id):
         child = store.get_task(child_id)
         if child is not None and not child.status.is_terminal:
             cancelled += cancel_task_tree(child, store=store, stop_execution=stop_execution,
-                                          reason=reason, resume=resume)
+                                          reason=reason, resume=resume,
+                                          release_wait=release_wait)
     return cancelled
 
 
 def cancel_task_tree(task: Task, *, store: TaskStore, stop_execution: Callable[[str], None],
-                     reason: str, resume: Resume | None = None) -> list[str]:
+                     reason: str, resume: Resume | None = None,
+                     release_wait: Callable[[str], None] | None = None) -> list[str]:
     """Cancel a sub-task: CANCELLED (only if still active), its execution stopped, its
-    pending approvals closed, its own sub-tasks cancelled first (their usage reaches it),
-    then it reports to its parent."""
+    pending approvals closed (and their waits answered, `release_wait`, as a cancel does),
+    its own sub-tasks cancelled first (their usage reaches it), then it reports to its
+    parent."""
     cancelled: list[str] = []
     if store.finish_task(task.task_id, TaskStatus.CANCELLED, error=reason):
         cancelled.append(task.task_id)
@@ -291,8 +307,10 @@ def cancel_task_tree(task: Task, *, store: TaskStore, stop_execution: Callable[[
                 with contextlib.suppress(ApprovalConflictError):  # decided meanwhile
                     approvals.decide(task.task_id, approval.approval_id, ApprovalStatus.DENIED,
                                      reason="the task was cancelled")
+                    if approval.task_token and release_wait is not None:
+                        release_wait(approval.task_token)
     cancelled += cancel_children(task.task_id, store=store, stop_execution=stop_execution,
-                                 resume=resume)
+                                 resume=resume, release_wait=release_wait)
     # After its own sub-tasks reported (their usage is in its own now); the last report
     # of a turn resumes a parent still waiting (`resume`).
     report_to_parent(store.require_task(task.task_id), store=store, resume=resume)
