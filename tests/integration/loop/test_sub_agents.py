@@ -371,3 +371,34 @@ def test_a_delegate_call_that_needs_approval_starts_its_sub_tasks_once_approved(
     record = wait()
     assert record is not None and len(record.children) == 1
     assert loop.started[1:] == list(record.children)
+
+
+def test_a_parent_cancelled_while_its_sub_tasks_are_made_starts_none(
+    loop: Loop, store: TaskStore
+) -> None:
+    parent_id = loop.submit([_delegate(THREE[:2], ANSWERS[:2]), _answer("ok")])
+    output = loop.until_delegation(parent_id)
+    store.finish_task(parent_id, TaskStatus.CANCELLED, error="cancelled by the caller")
+    record = loop.wait_for_children(output)  # a retried wait, after the cancel
+    assert record is None and loop.started == [parent_id]
+    assert loop.resumed == [TOKEN]  # answered at once: the loop stops at CallModel
+
+
+def test_sub_tasks_made_after_their_parent_was_cancelled_never_start(
+    loop: Loop, store: TaskStore
+) -> None:
+    parent_id = loop.submit([_delegate(THREE[:2], ANSWERS[:2]), _answer("ok")])
+    output = loop.until_delegation(parent_id)
+    start = loop.start
+
+    def cancel_then_start(task_id: str) -> str:  # the cancel lands after the first start
+        store.finish_task(parent_id, TaskStatus.CANCELLED, error="cancelled by the caller")
+        return start(task_id)
+
+    loop.start = cancel_then_start  # type: ignore[method-assign]
+    record = loop.wait_for_children(output)
+    first, second = record.of_call(output.delegations[0].call_id)
+    assert loop.started == [parent_id, first]
+    late = store.require_task(second)
+    assert late.status == TaskStatus.CANCELLED and "before it started" in (late.error or "")
+    assert ChildrenStore(store).get(parent_id, output.turn).outcomes.keys() == {second}  # type: ignore[union-attr]

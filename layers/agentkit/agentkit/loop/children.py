@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -29,7 +30,14 @@ from botocore.exceptions import ClientError
 from agentkit.admission import ExecutionStarter
 from agentkit.loop.gate_tools import call_of, decide_call, record_unexecuted
 from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
-from agentkit.models.domain import ApprovalStatus, Task, TaskEvent, TaskStatus, ToolResult
+from agentkit.models.domain import (
+    ApprovalStatus,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    ToolResult,
+    utc_now,
+)
 from agentkit.models.payloads import ChildrenSettle, ChildrenWait
 from agentkit.models.scripted import ScriptedTurn
 from agentkit.security import SecurityManager
@@ -167,6 +175,16 @@ def _make_and_start(
     current = store.require_task(child.task.task_id)
     if current.status != TaskStatus.QUEUED or current.execution_arn:
         return
+    parent = store.require_task(child.task.parent_id or "")
+    if parent.status.is_terminal:
+        # Cancelled while its sub-tasks were being made: a cancel that listed them before
+        # this one existed could not reach it, so it never starts.
+        reason = f"cancelled: its parent ended ({parent.status.value}) before it started"
+        if store.finish_task(current.task_id, TaskStatus.CANCELLED, error=reason):
+            store.add_event(current.task_id, TaskEvent(kind="status", error=reason,
+                                                       name=TaskStatus.CANCELLED.value))
+        report_to_parent(store.require_task(current.task_id), store=store, resume=resume)
+        return
     try:
         if start_execution is None:
             raise RuntimeError("no state machine to start it in")
@@ -239,8 +257,19 @@ def write_results(store: TaskStore, record: ChildrenRecord) -> None:
         if store.put_message(record.parent_id, record.turn, index + 1, result.to_message()):
             store.add_event(record.parent_id, TaskEvent(
                 kind="tool_call", turn=record.turn, name="delegate", call_id=call_id,
+                duration_ms=_ms_between(record.created_at, utc_now()),
                 error=content[:500] if failed else None,
                 detail={"children": ids}))
+
+
+def _ms_between(start: str, end: str) -> int:
+    """The call's duration on the timeline: from its sub-tasks' record to its result."""
+    try:
+        began = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    return max(0, int((ended - began).total_seconds() * 1000))
 
 
 def settle_children(
