@@ -126,7 +126,7 @@ def test_cancelling_the_parent_ends_its_sub_tasks(
     # Each sub-task waits for a human's approval of its call (the e2e policy: http_fetch
     # needs one; ApprovalTimeoutSeconds 60): it stays active, with no compute.
     fetch = {"name": "http_fetch", "arguments": {"url": "http://127.0.0.1:9/"}}
-    held = [{"tool_calls": [fetch]}, {"content": "late"}]
+    held: list[dict[str, Any]] = [{"tool_calls": [fetch]}, {"content": "late"}]
     parent = api.submit({
         "goal": "Start two slow sub-tasks.", "model": "scripted",
         "tools": ["delegate", "http_fetch"],

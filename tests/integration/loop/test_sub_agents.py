@@ -285,7 +285,7 @@ def test_cancelling_the_parent_cancels_its_sub_tasks(loop: Loop, store: TaskStor
     # Every execution was stopped: the parent's, then its sub-tasks', all the way down.
     assert {arn.rsplit(":", 1)[1] for arn in loop.stopped} == {parent_id, first, second,
                                                                 grandchild}
-    assert ChildrenStore(store).get(parent_id, 1).done  # type: ignore[union-attr]
+    assert ChildrenStore(store).get(parent_id, 1).done
 
 
 def test_a_sub_task_cancelled_alone_resumes_its_parent(loop: Loop, store: TaskStore) -> None:
@@ -341,7 +341,7 @@ def test_a_delegate_call_that_needs_approval_starts_its_sub_tasks_once_approved(
     parent_id = loop.submit([_delegate(THREE[:1], ANSWERS[:1]), _answer("ok")])
     output = loop.until_delegation(parent_id)  # (the empty policy: route delegate)
     parent = store.require_task(parent_id)
-    calls = store.get_message(parent_id, output.turn, 0).tool_calls  # type: ignore[union-attr]
+    calls = store.get_message(parent_id, output.turn, 0).tool_calls
     approvals = ApprovalStore(store)
     gated = gate_tools(parent, output.turn, calls, store=store, security=security,
                        approvals=approvals)
@@ -401,4 +401,4 @@ def test_sub_tasks_made_after_their_parent_was_cancelled_never_start(
     assert loop.started == [parent_id, first]
     late = store.require_task(second)
     assert late.status == TaskStatus.CANCELLED and "before it started" in (late.error or "")
-    assert ChildrenStore(store).get(parent_id, output.turn).outcomes.keys() == {second}  # type: ignore[union-attr]
+    assert ChildrenStore(store).get(parent_id, output.turn).outcomes.keys() == {second}
