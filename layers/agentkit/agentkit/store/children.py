@@ -27,7 +27,6 @@ from pydantic import BaseModel, Field
 
 from agentkit.models.domain import Usage, utc_now
 from agentkit.store.codec import from_item, is_condition_failure, to_attr, to_item
-from agentkit.store.errors import ConflictError
 from agentkit.store.tasks import META, TaskStore, task_pk
 
 if TYPE_CHECKING:
@@ -147,49 +146,49 @@ class ChildrenStore:
         )
         return self._record(parent_id, from_item(response["Attributes"]))
 
-    def report(self, parent_id: str, turn: int, child_id: str, status: str, usage: Usage,
-               attempts: int = 8) -> ChildrenRecord | None:
+    def report(self, parent_id: str, turn: int, child_id: str, status: str,
+               usage: Usage) -> ChildrenRecord | None:
         """Record the child's outcome and add its usage to the parent's, in one
         transaction, once. Returns the record after the write, or None when this child had
-        reported already (a retried Finalize) or is not one of the turn's."""
+        reported already (a retried Finalize) or is not one of the turn's.
+
+        The usage is added field by field in place (no read, so siblings ending together
+        never conflict); nothing else writes the parent's usage while it waits for them."""
         outcome = ChildOutcome(status=status).model_dump(mode="json")
-        for _ in range(attempts):
-            parent = self.tasks.require_task(parent_id)
-            try:
-                self.client.transact_write_items(TransactItems=[
-                    {"Update": {
-                        "TableName": self.table_name,
-                        "Key": to_item({"pk": task_pk(parent_id), "sk": children_sk(turn)}),
-                        "UpdateExpression": "SET outcomes.#child = :outcome, "
-                                            "pending = pending - :one",
-                        "ConditionExpression": "attribute_exists(children.#child) AND "
-                                               "attribute_not_exists(outcomes.#child)",
-                        "ExpressionAttributeNames": {"#child": child_id},
-                        "ExpressionAttributeValues": {":outcome": to_attr(outcome),
-                                                      ":one": to_attr(1)},
-                    }},
-                    {"Update": {
-                        "TableName": self.table_name,
-                        "Key": to_item({"pk": task_pk(parent_id), "sk": META}),
-                        "UpdateExpression": "SET #usage = :new",
-                        "ConditionExpression": "#usage = :old",
-                        "ExpressionAttributeNames": {"#usage": "usage"},
-                        "ExpressionAttributeValues": {
-                            ":new": to_attr((parent.usage + usage).model_dump(mode="json")),
-                            ":old": to_attr(parent.usage.model_dump(mode="json")),
-                        },
-                    }},
-                ])
-            except ClientError as error:
-                if not is_condition_failure(error):
-                    raise
-                record = self.get(parent_id, turn)
-                if record is None or child_id not in record.children \
-                        or child_id in record.outcomes:
-                    return None
-                continue  # the parent's usage changed meanwhile (a sibling): again
-            return self.get(parent_id, turn)
-        raise ConflictError(f"task '{parent_id}': could not record sub-task '{child_id}'")
+        added = usage.model_dump(mode="json")
+        names = {"#usage": "usage", **{f"#u{i}": field for i, field in enumerate(added)}}
+        values: dict[str, Any] = {":zero": to_attr(0)}
+        sums = []
+        for i, value in enumerate(added.values()):
+            values[f":u{i}"] = to_attr(value)
+            sums.append(f"#usage.#u{i} = if_not_exists(#usage.#u{i}, :zero) + :u{i}")
+        try:
+            self.client.transact_write_items(TransactItems=[
+                {"Update": {
+                    "TableName": self.table_name,
+                    "Key": to_item({"pk": task_pk(parent_id), "sk": children_sk(turn)}),
+                    "UpdateExpression": "SET outcomes.#child = :outcome, "
+                                        "pending = pending - :one",
+                    "ConditionExpression": "attribute_exists(children.#child) AND "
+                                           "attribute_not_exists(outcomes.#child)",
+                    "ExpressionAttributeNames": {"#child": child_id},
+                    "ExpressionAttributeValues": {":outcome": to_attr(outcome),
+                                                  ":one": to_attr(1)},
+                }},
+                {"Update": {
+                    "TableName": self.table_name,
+                    "Key": to_item({"pk": task_pk(parent_id), "sk": META}),
+                    "UpdateExpression": "SET " + ", ".join(sums),
+                    "ConditionExpression": "attribute_exists(#usage)",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }},
+            ])
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+            return None
+        return self.get(parent_id, turn)
 
     def find_turn(self, parent_id: str, child_id: str) -> int | None:
         """The parent's turn whose record holds `child_id`."""
