@@ -133,10 +133,13 @@ class OpspawnClient:
         return TaskDetail.model_validate(self._json(self._http.get(f"/tasks/{task_id}")))
 
     def list_tasks(
-        self, *, status: TaskStatus | str | None = None, limit: int = 20, cursor: str | None = None
+        self, *, status: TaskStatus | str | None = None, limit: int = 20, cursor: str | None = None,
+        parent_id: str | None = None,
     ) -> TaskPage:
-        """One page of GET /tasks (newest first)."""
+        """One page of GET /tasks (newest first); `parent_id`: that task's sub-tasks."""
         params: dict[str, str | int] = {"limit": limit}
+        if parent_id:
+            params["parent_id"] = parent_id
         if status:
             params["status"] = TaskStatus(status).value
         if cursor:

@@ -17,8 +17,10 @@ from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import load
 from agentkit.config.memory import FinalizeSettings
 from agentkit.event_parser import event_parser
+from agentkit.loop.children import report_to_parent, sfn_resumer
 from agentkit.loop.finalize import end_task
 from agentkit.loop.runs import RunStarter, step_functions_run_starter
+from agentkit.models.domain import Task
 from agentkit.models.payloads import FinalizeEvent
 from agentkit.store import TaskStore
 
@@ -65,7 +67,6 @@ def _extractor() -> Callable[[str, float], object]:
     from agentkit.llm.windows import context_window
     from agentkit.memory.extraction import extract_for_finalize
     from agentkit.memory.long_term import memory_provider
-    from agentkit.models.domain import Task
     from agentkit.store import ProviderStateStore
 
     router = ModelRouter(
@@ -117,6 +118,13 @@ def _extract(task_id: str, remaining_s: float) -> None:
     _extractor()(task_id, remaining_s - _MARGIN_S)
 
 
+def _report_to_parent(task: Task) -> bool:
+    global _sfn
+    if _sfn is None:
+        _sfn = aws.client("stepfunctions")
+    return report_to_parent(task, store=_store, resume=sfn_resumer(_sfn))
+
+
 @logger.inject_lambda_context
 @event_parser(model=FinalizeEvent)
 def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, Any]:
@@ -136,6 +144,7 @@ def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, An
             (lambda task_id: _extract(task_id, context.get_remaining_time_in_millis() / 1000))
             if _config.memory_enabled else None
         ),
+        report_to_parent=_report_to_parent,
     )
     if event.outcome == "failed":
         logger.warning("task failed", extra={"reason": task.error})

@@ -12,7 +12,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentkit import aws
 from agentkit.admission import step_functions_starter
 from agentkit.api.follow_ups import IdempotentFollowUp, post_follow_up
-from agentkit.api.tasks import step_functions_releaser, step_functions_stopper
+from agentkit.api.tasks import (
+    step_functions_releaser,
+    step_functions_resumer,
+    step_functions_stopper,
+)
 from agentkit.config import TasksSettings, load
 from agentkit.http import tasks
 from agentkit.http.openapi import document_router
@@ -60,6 +64,7 @@ app = create_resolver(
             max_running_for=_config.max_running_for,
             start_run=_start_run,
             idempotent_follow_up=_idempotent_follow_up,
+            resume_wait=step_functions_resumer(_sfn),
         )
     ),
     document_router(),

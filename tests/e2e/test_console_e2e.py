@@ -420,3 +420,37 @@ def test_a_planned_task_shows_its_plan_and_its_json_answer(
     expect(items.first).to_contain_text("Add")
     expect(items.first).to_contain_text("completed")
     expect(page.locator("#answer-json")).to_have_text(json.dumps({"sum": 4}, indent=2))
+
+
+def test_a_task_shows_its_sub_tasks_and_a_sub_task_its_parent(
+    watched: Watched, console_url: str, key: str, client: OpspawnClient,
+    shots_dir: Path, screenshots: dict[str, Path],
+) -> None:
+    from playwright.sync_api import expect
+
+    page = watched.page
+    _sign_in(page, console_url, key)
+    turns = [
+        {"tool_calls": [{"name": "delegate",
+                         "arguments": {"tasks": [{"goal": "What is 2 + 2?"},
+                                                 {"goal": "What is 3 + 3?"}]},
+                         "child_scripts": [[{"content": "4"}], [{"content": "6"}]]}]},
+        {"content": "4 and 6."},
+    ]
+    task_id = _submit_from_form(page, "Add twice, by sub-agents.", turns,
+                                tools="delegate, calculator")
+    expect(_status(page)).to_have_attribute("data-status", "SUCCEEDED", timeout=TASK_MS)
+    children = [child.task_id for child in client.get(task_id).children]
+    assert len(children) == 2
+    rows = page.locator("#children li")
+    expect(rows).to_have_count(2)
+    for row, child_id in zip(rows.all(), children, strict=True):
+        expect(row).to_have_attribute("data-child", child_id)
+        expect(row.locator(".badge")).to_have_attribute("data-status", "SUCCEEDED")
+    screenshots["children"] = shots_dir / "children.png"
+    page.screenshot(path=str(screenshots["children"]), full_page=True)
+    rows.first.get_by_role("link", name=children[0]).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Task {children[0]}")
+    expect(page.locator("#summary .answer")).to_have_text("4")
+    page.locator("#summary").get_by_role("link", name=task_id).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Task {task_id}")

@@ -87,7 +87,7 @@ def test_the_document_speaks_this_apis_errors_and_auth() -> None:
     ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[a-z][A-Za-z]+", i) for i in ids)
     listing = document["paths"]["/tasks"]["get"]
-    assert {p["name"] for p in listing["parameters"]} == {"status", "limit", "cursor"}
+    assert {p["name"] for p in listing["parameters"]} == {"status", "limit", "cursor", "parent_id"}
     assert listing["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/TaskPage"}
     cancel = document["paths"]["/tasks/{task_id}/cancel"]["post"]

@@ -46,6 +46,9 @@ SAMPLE_SUBSTITUTIONS = {
     "WaitForApprovalFunctionArn":
         "arn:aws:lambda:us-east-1:123456789012:function:opspawn-WaitForApproval-AbC123",
     "ApprovalTimeoutSeconds": "86400",
+    "WaitForChildrenFunctionArn":
+        "arn:aws:lambda:us-east-1:123456789012:function:opspawn-WaitForChildren-AbC123",
+    "ChildTaskTimeoutSeconds": "3600",
 }
 LAMBDA_INVOKE = {
     "arn:aws:states:::lambda:invoke",
@@ -217,7 +220,7 @@ def test_lambda_tasks_invoke_functions_of_the_template(
         assert retried >= LAMBDA_SERVICE_ERRORS, f"{name} does not retry Lambda service errors"
         assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch", [])), name
     assert invoked == {"PlanFunction", "CallModelFunction", "FinalizeFunction",
-                       "WaitForApprovalFunction"}
+                       "WaitForApprovalFunction", "WaitForChildrenFunction"}
     policies = template["Resources"]["AgentStateMachine"]["Properties"]["Policies"]
     allowed = {
         p["LambdaInvokePolicy"]["FunctionName"]["Ref"]
@@ -241,7 +244,9 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
         for c in decide["Choices"]
         if "And" in c and c["And"][1]["Variable"] == "$.step.route"
     }
-    assert gated == {"run_tools": "RunTools", "await_approvals": "AwaitApprovals"}
+    assert gated == {"run_tools": "RunTools", "await_approvals": "AwaitApprovals",
+                     "delegate": "WaitForChildren",
+                     "await_approvals_then_delegate": "AwaitApprovalsThenChildren"}
     assert all(c["And"][0] == {"Variable": "$.step.action", "StringEquals": "tool_calls"}
                for c in decide["Choices"] if "And" in c)
     # Waiting for a provider is a Wait state (no compute billed), then the same turn again.
@@ -274,9 +279,10 @@ def test_agent_loop_shape(asl: dict[str, Any]) -> None:
     # CallModel's ResultSelector keeps the fields of ModelStepOutput the loop needs.
     selected = {k.removesuffix(".$") for k in states["CallModel"]["ResultSelector"]}
     assert (
-        {"turn", "action", "route", "tool_calls", "approvals", "wait_seconds"}
+        {"turn", "action", "route", "tool_calls", "approvals", "wait_seconds", "delegations"}
         <= selected
-        <= set(ModelStepOutput.model_fields) | {"turn_limit", "tool_timeout_seconds"}
+        <= set(ModelStepOutput.model_fields)
+        | {"turn_limit", "tool_timeout_seconds", "children_timeout_seconds"}
     )
     assert states["MarkFailed"]["Parameters"]["Payload"]["error.$"] == "$.error"
     assert states["Failed"]["Type"] == "Fail"
@@ -323,6 +329,51 @@ def test_calls_that_need_approval_wait_on_their_own_path(asl: dict[str, Any]) ->
     assert wait["Catch"][0]["Next"] == "ApprovalNotGranted"
     assert states["ApprovalNotGranted"]["Parameters"]["Payload"]["error.$"] == "$.error"
     assert states["ApprovalNotGranted"].get("End") is True
+
+
+def test_sub_tasks_are_waited_for_on_a_task_token(asl: dict[str, Any]) -> None:
+    """A turn with `delegate` calls parks in WaitForChildren (a callback wait: no compute
+    billed) before RunTools; after its approvals when it has some (the same Map, then
+    WaitForChildren); a wait that times out or fails is settled, never the task's failure."""
+    from pydantic import TypeAdapter
+
+    from agentkit.models.payloads import WaitForChildrenEvent
+
+    states = asl["States"]
+    wait = states["WaitForChildren"]
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    payload = wait["Parameters"]["Payload"]
+    assert payload["task_token.$"] == "$$.Task.Token"
+    assert payload["delegations.$"] == "$.step.delegations"
+    assert payload["state_machine_arn.$"] == "$$.StateMachine.Id"
+    assert wait["TimeoutSecondsPath"] == "$.step.children_timeout_seconds"
+    assert wait["ResultPath"] is None and wait["Next"] == "RunTools"
+    [catch] = wait["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "ChildrenNotFinished"
+    assert catch["ResultPath"] not in ("$.step", "$", "$.task_id")
+    settle = states["ChildrenNotFinished"]
+    assert settle["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert settle["Next"] == "RunTools" and settle["Catch"][0]["Next"] == "RunTools"
+    assert settle["Parameters"]["Payload"]["error.$"] == catch["ResultPath"]
+    sample = {"task_id": "tsk_1", "turn": 1, "task_token": "t", "state_machine_arn": "arn",
+              "delegations": [{"task_id": "tsk_1", "turn": 1, "call_id": "c", "index": 0}],
+              "error": {"Error": "States.Timeout"}}
+    for state in (wait, settle):
+        fields = {k.removesuffix(".$") for k in state["Parameters"]["Payload"]}
+        TypeAdapter(WaitForChildrenEvent).validate_python(
+            {"action": state["Parameters"]["Payload"]["action"],
+             **{k: sample[k] for k in fields - {"action"}}})
+    # Approvals first, then the sub-tasks: the same Map as AwaitApprovals (its states
+    # renamed, names are unique in a machine), another Next.
+    first, then = states["AwaitApprovals"], states["AwaitApprovalsThenChildren"]
+
+    def unnamed(state: dict[str, Any]) -> str:
+        text = json.dumps({k: v for k, v in state.items() if k not in ("Next", "Comment")},
+                          sort_keys=True)
+        return text.replace("ThenChildren", "")
+
+    assert unnamed(first) == unnamed(then)
+    assert then["Next"] == "WaitForChildren"
 
 
 # --- the template ----------------------------------------------------------
@@ -527,6 +578,18 @@ def test_security_events_match_the_models() -> None:
     assert post["path"] == f"/tasks/{params['task_id']}/approvals/{params['approval_id']}"
     assert ApprovalDecisionRequest.model_validate_json(post["body"]).decision == "approve"
     assert params["task_id"] == _event("wait_for_approval.json")["task_id"]
+
+
+def test_sub_agent_events_match_the_models() -> None:
+    from pydantic import TypeAdapter
+
+    from agentkit.models.payloads import WaitForChildrenEvent
+
+    for name, action in (("wait_for_children.json", "start"),
+                         ("children_not_finished.json", "settle")):
+        event = TypeAdapter(WaitForChildrenEvent).validate_python(_event(name))
+        assert event.action == action
+        assert event.task_id == _event("wait_for_approval.json")["task_id"]
 
 
 def test_events_share_one_task_id() -> None:

@@ -17,7 +17,7 @@ def _call(name: str, **arguments: object) -> ToolCall:
 
 def test_specs_come_from_the_argument_models() -> None:
     specs = {spec.name: spec for spec in default_registry().specs()}
-    assert set(specs) == {"calculator", "current_time", "http_fetch", "read_file"}
+    assert set(specs) == {"calculator", "current_time", "http_fetch", "read_file", "delegate"}
     calc = specs["calculator"].parameters
     assert calc["type"] == "object"
     assert calc["required"] == ["expression"]

@@ -638,6 +638,10 @@ function summaryFacts(task) {
   }
   if (task.waited_seconds) facts.push(["Waited for providers", `${task.waited_seconds} s`]);
   if (task.error) facts.push(["Error", h("span", { class: "error-text" }, task.error)]);
+  if (task.parent_id) {
+    facts.push(["Sub-task of", [h("a", { href: `#/tasks/${encodeURIComponent(task.parent_id)}`, class: "mono" }, task.parent_id),
+      ` (depth ${task.depth})`]]);
+  }
   const list = h("dl", { class: "facts" }, facts.map(([dt, dd]) => [h("dt", {}, dt), h("dd", {}, dd)]));
   const shaped = task.answer_json !== undefined && task.answer_json !== null;
   return [list,
@@ -672,12 +676,16 @@ function planView(plan) {
   return h("pre", {}, pretty(plan));
 }
 
+/** The sub-tasks the task's `delegate` calls started (their usage is in the task's). */
 function childrenView(kids) {
   return h("ul", {}, kids.map((child) => {
     const id = typeof child === "string" ? child : child.task_id;
-    return h("li", {}, h("a", { href: `#/tasks/${encodeURIComponent(id)}`, class: "mono" }, id),
+    const usage = typeof child === "object" && child.usage ? child.usage : null;
+    return h("li", { "data-child": id }, h("a", { href: `#/tasks/${encodeURIComponent(id)}`, class: "mono" }, id),
       typeof child === "object" && child.status ? [" ", statusBadge(child.status)] : "",
-      typeof child === "object" && child.goal ? [" ", truncate(child.goal, 100)] : "");
+      typeof child === "object" && child.goal ? [" ", truncate(child.goal, 100)] : "",
+      usage ? h("span", { class: "muted" }, ` · ${formatTokens((usage.input_tokens || 0) + (usage.output_tokens || 0))} tokens`) : "",
+      typeof child === "object" && child.error ? h("div", { class: "error-text" }, truncate(child.error, 200)) : "");
   }));
 }
 

@@ -16,6 +16,7 @@ from agentkit.models.domain import Task
 from agentkit.output_schema import check_output_schema
 from agentkit.security import SecurityManager
 from agentkit.tools import ToolRegistry
+from agentkit.tools.delegate import OPT_IN_TOOLS
 from agentkit.tools.memory import MEMORY_TOOLS
 
 
@@ -63,7 +64,8 @@ def check_request(
             raise InputError(field, f"unknown provider '{provider}'; known: {', '.join(providers)}")
         if provider == "scripted" and not settings.scripted_model_enabled:
             raise InputError(field, "model 'scripted' is disabled in this deployment")
-    tools = registry.names if request.tools is None else list(dict.fromkeys(request.tools))
+    tools = ([n for n in registry.names if n not in OPT_IN_TOOLS] if request.tools is None
+             else list(dict.fromkeys(request.tools)))
     if request.memory == "off":
         # A task with memory off neither reads nor writes long-term memory: not by default,
         # and not by asking for the tools either.

@@ -11,12 +11,14 @@ from typing import Any
 from agentkit.admission import ExecutionStarter, release_and_start_next, remove_from_queue
 from agentkit.config import DEFAULT_MAX_RUNNING
 from agentkit.errors import InputError
+from agentkit.loop.children import cancel_children, report_to_parent
 from agentkit.loop.runs import RunStarter, start_next_run
 from agentkit.loop.task_tokens import answer
 from agentkit.models.api import TaskEventList, TaskPage, TaskSummary, TaskView
 from agentkit.models.domain import ApprovalStatus, Task, TaskEvent, TaskStatus
 from agentkit.store import TaskNotFoundError, TaskStore
 from agentkit.store.approvals import ApprovalConflictError, ApprovalStore
+from agentkit.store.children import ChildrenStore
 from agentkit.store.errors import InvalidCursorError
 
 
@@ -48,7 +50,15 @@ def get_task_view(task_id: str, *, store: TaskStore, tenant_id: str) -> TaskView
         approvals=[record.view() for record in ApprovalStore(store).list(task_id)],
         runs=store.list_runs(task),
         queued_follow_ups=task.queued_follow_ups,
+        children=[TaskSummary.of(child) for child in list_children(task_id, store=store)],
     )
+
+
+def list_children(task_id: str, *, store: TaskStore) -> list[Task]:
+    """The sub-tasks the task's `delegate` calls made, oldest first (a few per turn at
+    most, MaxDelegationFanout: read one by one)."""
+    found = [store.get_task(child_id) for child_id in ChildrenStore(store).child_ids(task_id)]
+    return [child for child in found if child is not None]
 
 
 def list_task_page(
@@ -58,9 +68,18 @@ def list_task_page(
     status: TaskStatus | None = None,
     limit: int = 20,
     cursor: str | None = None,
+    parent_id: str | None = None,
 ) -> TaskPage:
     """One page of the tenant's tasks, newest first. A cursor another tenant was handed (or
-    one this API never handed out) is a 400 naming `cursor`."""
+    one this API never handed out) is a 400 naming `cursor`. With `parent_id`: that task's
+    sub-tasks, newest first, all on one page (none when it is not the tenant's task)."""
+    if parent_id is not None:
+        parent = store.get_task(parent_id)
+        if parent is None or parent.tenant_id != tenant_id:
+            return TaskPage(items=[])
+        children = [child for child in reversed(list_children(parent_id, store=store))
+                    if child.tenant_id == tenant_id and status in (None, child.status)]
+        return TaskPage(items=[TaskSummary.of(child) for child in children])
     try:
         tasks, next_cursor = store.list_tasks(tenant_id, status=status, limit=limit, cursor=cursor)
     except InvalidCursorError as error:
@@ -92,6 +111,7 @@ def cancel_task(
     start_execution: ExecutionStarter | None = None,
     max_running: int = DEFAULT_MAX_RUNNING,
     start_run: RunStarter | None = None,
+    resume_wait: Callable[[str], None] | None = None,
 ) -> Task:
     """Mark CANCELLED first (conditional: only an active task), then stop the execution.
 
@@ -130,9 +150,22 @@ def cancel_task(
                              reason="the task was cancelled")
             if record.task_token and release_wait is not None:
                 release_wait(record.task_token)
+    _cancel_sub_tasks(task, store=store, stop_execution=stop_execution, resume_wait=resume_wait,
+                      release_wait=release_wait)
     store.discard_follow_ups(task.task_id, through=task.follow_ups)
     start_next_run(task.task_id, store=store, start_run=start_run)
     return store.require_task(task.task_id)
+
+
+def _cancel_sub_tasks(task: Task, *, store: TaskStore, stop_execution: Callable[[str], None],
+                      resume_wait: Callable[[str], None] | None,
+                      release_wait: Callable[[str], None] | None) -> None:
+    """Sub-agents: the task's own sub-tasks are cancelled with it (all the way down, their
+    usage reaching it), and a sub-task cancelled on its own tells its parent, whose wait
+    the last report of a turn resumes (`resume_wait`, SendTaskSuccess)."""
+    cancel_children(task.task_id, store=store, stop_execution=stop_execution,
+                    resume=resume_wait, release_wait=release_wait)
+    report_to_parent(store.require_task(task.task_id), store=store, resume=resume_wait)
 
 
 def cancel_tenant_task(
@@ -145,6 +178,7 @@ def cancel_tenant_task(
     start_execution: ExecutionStarter | None = None,
     max_running: int = DEFAULT_MAX_RUNNING,
     start_run: RunStarter | None = None,
+    resume_wait: Callable[[str], None] | None = None,
 ) -> TaskSummary:
     """POST /tasks/{id}/cancel for a tenant: another tenant's task is not found (404), a
     task that already ended is TaskAlreadyFinishedError (409)."""
@@ -152,7 +186,8 @@ def cancel_tenant_task(
     return TaskSummary.of(cancel_task(task, store=store, stop_execution=stop_execution,
                                       release_wait=release_wait,
                                       start_execution=start_execution,
-                                      max_running=max_running, start_run=start_run))
+                                      max_running=max_running, start_run=start_run,
+                                      resume_wait=resume_wait))
 
 
 def step_functions_stopper(client: Any) -> Callable[[str], None]:
@@ -163,6 +198,16 @@ def step_functions_stopper(client: Any) -> Callable[[str], None]:
                                   cause="cancelled by the caller")
 
     return stop
+
+
+def step_functions_resumer(client: Any) -> Callable[[str], None]:
+    """Resumes a parent waiting for its sub-tasks (the last one was cancelled)."""
+
+    def resume(task_token: str) -> None:
+        answer(client.send_task_success, taskToken=task_token,
+               output='{"resumed": true}')
+
+    return resume
 
 
 def step_functions_releaser(client: Any) -> Callable[[str], None]:

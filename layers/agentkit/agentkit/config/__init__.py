@@ -486,6 +486,34 @@ class WaitForApprovalSettings(StoreSettings, SecuritySettings):
     pass
 
 
+class DelegationSettings(SettingsPart):
+    """Sub-tasks (the `delegate` tool): how deep they may nest (MAX_DELEGATION_DEPTH; a
+    caller's task is depth 0) and how many one turn may start (MAX_DELEGATION_FANOUT).
+    The defaults (2 and 10) are agentkit.tools.delegate's."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "max_delegation_depth": "MAX_DELEGATION_DEPTH",
+        "max_delegation_fanout": "MAX_DELEGATION_FANOUT",
+    }
+
+    max_delegation_depth: int = Field(default=2, ge=0, le=10)
+    max_delegation_fanout: int = Field(default=10, ge=1, le=100)
+
+    @classmethod
+    def _read(cls, env: Environ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field, variable in DelegationSettings.VARIABLES.items():
+            value = _number(env, variable, whole=True)
+            if value is not None:
+                values[field] = value
+        return values
+
+
+class WaitForChildrenSettings(StoreSettings, SecuritySettings, StateMachineSettings,
+                              DelegationSettings):
+    pass
+
+
 PartT = TypeVar("PartT", bound=SettingsPart)
 
 

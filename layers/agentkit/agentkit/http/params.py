@@ -24,6 +24,16 @@ StatusFilter = Annotated[
         )
     ),
 ]
+ParentIdFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1, max_length=64,
+        description=(
+            "Only the sub-tasks of this task (those its `delegate` calls started), newest "
+            "first, all on one page; none when it is not one of yours."
+        ),
+    ),
+]
 Limit = Annotated[
     int, Query(ge=1, le=100, description="Tasks read per page (1-100): at most this many.")
 ]

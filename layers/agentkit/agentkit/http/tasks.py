@@ -30,7 +30,14 @@ from agentkit.http.errors import (
     error_doc,
     error_response,
 )
-from agentkit.http.params import Cursor, FollowUpIdempotencyKey, Limit, StatusFilter, TaskId
+from agentkit.http.params import (
+    Cursor,
+    FollowUpIdempotencyKey,
+    Limit,
+    ParentIdFilter,
+    StatusFilter,
+    TaskId,
+)
 from agentkit.http.resolver import current_tenant
 from agentkit.loop.runs import RunStarter
 from agentkit.models.api import (
@@ -62,6 +69,8 @@ class TaskRoutes:
     #: The follow-up behind an Idempotency-Key (built on first use: Powertools'
     #: idempotency package is imported only then).
     idempotent_follow_up: Callable[[], IdempotentFollowUp] | None = None
+    #: A cancelled sub-task that was the last of its turn resumes its waiting parent.
+    resume_wait: Callable[[str], None] | None = None
 
 
 def router(deps: TaskRoutes) -> Router:
@@ -97,10 +106,11 @@ def router(deps: TaskRoutes) -> Router:
         },
     )
     def list_tasks(
-        status: StatusFilter = None, limit: Limit = 20, cursor: Cursor = None
+        status: StatusFilter = None, limit: Limit = 20, cursor: Cursor = None,
+        parent_id: ParentIdFilter = None,
     ) -> TaskPage:
         return list_task_page(store=deps.store, tenant_id=current_tenant(routes),
-                              status=status, limit=limit, cursor=cursor)
+                              status=status, limit=limit, cursor=cursor, parent_id=parent_id)
 
     @routes.get(
         "/tasks/<task_id>",
@@ -132,7 +142,8 @@ def router(deps: TaskRoutes) -> Router:
         summary="Cancel a task; its conversation and usage so far are kept",
         tags=["tasks"],
         responses={
-            200: {"description": "The task, now CANCELLED; the execution is stopped."},
+            200: {"description": "The task, now CANCELLED; the execution is stopped, and "
+                  "so are its sub-tasks'."},
             **TASK_NOT_FOUND,
             **AUTH_REFUSALS,
             409: error_doc("The task has already ended."),
@@ -145,6 +156,7 @@ def router(deps: TaskRoutes) -> Router:
             stop_execution=deps.stop_execution, release_wait=deps.release_wait,
             start_execution=deps.start_execution, max_running=deps.max_running_for(tenant_id),
             start_run=deps.start_run,
+            resume_wait=deps.resume_wait,
         )
         logger.info("task cancelled", extra={"task_id": task_id})
         return summary

@@ -385,6 +385,7 @@ def _output(
         tool_calls=gated.tool_calls,
         approvals=gated.approvals,
         route=gated.route,
+        delegations=gated.delegations,
     )
 
 

@@ -64,6 +64,7 @@ def end_task(
     max_running_for: Callable[[str], int],
     start_run: RunStarter | None = None,
     extract_memories: Callable[[str], object] | None = None,
+    report_to_parent: Callable[[Task], object] | None = None,
 ) -> tuple[Task, str | None]:
     """The terminal write for `outcome` ("stopped": none, the status is already terminal),
     then the task's slot is released (exactly once, however often this runs) and the
@@ -71,7 +72,8 @@ def end_task(
     (agentkit.loop.runs) begins its run. Returns the task and the id started.
     `extract_memories(task_id)` runs before a success is written (a task with memory
     "auto": agentkit.memory.extraction.extract_for_finalize; it never raises), so that a
-    task seen SUCCEEDED has its memories stored."""
+    task seen SUCCEEDED has its memories stored. A sub-task reports to its parent first
+    (`report_to_parent`)."""
     if outcome == "succeeded":
         if extract_memories is not None:
             extract_memories(task_id)
@@ -80,6 +82,8 @@ def end_task(
         task = fail_task(task_id, error or StepError(), store=store)
     else:
         task = store.require_task(task_id)
+    if report_to_parent is not None and task.parent_id:
+        report_to_parent(task)  # a sub-task: its parent waits for it (agentkit.loop.children)
     started = release_and_start_next(
         task.task_id,
         task.tenant_id,

@@ -7,6 +7,10 @@ anything) and the approval wait all ask it. `gate_tools` sorts a turn's calls:
 * denied: the error result and its `tool_call` event are stored here; never queued;
 * needs approval: waits in AwaitApprovals (WaitForApproval), then runs in RunTools;
 * allowed: runs in RunTools.
+
+A `delegate` call (agentkit.tools.delegate) that is not denied is also one of the turn's
+`delegations`: WaitForChildren starts its sub-tasks and waits for them (after the
+approvals, if any) before RunTools, which then finds its result stored.
 """
 
 from __future__ import annotations
@@ -22,8 +26,13 @@ from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
 
 #: Where the state machine goes after the gate: RunTools, AwaitApprovals (then RunTools),
-#: or straight back to CallModel when no call is left to run (all denied or answered).
-Route = Literal["run_tools", "await_approvals", "call_model"]
+#: or straight back to CallModel when no call is left to run (all denied or answered);
+#: with `delegate` calls, WaitForChildren before RunTools (after the approvals, if any).
+Route = Literal["run_tools", "await_approvals", "call_model", "delegate",
+                "await_approvals_then_delegate"]
+
+#: The built-in whose calls become sub-tasks (agentkit.tools.delegate.DELEGATE).
+DELEGATE = "delegate"
 
 
 class GatedTurn(BaseModel):
@@ -32,12 +41,16 @@ class GatedTurn(BaseModel):
     tool_calls: list[ToolCallRef] = Field(default_factory=list)
     #: Calls that wait for a human first (AwaitApprovals).
     approvals: list[ToolCallRef] = Field(default_factory=list)
+    #: `delegate` calls (WaitForChildren starts their sub-tasks).
+    delegations: list[ToolCallRef] = Field(default_factory=list)
     denied: int = 0
 
     @property
     def route(self) -> Route:
         if self.approvals:
-            return "await_approvals"
+            return "await_approvals_then_delegate" if self.delegations else "await_approvals"
+        if self.delegations:
+            return "delegate"
         return "run_tools" if self.tool_calls else "call_model"
 
 
@@ -129,5 +142,7 @@ def gate_tools(
             continue
         if decision.outcome == "needs_approval":
             gated.approvals.append(ref)
+        if call.name == DELEGATE:
+            gated.delegations.append(ref)
         gated.tool_calls.append(ref)
     return gated

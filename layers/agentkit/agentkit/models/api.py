@@ -165,6 +165,13 @@ class TaskSummary(BaseModel):
     waiting: WaitInfo | None = Field(
         default=None, description="Set while the task waits for its provider: why, until when."
     )
+    parent_id: str | None = Field(
+        default=None,
+        description="Set on a sub-task: the task whose `delegate` call started it.",
+    )
+    depth: int = Field(
+        default=0, description="0 for a task a caller submitted; a sub-task's parent's + 1."
+    )
     created_at: str
     updated_at: str
     run: int = Field(
@@ -212,6 +219,11 @@ class TaskView(TaskSummary):
     waited_seconds: int = Field(default=0, description="Seconds waited for providers so far.")
     messages: list[Message]
     approvals: list[ApprovalView] = Field(default_factory=list)
+    children: list[TaskSummary] = Field(
+        default_factory=list,
+        description="The sub-tasks its `delegate` calls started, oldest first (their usage "
+        "is part of this task's `usage`).",
+    )
     runs: list[TaskRun] = Field(
         default_factory=list,
         description="Every run of the task, oldest first; the last is the current one. Its "

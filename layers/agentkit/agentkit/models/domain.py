@@ -274,6 +274,11 @@ class Task(BaseModel):
     answer_json: Any = None
     error: str | None = None
     execution_arn: str | None = None
+    # Sub-agents (agentkit.tools.delegate): the task whose `delegate` call made this one,
+    # and how deep it is (0: submitted by a caller). Defaults: a task stored before
+    # sub-agents existed loads as a top-level task.
+    parent_id: str | None = None
+    depth: int = Field(default=0, ge=0)
     created_at: str = Field(default_factory=utc_now)
     updated_at: str = Field(default_factory=utc_now)
     # Runs (follow-ups, agentkit.loop.runs): the record describes the task's current (or
@@ -356,6 +361,7 @@ EventKind = Literal[
     "model_call", "tool_call", "approval", "status", "wait", "compaction", "memory_recalled",
     "memory_extracted",
     "plan",
+    "delegation",
 ]
 
 
@@ -364,9 +370,10 @@ class TaskEvent(BaseModel):
     an approval decision, a status change, a wait for a provider, a compaction of the
     conversation (older turns summarised to fit the model's window) or the long-term
     memories recalled at plan time, or the durable facts a task with `memory: auto` left
-    as memories at its end (`error` set on these two: skipped, and why), or the task's
-    plan as made or updated (`plan`: its steps in `detail.steps`), with timing,
-    tokens, cost and error."""
+    as memories at its end (`error` set on these two: skipped, and why), the task's plan as
+    made or updated (`plan`: its steps in `detail.steps`), or a delegation (sub-tasks
+    started, `name` "started"; or one ended, `name` its status, `detail.child_id`, `usage`
+    its usage, now part of this task's), with timing, tokens, cost and error."""
 
     kind: EventKind
     turn: int = 0

@@ -4,7 +4,8 @@ The payload limit is 256 KB and every byte is carried through each transition, s
 gets pointers (task, turn, call) and reads the rest from the store. One model per payload
 a state receives or returns: TaskRef (Plan), TurnRef (CallModel) → ModelStepOutput,
 RunToolsMessage (the SQS body RunTools sends), ApprovalWait / ApprovalSettle
-(WaitForApproval / ApprovalNotGranted), FinalizeEvent (Finalize, MarkFailed, ReleaseSlot),
+(WaitForApproval / ApprovalNotGranted), ChildrenWait / ChildrenSettle (WaitForChildren /
+ChildrenNotFinished), FinalizeEvent (Finalize, MarkFailed, ReleaseSlot),
 StepError (what a Catch puts at `$.error`).
 """
 
@@ -46,7 +47,11 @@ class ModelStepOutput(BaseModel):
     #: results), those of them that wait for approval first, and where the loop goes next.
     tool_calls: list[ToolCallRef] = Field(default_factory=list)
     approvals: list[ToolCallRef] = Field(default_factory=list)
-    route: Literal["run_tools", "await_approvals", "call_model"] | None = None
+    route: Literal["run_tools", "await_approvals", "call_model", "delegate",
+                   "await_approvals_then_delegate"] | None = None
+    #: The `delegate` calls among `tool_calls`: WaitForChildren starts their sub-tasks and
+    #: waits for them before RunTools (route "delegate").
+    delegations: list[ToolCallRef] = Field(default_factory=list)
     #: action "wait": seconds the state machine waits (a Wait state) before calling again
     wait_seconds: int | None = None
 
@@ -82,6 +87,28 @@ class ApprovalSettle(ToolCallRef):
 
 
 WaitForApprovalEvent = Annotated[ApprovalWait | ApprovalSettle, Field(discriminator="action")]
+
+
+class ChildrenWait(TurnRef):
+    """WaitForChildren's payload: start the sub-tasks of the turn's `delegate` calls and
+    park the task on the wait's task token until the last of them ends."""
+
+    action: Literal["start"]
+    delegations: list[ToolCallRef] = Field(min_length=1)
+    task_token: str = Field(min_length=1)
+    #: `$$.StateMachine.Id`: where the sub-tasks are started (see FinalizeEvent).
+    state_machine_arn: str | None = None
+
+
+class ChildrenSettle(TurnRef):
+    """ChildrenNotFinished's payload: the wait ended without every sub-task (timed out,
+    failed): cancel those still running and give their calls their results."""
+
+    action: Literal["settle"]
+    error: StepError = Field(default_factory=StepError)
+
+
+WaitForChildrenEvent = Annotated[ChildrenWait | ChildrenSettle, Field(discriminator="action")]
 
 
 class FinalizeEvent(TaskRef):

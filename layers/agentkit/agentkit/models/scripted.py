@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentkit.models.domain import MAX_PLAN_STEP_CHARS, MAX_PLAN_STEPS, ModelText, Usage
 
@@ -17,6 +17,28 @@ class ScriptedToolCall(BaseModel):
 
     name: str = Field(min_length=1, max_length=128)
     arguments: dict[str, Any] = Field(default_factory=dict)
+    #: A `delegate` call only: the replies each of its sub-tasks plays, in the order of
+    #: its `tasks` (a child without one has no script, and fails as the scripted model
+    #: does when it runs out of turns).
+    #: (Plain objects here, checked as ScriptedTurn: a recursive model would split the
+    #: OpenAPI schemas of the bodies that carry a script.)
+    child_scripts: list[list[dict[str, Any]]] | None = Field(default=None, max_length=50)
+
+    @field_validator("child_scripts")
+    @classmethod
+    def _scripts(
+        cls, value: list[list[dict[str, Any]]] | None
+    ) -> list[list[dict[str, Any]]] | None:
+        if value is None:
+            return None
+        return [[ScriptedTurn.model_validate(turn).model_dump(mode="json", exclude_none=True)
+                 for turn in script] for script in value]
+
+    def child_script(self, position: int) -> list[ScriptedTurn] | None:
+        """The replies the sub-task at `position` of this `delegate` call plays."""
+        if not self.child_scripts or position >= len(self.child_scripts):
+            return None
+        return [ScriptedTurn.model_validate(turn) for turn in self.child_scripts[position]]
 
 
 class ScriptedError(BaseModel):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from agentkit.security.policy import SecurityConfig
 from agentkit.tools.builtin import builtin_tools
+from agentkit.tools.delegate import delegate_tool
 from agentkit.tools.mcp import McpServerConfig, mcp_sources
 from agentkit.tools.memory import unbound_memory_tools
 from agentkit.tools.registry import ToolRegistry
@@ -32,9 +33,10 @@ def default_registry(
     `<server>__*` tool is looked up, spec'd or called; a server's auth secret is looked up
     then, in the environment and `secret_sources`. `memory` (the deployment has long-term
     memory: an EmbeddingModel): the `remember` and `recall` built-ins too, unbound (RunTools
-    binds them to the task whose calls it runs).
+    binds them to the task whose calls it runs). `delegate` (sub-tasks) is always there;
+    a task has it only when its request names it (agentkit.tools.delegate).
     """
-    registry = ToolRegistry(builtin_tools(policy))
+    registry = ToolRegistry([*builtin_tools(policy), delegate_tool()])
     if memory:
         for tool in unbound_memory_tools():
             registry.register(tool)
