@@ -14,6 +14,8 @@ from agentkit.config import FinalizeSettings, load
 from agentkit.event_parser import event_parser
 from agentkit.loop.finalize import end_task
 from agentkit.models.payloads import FinalizeEvent
+from agentkit.observability.metrics import task_end
+from agentkit.observability.tracing import traced
 from agentkit.store import TaskStore
 
 logger = Logger()
@@ -32,6 +34,7 @@ def _starter(state_machine_arn: str | None) -> ExecutionStarter | None:
     return step_functions_starter(_sfn, arn)
 
 
+@traced
 @logger.inject_lambda_context
 @event_parser(model=FinalizeEvent)
 def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, Any]:
@@ -47,6 +50,7 @@ def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, An
         start_execution=start,
         max_running_for=_config.max_running_for,
     )
+    task_end(task, event.outcome)  # duration, turns, outcome (EMF)
     if event.outcome == "failed":
         logger.warning("task failed", extra={"reason": task.error})
     if started:

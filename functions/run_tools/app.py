@@ -21,6 +21,7 @@ from agentkit.config.tools import RunToolsSettings
 from agentkit.loop.run_tools import handle_run_tools
 from agentkit.memory.long_term import memory_provider
 from agentkit.models.payloads import RunToolsMessage
+from agentkit.observability.tracing import traced
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
@@ -66,6 +67,7 @@ def handle_record(record: SQSRecord) -> None:
         )
 
 
+@traced
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(

@@ -16,6 +16,7 @@ from agentkit.config import TasksSettings, load
 from agentkit.http import tasks
 from agentkit.http.openapi import document_router
 from agentkit.http.resolver import create_resolver, resolve
+from agentkit.observability.tracing import traced
 from agentkit.store import TaskStore
 
 logger = Logger()
@@ -41,6 +42,7 @@ app = create_resolver(
 )
 
 
+@traced
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
