@@ -14,7 +14,8 @@ Beside the project's own rows, the same probe runs `import agents` (openai-agent
 each in its own venv under .offline/bench-venvs/ (created on the
 first run, reused after), so the ratio to a full agent framework is visible.
 
-    .venv/bin/python bench/cold_start.py [--runs N] [--no-frameworks] [--no-pyc] [--json PATH]
+    .venv/bin/python bench/cold_start.py [--runs N] [--no-frameworks] [--no-pyc] [--tracing]
+        [--json PATH]
 
 Samples are interleaved (run 1 of every row, then run 2, ...) after one untimed warm-up
 per row, so .pyc files exist and a slow moment of the machine hits all rows alike.
@@ -88,6 +89,8 @@ LAMBDA_ENV = {
     "POWERTOOLS_SERVICE_NAME": "opspawn",
     "POWERTOOLS_LOG_LEVEL": "INFO",
     "POWERTOOLS_METRICS_NAMESPACE": "Opspawn",
+    # TracingEnabled=false (the handlers' @traced then loads no X-Ray SDK); --tracing: on.
+    "POWERTOOLS_TRACE_DISABLED": "true",
     "LANG": "C.UTF-8",
 }
 
@@ -405,7 +408,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"let botocore load {' / '.join(NOT_IN_LAMBDA_RUNTIME)} (absent on Lambda)",
     )
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--tracing", action="store_true", help="X-Ray tracing on (TracingEnabled=true)"
+    )
     args = parser.parse_args(argv)
+    if args.tracing:
+        LAMBDA_ENV["POWERTOOLS_TRACE_DISABLED"] = "false"
     if args.runs < 1:
         parser.error("--runs must be >= 1")
 

@@ -72,6 +72,7 @@ def traced(handler: Handler) -> Handler:
     def annotated(event: Any, context: Any) -> Any:
         _invocation.clear()
         _invocation.update(invocation_annotations(event))
+        active.put_annotation("function", environ().get("AWS_LAMBDA_FUNCTION_NAME", ""))
         for key, value in _invocation.items():
             active.put_annotation(key, value)
         result = handler(event, context)
