@@ -135,7 +135,7 @@ def test_a_task_is_one_trace_with_genai_attributes(
 
     tree = _tree(nodes, trace_id)
     linked = {n["trace_id"] for n in by_function["RunToolsFunction"]}
-    for linked_id in sorted(linked):
+    for linked_id in sorted(str(t) for t in linked):
         tree += [f"linked trace {linked_id} (RunTools, from SQS):", *_tree(nodes, linked_id)]
     out = OUTPUT_ROOT / "traces"
     out.mkdir(parents=True, exist_ok=True)

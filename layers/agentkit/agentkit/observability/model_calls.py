@@ -94,7 +94,7 @@ def observe_model_call(
                 subsegment.put_annotation("tenant_id", tenant_id)
                 subsegment.put_metadata("attributes", attributes, "gen_ai")
             metrics.model_call(
-                provider=provider, model=model, tenant_id=tenant_id, task_id=task_id,
+                provider=provider, model=model, tenant_id=tenant_id, task_id=call.task_id,
                 latency_ms=latency_ms, input_tokens=call.input_tokens,
                 output_tokens=call.output_tokens, cost_usd=call.cost_usd,
                 finish_reason=call.finish_reason, error_type=call.error_type,
