@@ -11,7 +11,7 @@ docs/openapi.json.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -258,16 +258,18 @@ class ApprovalView(BaseModel):
 
 
 EventKind = Literal[
-    "model_call", "tool_call", "approval", "status", "wait", "compaction", "memory_recalled"
+    "model_call", "tool_call", "approval", "status", "wait", "compaction", "memory_recalled",
+    "admission",
 ]
 
 
 class TaskEvent(BaseModel):
     """One entry of a task's timeline (GET /tasks/{id}/events): a model call, a tool call,
     an approval decision, a status change, a wait for a provider, a compaction of the
-    conversation (older turns summarised to fit the model's window) or the long-term
-    memories recalled at plan time (`error` set: recall was skipped, and why), with timing,
-    tokens, cost and error."""
+    conversation (older turns summarised to fit the model's window), the long-term
+    memories recalled at plan time (`error` set: recall was skipped, and why) or the
+    task's admission (its execution started; `duration_ms` since it was submitted), with
+    timing, tokens, cost and error."""
 
     kind: EventKind
     turn: int = 0
@@ -278,3 +280,23 @@ class TaskEvent(BaseModel):
     usage: Usage | None = None
     error: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+    started_at: str | None = Field(
+        default=None,
+        description=(
+            "When it began (UTC): `at` less `duration_ms` (a timeline waterfall's bar is "
+            "`started_at` to `at`; a wait's length is `detail.wait_seconds`)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _fill_started_at(self) -> TaskEvent:
+        """Events stored before the field existed get it from `at` and `duration_ms`."""
+        if self.started_at is None:
+            try:
+                ended = datetime.fromisoformat(self.at)
+            except ValueError:
+                return self
+            begun = ended - timedelta(milliseconds=self.duration_ms)
+            self.started_at = begun.astimezone(UTC).isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z")
+        return self
