@@ -257,5 +257,6 @@ def admission_event(task: Task, now: datetime | None = None) -> TaskEvent:
         waited = now - datetime.fromisoformat(task.created_at)
     except (TypeError, ValueError):
         waited = timedelta(0)
-    return TaskEvent(kind="admission", name="started",
+    at = now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return TaskEvent(kind="admission", name="started", at=at,
                      duration_ms=max(int(waited.total_seconds() * 1000), 0))
