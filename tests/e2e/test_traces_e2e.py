@@ -20,9 +20,9 @@ import pytest
 from agentkit.models.domain import TaskStatus
 from opspawn.client import OpspawnClient
 from opspawn.offline.stack import StackOutputs
+from opspawn.offline.traces import XRayDaemon, flat, handlers_of, task_trace
 from tests.support.browser import OUTPUT_ROOT
 from tests.support.e2e import E2E_TENANT
-from tests.support.xray import XRayDaemon, flat
 
 TIMEOUT_S = 120
 TURNS: list[dict[str, Any]] = [
@@ -41,42 +41,9 @@ def daemon(offline_stack: StackOutputs) -> Iterator[XRayDaemon]:
         yield listening
 
 
-def _handlers(nodes: list[dict[str, Any]], task_id: str) -> list[dict[str, Any]]:
-    """The handler subsegments (`## lambda_handler`) annotated with the task."""
-    return [n for n in nodes if n.get("name", "").startswith("## ")
-            and n.get("annotations", {}).get("task_id") == task_id]
-
-
 def _function(node: dict[str, Any]) -> str:
     name = str(node.get("annotations", {}).get("function", ""))
     return next((f for f in (*TRACE_FUNCTIONS, "RunToolsFunction") if f in name), name)
-
-
-def _tree(nodes: list[dict[str, Any]], trace_id: str) -> list[str]:
-    """The trace as indented lines, by start time: name, duration, annotations."""
-    ours = sorted((n for n in nodes if n["trace_id"] == trace_id),
-                  key=lambda n: n.get("start_time", 0))
-    children: dict[str | None, list[dict[str, Any]]] = {}
-    ids = {n["id"] for n in ours}
-    for node in ours:
-        parent = node.get("parent_id")
-        children.setdefault(parent if parent in ids else None, []).append(node)
-    start = ours[0].get("start_time", 0) if ours else 0
-    lines: list[str] = []
-
-    def visit(node: dict[str, Any], depth: int) -> None:
-        took = (node.get("end_time", 0) - node.get("start_time", 0)) * 1000
-        at = (node.get("start_time", 0) - start) * 1000
-        notes = {k: v for k, v in node.get("annotations", {}).items()
-                 if k not in {"Service", "ColdStart"}}
-        lines.append(f"{'  ' * depth}+{at:7.0f} ms {took:6.0f} ms  {node.get('name')}"
-                     + (f"  {json.dumps(notes, sort_keys=True)}" if notes else ""))
-        for child in children.get(node["id"], []):
-            visit(child, depth + 1)
-
-    for root in children.get(None, []):
-        visit(root, 0)
-    return lines
 
 
 def test_a_task_is_one_trace_with_genai_attributes(
@@ -88,12 +55,12 @@ def test_a_task_is_one_trace_with_genai_attributes(
     assert view.status == TaskStatus.SUCCEEDED, view.error
 
     def complete(documents: list[dict[str, Any]]) -> bool:
-        seen = {_function(n) for n in _handlers(flat(documents), task.task_id)}
+        seen = {_function(n) for n in handlers_of(flat(documents), task.task_id)}
         return {*TRACE_FUNCTIONS, "RunToolsFunction"} <= seen
 
     nodes = flat(daemon.wait_for(complete, timeout_s=20))
     assert not daemon.rejected
-    handlers = _handlers(nodes, task.task_id)
+    handlers = handlers_of(nodes, task.task_id)
     by_function: dict[str, list[dict[str, Any]]] = {}
     for node in handlers:
         by_function.setdefault(_function(node), []).append(node)
@@ -109,16 +76,15 @@ def test_a_task_is_one_trace_with_genai_attributes(
     # The submit function knows the tenant (from the authorizer).
     assert by_function["SubmitFunction"][0]["annotations"]["tenant_id"] == E2E_TENANT
     # StartExecution is a call inside submit's trace (botocore patched).
-    aws_calls = {n.get("name"): n for n in nodes if n["trace_id"] == trace_id
+    aws_calls = {str(n.get("name")).lower() for n in nodes if n["trace_id"] == trace_id
                  and n.get("namespace") == "aws"}
-    assert "states" in {name.lower() for name in aws_calls if name}, sorted(aws_calls)
-    assert "dynamodb" in {name.lower() for name in aws_calls if name}
+    assert {"states", "dynamodb"} <= aws_calls, sorted(aws_calls)
 
     # Each model call is a span with the OpenTelemetry GenAI attributes.
     model_calls = [n for n in nodes if n["trace_id"] == trace_id
                    and n.get("name") == "chat scripted"]
     assert len(model_calls) == 2
-    for span, finish in zip(sorted(model_calls, key=lambda n: n["start_time"]),
+    for span, finish in zip(sorted(model_calls, key=lambda n: float(n["start_time"])),
                             ("tool_calls", "stop"), strict=True):
         notes = span["annotations"]
         assert notes["gen_ai_system"] == "scripted"
@@ -133,10 +99,8 @@ def test_a_task_is_one_trace_with_genai_attributes(
         assert isinstance(attributes["gen_ai.usage.output_tokens"], int)
         assert notes["gen_ai_usage_input_tokens"] == attributes["gen_ai.usage.input_tokens"]
 
-    tree = _tree(nodes, trace_id)
+    tree = task_trace(nodes, task.task_id)
     linked = {n["trace_id"] for n in by_function["RunToolsFunction"]}
-    for linked_id in sorted(str(t) for t in linked):
-        tree += [f"linked trace {linked_id} (RunTools, from SQS):", *_tree(nodes, linked_id)]
     out = OUTPUT_ROOT / "traces"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{task.task_id}.json").write_text(json.dumps(

@@ -18,8 +18,8 @@ from agentkit.observability.tracing import (
     traced,
     tracing_enabled,
 )
+from opspawn.offline.traces import XRayDaemon, flat
 from tests.support.aws import ROOT
-from tests.support.xray import XRayDaemon, flat
 
 LAYER = str(ROOT / "layers" / "agentkit")
 ROOT_ID = "1-67891233-abcdef012345678912345678"
