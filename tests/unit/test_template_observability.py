@@ -52,8 +52,13 @@ def test_tracing_off_reaches_every_handler(template: dict[str, Any]) -> None:
 def test_the_layer_ships_the_xray_sdk_pinned_as_the_venv_runs_it() -> None:
     from importlib.metadata import version
 
-    requirements = (ROOT / "layers" / "agentkit" / "requirements.txt").read_text()
-    assert f"aws-xray-sdk=={version('aws-xray-sdk')}" in requirements
+    layer = ROOT / "layers" / "agentkit"
+    requirements = (layer / "requirements.txt").read_text()
+    # without its dependencies: a botocore in the layer would shadow the runtime's
+    assert f"aws-xray-sdk=={version('aws-xray-sdk')}" in (
+        layer / "requirements-nodeps.txt").read_text()
+    assert "requirements-nodeps.txt" in (layer / "Makefile").read_text()
+    assert not [line for line in requirements.splitlines() if line.startswith("aws-xray-sdk")]
     assert f"wrapt=={version('wrapt')}" in requirements
 
 
