@@ -131,15 +131,23 @@ def tree(nodes: list[dict[str, Any]], trace_id: str) -> list[str]:
     return lines
 
 
-def task_trace(nodes: list[dict[str, Any]], task_id: str) -> list[str]:
-    """A task's trace (its submit's and states') and the traces linked to it (tool turns
-    run from SQS), as printed lines."""
+def task_trace(nodes: list[dict[str, Any]], task_id: str, *, requests: bool = False) -> list[str]:
+    """A task's trace (its submit's, continued by every state) and the traces linked to it
+    (tool turns run from SQS), as printed lines; `requests`: also the other API requests
+    that named the task (each its own trace: a GET, a cancel, an approval)."""
     handlers = handlers_of(nodes, task_id)
     linked = {n["trace_id"] for n in handlers if n.get("annotations", {}).get("sender_trace_id")}
-    own = {n["trace_id"] for n in handlers} - linked
+    counts: dict[str, int] = {}
+    for node in handlers:
+        if node["trace_id"] not in linked:
+            counts[node["trace_id"]] = counts.get(node["trace_id"], 0) + 1
+    ranked = sorted(counts, key=lambda trace_id: -counts[trace_id])
     lines: list[str] = []
-    for trace_id in sorted(own):
-        lines += [f"trace {trace_id} (task {task_id}):", *tree(nodes, trace_id)]
+    for index, trace_id in enumerate(ranked):
+        if index == 0:
+            lines += [f"trace {trace_id} (task {task_id}):", *tree(nodes, trace_id)]
+        elif requests:
+            lines += [f"request trace {trace_id}:", *tree(nodes, trace_id)]
     for trace_id in sorted(linked):
         lines += [f"linked trace {trace_id} (from SQS):", *tree(nodes, trace_id)]
     return lines

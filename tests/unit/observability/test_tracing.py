@@ -123,3 +123,29 @@ def test_what_an_event_says_about_its_task() -> None:
     assert invocation_annotations(sqs) == {"task_id": "t-3", "sender_trace_id": ROOT_ID}
     assert invocation_annotations(["not", "a", "mapping"]) == {}
     assert trace_root("Sampled=1") is None
+
+
+def _handler(trace_id: str, segment_id: str, start: float, **annotations: str) -> dict[str, Any]:
+    return {"trace_id": trace_id, "id": segment_id, "name": "## lambda_handler",
+            "start_time": start, "end_time": start + 0.5, "annotations": annotations}
+
+
+def test_a_tasks_trace_is_printed_with_its_linked_trace_and_requests_on_demand() -> None:
+    from opspawn.offline.traces import task_trace
+
+    task, own, linked, get = "t-1", "1-a", "1-b", "1-c"
+    nodes = [
+        _handler(own, "s1", 10.0, task_id=task, function="SubmitFunction"),
+        {"trace_id": own, "id": "d1", "parent_id": "s1", "name": "dynamodb",
+         "start_time": 10.1, "end_time": 10.2, "annotations": {}},
+        _handler(own, "s2", 11.0, task_id=task, function="PlanFunction"),
+        _handler(linked, "s3", 12.0, task_id=task, sender_trace_id=own),
+        _handler(get, "s4", 13.0, task_id=task, function="TasksFunction"),
+        _handler("1-z", "s5", 13.0, task_id="another"),
+    ]
+    lines = task_trace(nodes, task)
+    assert lines[0] == f"trace {own} (task {task}):"
+    assert lines[1].startswith("+      0 ms    500 ms  ## lambda_handler")
+    assert lines[2].startswith("  +    100 ms    100 ms  dynamodb")  # a child, indented
+    assert lines[4] == f"linked trace {linked} (from SQS):" and len(lines) == 6
+    assert f"request trace {get}:" in task_trace(nodes, task, requests=True)
