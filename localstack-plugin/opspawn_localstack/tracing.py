@@ -14,6 +14,7 @@ a state's Lambda with no trace at all. These patches make it do as above:
 * API Gateway samples every request the caller did not decide for (X-Ray's default rule
   samples the first request each second, which is every request at offline rates), and
   gives its trace to the Lambda proxy integration's invocation;
+* the request's authorizer is invoked in the request's trace (authorizers.py);
 * StartExecution without ``traceHeader`` takes the request's ``X-Amzn-Trace-Id`` header;
 * a state's Lambda invocation and SQS message carry the execution's trace (a new parent
   id each, sampled).
@@ -63,7 +64,8 @@ def _add_header(params: dict[str, Any], **_: Any) -> None:
         params.setdefault("headers", {})[HEADER] = header
 
 
-def _call_with_trace(header: str | None, function: Any, *args: Any, **kwargs: Any) -> Any:
+def call_with_trace(header: str | None, function: Any, *args: Any, **kwargs: Any) -> Any:
+    """`function(*args, **kwargs)` with `header` on every AWS call it makes (this thread)."""
     previous = getattr(_current, "header", None)
     _current.header = header
     try:
@@ -134,7 +136,7 @@ def _api_gateway() -> None:
         @functools.wraps(invoke)
         def proxy_invoke(self: Any, context: Any) -> Any:
             trace = getattr(context, "trace_id", None)
-            return _call_with_trace(child_header(trace) if trace else None, invoke, self, context)
+            return call_with_trace(child_header(trace) if trace else None, invoke, self, context)
 
         RestApiAwsProxyIntegration.invoke = _mark(proxy_invoke)
 
@@ -184,7 +186,7 @@ def _state_tasks() -> None:
 
         @functools.wraps(invoke)
         def execute_lambda_function_integration(env: Any, *args: Any, **kwargs: Any) -> Any:
-            return _call_with_trace(_execution_header(env), invoke, env, *args, **kwargs)
+            return call_with_trace(_execution_header(env), invoke, env, *args, **kwargs)
 
         lambda_eval_utils.execute_lambda_function_integration = _mark(
             execute_lambda_function_integration
@@ -195,6 +197,6 @@ def _state_tasks() -> None:
 
         @functools.wraps(send)
         def _eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
-            return _call_with_trace(_execution_header(env), send, self, env, *args, **kwargs)
+            return call_with_trace(_execution_header(env), send, self, env, *args, **kwargs)
 
         StateTaskServiceSqs._eval_service_task = _mark(_eval_service_task)
