@@ -14,8 +14,7 @@ Beside the project's own rows, the same probe runs `import agents` (openai-agent
 each in its own venv under .offline/bench-venvs/ (created on the
 first run, reused after), so the ratio to a full agent framework is visible.
 
-    .venv/bin/python bench/cold_start.py [--runs N] [--no-frameworks] [--no-pyc] [--tracing]
-        [--json PATH]
+    .venv/bin/python bench/cold_start.py [--runs N] [--no-frameworks] [--no-pyc] [--json PATH]
 
 Samples are interleaved (run 1 of every row, then run 2, ...) after one untimed warm-up
 per row, so .pyc files exist and a slow moment of the machine hits all rows alike.
