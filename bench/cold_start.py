@@ -89,6 +89,8 @@ LAMBDA_ENV = {
     "POWERTOOLS_SERVICE_NAME": "opspawn",
     "POWERTOOLS_LOG_LEVEL": "INFO",
     "POWERTOOLS_METRICS_NAMESPACE": "Opspawn",
+    # TracingEnabled=false (the handlers' @traced then loads no X-Ray SDK); --tracing: on.
+    "POWERTOOLS_TRACE_DISABLED": "true",
     "LANG": "C.UTF-8",
 }
 
@@ -434,7 +436,12 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the project rows whose label contains TEXT (repeatable); frameworks stay",
     )
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--tracing", action="store_true", help="X-Ray tracing on (TracingEnabled=true)"
+    )
     args = parser.parse_args(argv)
+    if args.tracing:
+        LAMBDA_ENV["POWERTOOLS_TRACE_DISABLED"] = "false"
     if args.runs < 1:
         parser.error("--runs must be >= 1")
 

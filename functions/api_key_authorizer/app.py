@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentkit.api.api_keys import MissingCredentials, authorize
 from agentkit.config import ApiKeyAuthorizerSettings, load
+from agentkit.observability.tracing import traced
 from agentkit.store.api_keys import ApiKeyStore
 
 logger = Logger()
@@ -25,6 +26,7 @@ _config = load(ApiKeyAuthorizerSettings)
 _keys = ApiKeyStore(_config.table_name)
 
 
+@traced
 @logger.inject_lambda_context
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def lambda_handler(

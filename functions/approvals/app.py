@@ -12,6 +12,7 @@ from agentkit import aws
 from agentkit.config import ApprovalsSettings, load
 from agentkit.http import approvals
 from agentkit.http.resolver import create_resolver, resolve
+from agentkit.observability.tracing import traced
 from agentkit.store import TaskStore
 
 logger = Logger()
@@ -26,6 +27,7 @@ app = create_resolver(
 )
 
 
+@traced
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)

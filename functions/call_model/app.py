@@ -18,6 +18,7 @@ from agentkit.memory.context import DEFAULT_REPLY_RESERVE
 from agentkit.models.domain import Task
 from agentkit.models.payloads import TurnRef
 from agentkit.models.scripted import ScriptedTurn
+from agentkit.observability.tracing import traced
 from agentkit.security import SecurityManager
 from agentkit.store import ProviderStateStore, TaskStore
 from agentkit.store.approvals import ApprovalStore
@@ -64,6 +65,7 @@ def _client_for(task: Task, model: str) -> BaseLLMClient:
     )
 
 
+@traced
 @logger.inject_lambda_context
 @metrics.log_metrics
 @event_parser(model=TurnRef)

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentkit.config import ConsoleSettings, load
 from agentkit.http import console
 from agentkit.http.resolver import create_resolver, resolve
+from agentkit.observability.tracing import traced
 
 logger = Logger()
 # The console reads no data itself (no grant on the table): its settings are the ones
@@ -23,6 +24,7 @@ app = create_resolver(
 )
 
 
+@traced
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)

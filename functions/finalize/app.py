@@ -22,6 +22,8 @@ from agentkit.loop.finalize import end_task
 from agentkit.loop.runs import RunStarter, step_functions_run_starter
 from agentkit.models.domain import Task
 from agentkit.models.payloads import FinalizeEvent
+from agentkit.observability.metrics import task_end
+from agentkit.observability.tracing import traced
 from agentkit.store import TaskStore
 
 logger = Logger()
@@ -125,6 +127,7 @@ def _report_to_parent(task: Task) -> bool:
     return report_to_parent(task, store=_store, resume=sfn_resumer(_sfn))
 
 
+@traced
 @logger.inject_lambda_context
 @event_parser(model=FinalizeEvent)
 def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, Any]:
@@ -146,6 +149,7 @@ def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, An
         ),
         report_to_parent=_report_to_parent,
     )
+    task_end(task, event.outcome)  # duration, turns, outcome (EMF)
     if event.outcome == "failed":
         logger.warning("task failed", extra={"reason": task.error})
     if started:

@@ -13,6 +13,7 @@ from agentkit.config.memory import MemoriesSettings
 from agentkit.http import memories
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.memory.long_term import LongTermMemory, long_term_memory
+from agentkit.observability.tracing import traced
 
 logger = Logger()
 _config = load(MemoriesSettings)
@@ -32,6 +33,7 @@ def _long_term() -> LongTermMemory | None:
 app = create_resolver(memories.router(memories.MemoryRoutes(memory=_long_term)))
 
 
+@traced
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)

@@ -13,6 +13,7 @@ from agentkit.event_parser import event_parser
 from agentkit.loop.runs import plan_or_continue
 from agentkit.memory.long_term import memory_provider
 from agentkit.models.payloads import TaskRef
+from agentkit.observability.tracing import traced
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
 
@@ -26,6 +27,7 @@ _registry = default_registry(
 _memory = memory_provider(_config, _config.table_name)
 
 
+@traced
 @logger.inject_lambda_context
 @event_parser(model=TaskRef)
 def lambda_handler(event: TaskRef, context: LambdaContext) -> dict[str, Any]:

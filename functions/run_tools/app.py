@@ -22,6 +22,7 @@ from agentkit.config.tools import RunToolsSettings
 from agentkit.loop.run_tools import handle_run_tools
 from agentkit.memory.long_term import memory_provider
 from agentkit.models.payloads import RunToolsMessage
+from agentkit.observability.tracing import traced
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
@@ -64,6 +65,7 @@ def handle_record(record: SQSRecord) -> None:
         )
 
 
+@traced
 @logger.inject_lambda_context
 @event_source(data_class=SQSEvent)
 def lambda_handler(event: SQSEvent, context: LambdaContext) -> dict[str, list[dict[str, str]]]:

@@ -15,6 +15,7 @@ from agentkit.config.tools import SchedulesSettings
 from agentkit.http import schedules
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.models.api import SubmitTaskRequest
+from agentkit.observability.tracing import traced
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
@@ -49,6 +50,7 @@ app = create_resolver(
 )
 
 
+@traced
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)

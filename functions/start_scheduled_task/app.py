@@ -16,6 +16,7 @@ from agentkit.config.tools import StartScheduledTaskSettings
 from agentkit.event_parser import event_parser
 from agentkit.models.api import SubmitTaskRequest
 from agentkit.models.domain import Task
+from agentkit.observability.tracing import traced
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
@@ -43,6 +44,7 @@ def _submit(request: SubmitTaskRequest, *, tenant_id: str) -> Task:
     )
 
 
+@traced
 @logger.inject_lambda_context
 @event_parser(model=ScheduleFired)
 def lambda_handler(event: ScheduleFired, context: LambdaContext) -> dict[str, Any]:

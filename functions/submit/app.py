@@ -17,6 +17,7 @@ from agentkit.http import submit
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.models.api import SubmitTaskRequest
 from agentkit.models.domain import Task
+from agentkit.observability.tracing import traced
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools import default_registry
@@ -69,6 +70,7 @@ app = create_resolver(
 )
 
 
+@traced
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from agentkit.http.openapi import document_router
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.loop.runs import step_functions_run_starter
 from agentkit.models.api import FollowUpAccepted, FollowUpRequest
+from agentkit.observability.tracing import traced
 from agentkit.store import TaskStore
 
 logger = Logger()
@@ -71,6 +72,7 @@ app = create_resolver(
 )
 
 
+@traced
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)

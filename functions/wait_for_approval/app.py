@@ -12,6 +12,7 @@ from agentkit import aws
 from agentkit.config import WaitForApprovalSettings, load
 from agentkit.loop.wait_for_approval import request_approval, settle_unapproved
 from agentkit.models.payloads import ApprovalSettle, ApprovalWait, WaitForApprovalEvent
+from agentkit.observability.tracing import traced
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 
@@ -24,6 +25,7 @@ _sfn = aws.client("stepfunctions")
 _event: TypeAdapter[ApprovalWait | ApprovalSettle] = TypeAdapter(WaitForApprovalEvent)
 
 
+@traced
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = _event.validate_python(event)

@@ -21,6 +21,7 @@ from agentkit.loop.children import (
     start_children,
 )
 from agentkit.models.payloads import ChildrenSettle, ChildrenWait, WaitForChildrenEvent
+from agentkit.observability.tracing import traced
 from agentkit.security import SecurityManager
 from agentkit.store import TaskStore
 from agentkit.tools.delegate import DelegationLimits
@@ -35,6 +36,7 @@ _sfn = aws.client("stepfunctions")
 _event: TypeAdapter[ChildrenWait | ChildrenSettle] = TypeAdapter(WaitForChildrenEvent)
 
 
+@traced
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = _event.validate_python(event)

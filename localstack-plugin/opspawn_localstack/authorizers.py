@@ -38,6 +38,8 @@ from typing import Any
 
 from localstack.runtime import hooks
 
+from opspawn_localstack.tracing import call_with_trace, child_header
+
 LOG = logging.getLogger(__name__)
 DEFAULT_TTL_SECONDS = 300
 MAX_CACHE_ENTRIES = 1024
@@ -213,7 +215,10 @@ class LambdaAuthorizerHandler:
             f"/authorizers/{authorizer.get('id')}"
         )
         try:
-            payload = RestApiAwsProxyIntegration.call_lambda(
+            trace = getattr(context, "trace_id", None)  # in the request's trace, as on AWS
+            payload = call_with_trace(
+                child_header(trace) if trace else None,
+                RestApiAwsProxyIntegration.call_lambda,
                 function_arn=function_arn,
                 event=json.dumps(event).encode(),
                 source_arn=source_arn,

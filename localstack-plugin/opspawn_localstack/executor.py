@@ -82,6 +82,12 @@ def _gateway_port() -> int:
     return int(config.GATEWAY_LISTEN[0].port)
 
 
+def xray_daemon_address() -> str:
+    """Where the functions' X-Ray SDK sends segments (OPSPAWN_XRAY_DAEMON_ADDRESS, default
+    UDP 127.0.0.1:<gateway port>)."""
+    return os.environ.get("OPSPAWN_XRAY_DAEMON_ADDRESS") or f"127.0.0.1:{_gateway_port()}"
+
+
 class _Worker:
     """One worker subprocess and the thread reading its response pipe."""
 
@@ -182,6 +188,13 @@ class SubprocessRuntimeExecutor(RuntimeExecutor):
         env["LAMBDA_TASK_ROOT"] = code_dir
         env["AWS_ENDPOINT_URL"] = f"http://{self.get_endpoint_from_executor()}:{_gateway_port()}"
         env.setdefault("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:0")
+        # Lambda's X-Ray daemon address: segments go to UDP 127.0.0.1:<gateway port> (UDP,
+        # so it never meets the gateway's TCP listener), where a test (or `python -m
+        # opspawn.offline traces`) may listen; nobody listening, they are dropped, as on AWS
+        # without the daemon.
+        daemon = xray_daemon_address()
+        env["AWS_XRAY_DAEMON_ADDRESS"] = daemon
+        env["_AWS_XRAY_DAEMON_ADDRESS"], _, env["_AWS_XRAY_DAEMON_PORT"] = daemon.partition(":")
         self._env = env
         with self._lock:
             self._spawn()

@@ -1,5 +1,7 @@
 """LocalStack start-up hooks (entry point group ``localstack.hooks.on_infra_start``).
 
+``opspawn_fast_cfn_polling`` also installs the X-Ray trace propagation of tracing.py.
+
 ``opspawn_fast_cfn_polling``: LocalStack's CloudFormation executor re-polls an IN_PROGRESS
 resource every 5 s (``ResourceProviderExecutor.deploy_loop(sleep_time=5)``), one resource at a
 time, so each Lambda function costs ~5 s of sleeping (6 functions: ~30 s per deploy). Poll every
@@ -33,6 +35,11 @@ DEFAULT_ESM_POLL_SECONDS = 0.1
 
 @hooks.on_infra_start()
 def opspawn_fast_cfn_polling() -> None:
+    # X-Ray trace propagation (tracing.py) rides on this hook's entry point: a shared offline
+    # install registers the entry points of whichever checkout installed it last.
+    from opspawn_localstack import tracing
+
+    tracing.install()
     seconds = float(os.environ.get("OPSPAWN_CFN_POLL_SECONDS") or DEFAULT_POLL_SECONDS)
     if seconds <= 0:
         return

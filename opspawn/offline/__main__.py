@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -157,6 +158,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_traces(args: argparse.Namespace) -> int:
+    from opspawn.offline.paths import port
+    from opspawn.offline.traces import listen
+
+    with contextlib.suppress(KeyboardInterrupt):
+        listen(args.port or server.running_port() or port(), task_id=args.task)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m opspawn.offline",
@@ -200,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("function", nargs="?", help="function name, logical id or a part of it")
     logs.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
     logs.add_argument("-f", "--follow", action="store_true")
+
+    traces = sub.add_parser(
+        "traces", help="listen for the functions' X-Ray segments and print each task's trace")
+    traces.add_argument("--task", help="only this task id")
+    traces.add_argument("--port", type=int, default=None, help="default: LocalStack's port")
     return parser
 
 
@@ -211,6 +226,7 @@ COMMANDS = {
     "deploy": cmd_deploy,
     "outputs": cmd_outputs,
     "logs": cmd_logs,
+    "traces": cmd_traces,
 }
 
 

@@ -38,6 +38,8 @@ SERVICES = ",".join(
         "iam",
         "sts",
         "logs",
+        # the template's alarms (AWS::CloudWatch::Alarm; its dashboard is skipped offline)
+        "cloudwatch",
         "cloudformation",
         "s3",
         "kms",

@@ -158,8 +158,11 @@ def test_events_timeline_of_a_finished_task(client_for: Callable[[str], OpspawnC
     view = api.wait(task.task_id, timeout_s=TIMEOUT_S, poll_s=0.3)
     assert view.status == TaskStatus.SUCCEEDED, view.error
 
-    # The e2e stack has long-term memory: Plan recalled (nothing, for a new tenant) first.
-    recalled, *events = api.events(task.task_id)
+    # Admitted (its execution started: the waterfall's first bar, since submission), then
+    # the e2e stack has long-term memory: Plan recalled (nothing, for a new tenant).
+    admitted, recalled, *events = api.events(task.task_id)
+    assert (admitted.kind, admitted.name) == ("admission", "started")
+    assert admitted.started_at is not None and admitted.started_at <= admitted.at
     assert (recalled.kind, recalled.turn, recalled.error) == ("memory_recalled", 0, None)
     assert recalled.detail["memories"] == []
     assert [(e.kind, e.turn, e.name) for e in events] == [

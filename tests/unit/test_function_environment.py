@@ -25,9 +25,12 @@ from tests.support.aws import ROOT, load_template
 
 #: Read by Powertools, not by a settings model: the variable → what in app.py reads it.
 POWERTOOLS_VARIABLES = {
-    "POWERTOOLS_SERVICE_NAME": "Logger(",
-    "POWERTOOLS_LOG_LEVEL": "Logger(",
-    "POWERTOOLS_METRICS_NAMESPACE": "Metrics(",
+    "POWERTOOLS_SERVICE_NAME": ("Logger(",),
+    "POWERTOOLS_LOG_LEVEL": ("Logger(",),
+    # Powertools Metrics, or agentkit.observability.metrics (EMF lines of their own)
+    "POWERTOOLS_METRICS_NAMESPACE": ("Metrics(", "task_end("),
+    # agentkit.observability.tracing: the handler's decorator decides whether to trace
+    "POWERTOOLS_TRACE_DISABLED": ("@traced",),
 }
 
 
@@ -121,7 +124,8 @@ def _mismatches(folder: str, environment: Mapping[str, str]) -> tuple[set[str], 
     except agentkit.config.ConfigError as failure:
         error = str(failure)
     app = (ROOT / "functions" / folder / "app.py").read_text()
-    powertools = {name for name, reader in POWERTOOLS_VARIABLES.items() if reader in app}
+    powertools = {name for name, readers in POWERTOOLS_VARIABLES.items()
+                  if any(reader in app for reader in readers)}
     return set(environment) - recorded.read - powertools, error
 
 
@@ -138,7 +142,8 @@ def test_the_template_sets_what_the_settings_read(logical_id: str) -> None:
     assert not unread, f"{logical_id} sets variables nothing reads: {sorted(unread)}"
     # Powertools' readers need theirs (Metrics without a namespace fails when it flushes)
     app = (ROOT / "functions" / folder / "app.py").read_text()
-    needed = {name for name, reader in POWERTOOLS_VARIABLES.items() if reader in app}
+    needed = {name for name, readers in POWERTOOLS_VARIABLES.items()
+              if any(reader in app for reader in readers)}
     assert needed <= set(environment), f"{logical_id} lacks {sorted(needed - set(environment))}"
 
 

@@ -442,6 +442,8 @@ def test_sam_build_layer_layout(tmp_path: Path) -> None:
     # Wheels for the Lambda runtime, not for the machine that built them.
     assert list((layer / "pydantic_core").glob("*cpython-312-x86_64-linux-gnu.so"))
     assert not (layer / "boto3").exists(), "boto3 comes with the Lambda runtime"
+    assert not (layer / "botocore").exists(), "botocore comes with the Lambda runtime"
+    assert (layer / "aws_xray_sdk").is_dir() and (layer / "wrapt").is_dir()  # X-Ray tracing
     assert (build / "template.yaml").is_file()
     # Provider SDKs ship in their own layer, attached only to the functions that call models:
     # CallModel, and the embedding models of long-term memory (Memories, Plan, RunTools).

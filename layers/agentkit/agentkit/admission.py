@@ -199,6 +199,7 @@ class _TenantRunner:
             return False
         self.store.update_task(task_id, changes={"execution_arn": execution_arn,
                                                  "started_at": utc_now()})
+        self.store.add_event(task_id, admission_event(task))  # the timeline's first bar
         self.started.append(task_id)
         return True
 
@@ -248,3 +249,15 @@ def remove_from_queue(task: Task, *, store: TaskStore) -> bool:
     """Take a QUEUED task out of its tenant's queue before it got a slot (a cancel).
     False: it was claimed first (it holds a slot), or it was never queued."""
     return TenantSlots(store).dequeue(task.tenant_id, QueuedTask(task.task_id, task.created_at))
+
+
+def admission_event(task: Task, now: datetime | None = None) -> TaskEvent:
+    """The task's execution started: from its submission (queued, then a slot) to now."""
+    now = now or datetime.now(UTC)
+    try:
+        waited = now - datetime.fromisoformat(task.created_at)
+    except (TypeError, ValueError):
+        waited = timedelta(0)
+    at = now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return TaskEvent(kind="admission", name="started", at=at,
+                     duration_ms=max(int(waited.total_seconds() * 1000), 0))

@@ -116,6 +116,10 @@ def test_events_are_the_timeline_and_tenant_scoped(store: TaskStore) -> None:
         ("model_call", "scripted"), ("tool_call", "calculator")]
     assert body["items"][0]["usage"]["input_tokens"] == 10
     assert body["items"][1]["duration_ms"] == 3
+    # a waterfall's bar: started_at to at
+    assert [(e["started_at"], e["at"]) for e in body["items"]] == [
+        ("2026-11-24T00:00:00.988Z", "2026-11-24T00:00:01.000Z"),
+        ("2026-11-24T00:00:01.997Z", "2026-11-24T00:00:02.000Z")]
 
     status, theirs = call_handler(tasks, task_event("tasks_events.json", EXAMPLE_ID, "intruder"))
     unknown_status, unknown = call_handler(tasks, task_event("tasks_events.json", "tsk_nope"))
@@ -149,7 +153,8 @@ def test_cancel_stops_the_execution_keeps_the_work_and_is_409_once_ended(
     assert task.status == TaskStatus.CANCELLED and task.error == "cancelled by the caller"
     execution = boto3.client("stepfunctions").describe_execution(executionArn=task.execution_arn)
     assert execution["status"] == "ABORTED"
-    assert [(e.kind, e.name) for e in store.list_events(task_id)] == [("status", "CANCELLED")]
+    assert [(e.kind, e.name) for e in store.list_events(task_id)] == [
+        ("admission", "started"), ("status", "CANCELLED")]
 
     status, again = call_handler(tasks, task_event("tasks_cancel.json", task_id))
     assert status == 409

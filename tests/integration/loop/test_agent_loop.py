@@ -283,7 +283,8 @@ def test_the_timeline_records_each_model_and_tool_call(store: TaskStore,
     task_id = _submit(store, registry, TWO_TOOLS_THEN_ANSWER)
     _drive(store, registry, task_id)
     finalize_task(task_id, store=store)
-    events = store.list_events(task_id)
+    admitted, *events = store.list_events(task_id)
+    assert admitted.kind == "admission"  # its execution started at submit
     assert [e.kind for e in events] == ["model_call", "tool_call", "tool_call", "model_call",
                                         "status"]
     # The two tools of a turn run concurrently in production: no order between them.
@@ -298,7 +299,8 @@ def test_a_failed_model_call_is_on_the_timeline(store: TaskStore, registry: Tool
     task_id = _submit(store, registry, [{"error": {"kind": "fatal", "message": "nope"}}])
     with pytest.raises(ModelRequestError):
         _drive(store, registry, task_id)
-    [event] = store.list_events(task_id)
+    [admitted, event] = store.list_events(task_id)
+    assert admitted.kind == "admission"
     assert event.kind == "model_call" and "nope" in (event.error or "")
     assert event.detail["error_type"] == "ModelRequestError"
 

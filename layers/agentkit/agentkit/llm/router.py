@@ -60,6 +60,8 @@ from agentkit.llm.base import (
 from agentkit.llm.breaker import BreakerPolicy, CircuitBreaker, NoBreaker, SharedCircuitBreaker
 from agentkit.llm.limiter import Limiter, ProviderLimits, estimate_tokens
 from agentkit.llm.pricing import with_cost
+from agentkit.observability import metrics as observed
+from agentkit.observability.model_calls import observe_model_call
 from agentkit.store.provider_state import (
     PaceDenied,
     ProviderSnapshot,
@@ -224,6 +226,7 @@ class ModelRouter:
             return None
         admission = self._breaker.admit(provider, snapshot.breaker)
         if not admission.allowed:
+            observed.breaker_open(provider=provider, tenant_id=call.tenant, why="refused")
             call.block(model, "breaker_open", admission.retry_at or now + self._policy.busy_wait_s,
                        f"skipped: the {provider} circuit is open")
             return None
@@ -245,7 +248,13 @@ class ModelRouter:
                 self._limiter.release(grant)
                 return None
             try:
-                response = client.complete(model_request)
+                with observe_model_call(provider, name, tenant_id=call.tenant) as observation:
+                    response = client.complete(model_request)
+                    usage = with_cost(model, response.usage)
+                    observation.reply(input_tokens=usage.input_tokens,
+                                      output_tokens=usage.output_tokens,
+                                      cost_usd=usage.cost_usd,
+                                      finish_reason=response.finish_reason)
             except ModelRequestError:
                 self._after_call(grant, None, provider, reached=admission.probe)
                 raise
@@ -257,7 +266,7 @@ class ModelRouter:
                 call.slept += retry_in
                 continue
             self._after_call(grant, response, provider, reached=admission.probe)
-            return response.model_copy(update={"usage": with_cost(model, response.usage)})
+            return response.model_copy(update={"usage": usage})
         return None
 
     def _failed(
@@ -291,6 +300,7 @@ class ModelRouter:
         else:  # an outage: the estimate stays taken (the provider may have run it)
             open_until = self._breaker.record_outage(provider)
             if open_until is not None:
+                observed.breaker_open(provider=provider, tenant_id=call.tenant, why="opened")
                 snapshot = call.snapshots.get(provider, ProviderSnapshot())
                 call.snapshots[provider] = ProviderSnapshot(
                     snapshot.hold_until, snapshot.hold_reason,

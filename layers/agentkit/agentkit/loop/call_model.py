@@ -43,6 +43,7 @@ from agentkit.models.domain import (
     utc_now,
 )
 from agentkit.models.payloads import ModelStepOutput, TurnRef
+from agentkit.observability.metrics import provider_wait
 from agentkit.security import SecurityManager
 from agentkit.store import ConflictError, TaskStore
 from agentkit.store.approvals import ApprovalStore
@@ -279,6 +280,7 @@ def _wait_for_provider(
                     "waited_seconds": task.waited_seconds + seconds},
         ),
     )
+    provider_wait(provider=wait.provider, reason=wait.reason, seconds=seconds, tenant_id=task.tenant_id, waited_seconds=task.waited_seconds + seconds, task_id=task.task_id)  # noqa: E501
     return ModelStepOutput(
         task_id=task.task_id, turn=task.turn, action="wait", wait_seconds=seconds
     )

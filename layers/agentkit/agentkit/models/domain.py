@@ -11,7 +11,7 @@ docs/openapi.json.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -362,6 +362,7 @@ EventKind = Literal[
     "memory_extracted",
     "plan",
     "delegation",
+    "admission",
 ]
 
 
@@ -373,7 +374,8 @@ class TaskEvent(BaseModel):
     as memories at its end (`error` set on these two: skipped, and why), the task's plan as
     made or updated (`plan`: its steps in `detail.steps`), or a delegation (sub-tasks
     started, `name` "started"; or one ended, `name` its status, `detail.child_id`, `usage`
-    its usage, now part of this task's), with timing, tokens, cost and error."""
+    its usage, now part of this task's), or the task's admission (its execution started;
+    `duration_ms` since it was submitted), with timing, tokens, cost and error."""
 
     kind: EventKind
     turn: int = 0
@@ -384,3 +386,23 @@ class TaskEvent(BaseModel):
     usage: Usage | None = None
     error: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+    started_at: str | None = Field(
+        default=None,
+        description=(
+            "When it began (UTC): `at` less `duration_ms` (a timeline waterfall's bar is "
+            "`started_at` to `at`; a wait's length is `detail.wait_seconds`)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _fill_started_at(self) -> TaskEvent:
+        """Events stored before the field existed get it from `at` and `duration_ms`."""
+        if self.started_at is None:
+            try:
+                ended = datetime.fromisoformat(self.at)
+            except ValueError:
+                return self
+            begun = ended - timedelta(milliseconds=self.duration_ms)
+            self.started_at = begun.astimezone(UTC).isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z")
+        return self

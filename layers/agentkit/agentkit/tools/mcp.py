@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from agentkit.observability.tracing import traced_call
 from agentkit.tools.registry import Tool, ToolError, ToolRegistry, describe_schema_error
 
 if TYPE_CHECKING:
@@ -258,6 +259,7 @@ class McpClient:
 
     # --- public sync API
 
+    @traced_call("mcp tools/list", lambda self, **_: {"mcp_server": self.config.name})
     def list_tools(self, *, refresh: bool = False) -> list[McpToolInfo]:
         """The server's tools, from the cache while younger than `list_ttl_s`."""
         with self._lock:
@@ -294,6 +296,7 @@ class McpClient:
         with self._lock:
             self._listing = self._failure = None
 
+    @traced_call("mcp tools/call", lambda self, name, *_, **__: {"mcp_server": self.config.name, "mcp_tool": name})  # noqa: E501
     def call_tool(
         self,
         name: str,
