@@ -567,6 +567,22 @@ def collect_outputs(stack_name: str, endpoint: str, apigw: Any, cfn: Any) -> Sta
     )
 
 
+#: CloudFormation's limit on an inline TemplateBody; a larger template (up to 1 MB) must be
+#: read from S3 (TemplateURL), as `sam deploy` and `aws cloudformation deploy` do.
+TEMPLATE_BODY_MAX_BYTES = 51_200
+
+
+def template_source(body: str, s3: Any, endpoint: str, stack_name: str) -> dict[str, str]:
+    """`TemplateBody` when CloudFormation takes it inline, else the template uploaded to the
+    artifacts bucket (content-addressed) and its `TemplateURL`."""
+    data = body.encode()
+    if len(data) <= TEMPLATE_BODY_MAX_BYTES:
+        return {"TemplateBody": body}
+    key = f"{stack_name}/template-{hashlib.sha256(data).hexdigest()[:20]}.json"
+    s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=data)
+    return {"TemplateURL": f"{endpoint}/{ARTIFACT_BUCKET}/{key}"}
+
+
 def deploy(
     template_path: str | Path | None = None,
     parameters: dict[str, str] | None = None,
@@ -599,10 +615,9 @@ def deploy(
     count = package(template, template_file.parent, s3, ARTIFACT_BUCKET, stack_name)
     say(f"packaged {count} artifact(s) from {template_file.name} into s3://{ARTIFACT_BUCKET}")
     params = _parameters(template, dict(parameters or {}))
-    body = json.dumps(template)
     kwargs: dict[str, Any] = {
         "StackName": stack_name,
-        "TemplateBody": body,
+        **template_source(json.dumps(template), s3, endpoint, stack_name),
         "Parameters": params,
         "Capabilities": CAPABILITIES,
     }

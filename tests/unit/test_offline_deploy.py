@@ -257,3 +257,26 @@ def test_no_changes_and_refused_updates() -> None:
     with pytest.raises(deploy.DeployError, match=r"refused .*the stack is unchanged.*Nope"):
         _update(cfn)
     assert cfn.calls == ["update_stack", "update_stack"]
+
+
+def test_a_template_over_cloudformation_s_inline_limit_is_read_from_s3() -> None:
+    """CloudFormation refuses a TemplateBody over 51,200 bytes (LocalStack too); like `sam
+    deploy`, a larger template goes to the artifacts bucket and is passed as TemplateURL."""
+    from opspawn.offline.deploy import ARTIFACT_BUCKET, TEMPLATE_BODY_MAX_BYTES, template_source
+
+    class RecordingS3:
+        def __init__(self) -> None:
+            self.puts: list[dict[str, Any]] = []
+
+        def put_object(self, **kwargs: Any) -> None:
+            self.puts.append(kwargs)
+
+    s3 = RecordingS3()
+    small = "x" * TEMPLATE_BODY_MAX_BYTES
+    assert template_source(small, s3, "http://127.0.0.1:4566", STACK) == {"TemplateBody": small}
+    assert s3.puts == []
+    large = small + "x"
+    source = template_source(large, s3, "http://127.0.0.1:4566", STACK)
+    [put] = s3.puts
+    assert put["Bucket"] == ARTIFACT_BUCKET and put["Body"] == large.encode()
+    assert source == {"TemplateURL": f"http://127.0.0.1:4566/{ARTIFACT_BUCKET}/{put['Key']}"}
