@@ -11,7 +11,6 @@ from typing import Any
 from agentkit.admission import ExecutionStarter, release_and_start_next, remove_from_queue
 from agentkit.config import DEFAULT_MAX_RUNNING
 from agentkit.errors import InputError
-from agentkit.loop.children import cancel_children, report_to_parent
 from agentkit.loop.runs import RunStarter, start_next_run
 from agentkit.loop.task_tokens import answer
 from agentkit.models.api import TaskEventList, TaskPage, TaskSummary, TaskView
@@ -163,6 +162,10 @@ def _cancel_sub_tasks(task: Task, *, store: TaskStore, stop_execution: Callable[
     """Sub-agents: the task's own sub-tasks are cancelled with it (all the way down, their
     usage reaching it), and a sub-task cancelled on its own tells its parent, whose wait
     the last report of a turn resumes (`resume_wait`, SendTaskSuccess)."""
+    # Imported here: the delegation machinery (tools, the gate) is for a cancel only, and
+    # the task routes' GETs (nearly every request) never load it at cold start.
+    from agentkit.loop.children import cancel_children, report_to_parent
+
     cancel_children(task.task_id, store=store, stop_execution=stop_execution,
                     resume=resume_wait, release_wait=release_wait)
     report_to_parent(store.require_task(task.task_id), store=store, resume=resume_wait)
