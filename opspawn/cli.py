@@ -237,18 +237,23 @@ FIELD_FLAGS = {
 }
 
 
-def _scripted_turns(raw: str | None) -> list[Any] | None:
-    if raw is None:
-        return None
+def _json_argument(flag: str, raw: str) -> Any:
+    """A flag's JSON value, inline or `@file`; a clear error naming the flag."""
     if raw.startswith("@"):
         try:
             raw = Path(raw[1:]).expanduser().read_text()
         except OSError as error:
-            raise CliError(f"--scripted-turns: cannot read {raw[1:]}: {error.strerror}") from None
+            raise CliError(f"{flag}: cannot read {raw[1:]}: {error.strerror}") from None
     try:
-        turns = json.loads(raw)
+        return json.loads(raw)
     except ValueError as error:
-        raise CliError(f"--scripted-turns is not JSON: {error}") from None
+        raise CliError(f"{flag} is not JSON: {error}") from None
+
+
+def _scripted_turns(raw: str | None) -> list[Any] | None:
+    if raw is None:
+        return None
+    turns = _json_argument("--scripted-turns", raw)
     if not isinstance(turns, list):
         raise CliError("--scripted-turns must be a JSON list of turns")
     return turns
@@ -258,15 +263,7 @@ def _output_schema(raw: str | None) -> dict[str, Any] | None:
     """--output-schema: a JSON Schema object, inline or @file."""
     if raw is None:
         return None
-    if raw.startswith("@"):
-        try:
-            raw = Path(raw[1:]).expanduser().read_text()
-        except OSError as error:
-            raise CliError(f"--output-schema: cannot read {raw[1:]}: {error.strerror}") from None
-    try:
-        schema = json.loads(raw)
-    except ValueError as error:
-        raise CliError(f"--output-schema is not JSON: {error}") from None
+    schema = _json_argument("--output-schema", raw)
     if not isinstance(schema, dict):
         raise CliError("--output-schema must be a JSON object (a JSON Schema)")
     return schema

@@ -32,25 +32,27 @@ _store = TaskStore(_config.table_name, artifacts_bucket=_config.artifacts_bucket
 _sfn: Any = None
 
 
-def _starter(state_machine_arn: str | None) -> ExecutionStarter | None:
+def _state_machine(state_machine_arn: str | None) -> tuple[Any, str] | None:
+    """The Step Functions client (built on first use) and the state machine's ARN: the
+    event's, else the deployment's; None without one."""
     global _sfn
     arn = state_machine_arn or _config.state_machine_arn
     if not arn:
         return None
     if _sfn is None:
         _sfn = aws.client("stepfunctions")
-    return step_functions_starter(_sfn, arn)
+    return _sfn, arn
+
+
+def _starter(state_machine_arn: str | None) -> ExecutionStarter | None:
+    target = _state_machine(state_machine_arn)
+    return step_functions_starter(*target) if target else None
 
 
 def _run_starter(state_machine_arn: str | None) -> RunStarter | None:
     """Starts the run of a follow-up queued while the task's run was active."""
-    global _sfn
-    arn = state_machine_arn or _config.state_machine_arn
-    if not arn:
-        return None
-    if _sfn is None:
-        _sfn = aws.client("stepfunctions")
-    return step_functions_run_starter(_sfn, arn)
+    target = _state_machine(state_machine_arn)
+    return step_functions_run_starter(*target) if target else None
 
 
 # Seconds kept back from the Lambda timeout for the terminal write and the slot after an
