@@ -20,7 +20,7 @@ from agentkit.llm.base import (
     ResponseFormat,
     ToolChoice,
 )
-from agentkit.llm.router import ModelRouter
+from agentkit.llm.router import ModelRouter, RoutedResponse
 from agentkit.llm.windows import context_window
 from agentkit.loop.gate_tools import gate_tools
 from agentkit.memory.context import (
@@ -148,15 +148,20 @@ def call_model(
             model=task.model, messages=fitted.messages, tools=tools, turn=turn,
             **_answer_shape(task, fitted.messages, tools),
         )
-        call_started = time.monotonic()
-        try:
-            routed = model_router.complete(
+
+        def call(request: LLMRequest) -> RoutedResponse:
+            # What is left of the step's time budget, at the moment of the call.
+            return model_router.complete(
                 models,
                 request,
                 client_for=lambda model: client_for(task, model),
-                time_budget_s=max(time_budget_s - (call_started - started), 1.0),
+                time_budget_s=max(time_budget_s - (time.monotonic() - started), 1.0),
                 tenant=task.tenant_id,
             )
+
+        call_started = time.monotonic()
+        try:
+            routed = call(request)
         except ModelRequestError as refused:
             if not context_overflow(refused):
                 raise
@@ -171,13 +176,7 @@ def call_model(
                     return stop
             request = request.model_copy(update={"messages": fitted.messages})
             call_started = time.monotonic()
-            routed = model_router.complete(
-                models,
-                request,
-                client_for=lambda model: client_for(task, model),
-                time_budget_s=max(time_budget_s - (call_started - started), 1.0),
-                tenant=task.tenant_id,
-            )
+            routed = call(request)
     except ProviderWaitError as wait:
         return _wait_for_provider(store, task, turn, wait, stop)
     except ModelError as error:

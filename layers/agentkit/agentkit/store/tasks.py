@@ -217,6 +217,15 @@ class TaskStore:
                 raise ConflictError(f"task '{task.task_id}' already exists") from None
             raise
 
+    def _read(self, task_id: str, sk: str) -> dict[str, Any] | None:
+        """One item of the task's partition, read consistently and decoded; None if absent."""
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({"pk": task_pk(task_id), "sk": sk}),
+            ConsistentRead=True,
+        ).get("Item")
+        return None if item is None else from_item(item)
+
     def get_task(self, task_id: str) -> Task | None:
         response = self.client.get_item(
             TableName=self.table_name,
@@ -268,13 +277,9 @@ class TaskStore:
     def get_script(self, task_id: str) -> list[ScriptedTurn]:
         """The replies model `scripted` plays for the task ([] when it has none): its SCRIPT
         item, or where an older release kept it, on the task record (inline or in S3)."""
-        item = self.client.get_item(
-            TableName=self.table_name,
-            Key=to_item({"pk": task_pk(task_id), "sk": SCRIPT}),
-            ConsistentRead=True,
-        ).get("Item")
-        if item is not None:
-            body = self._body(from_item(item))
+        script = self._read(task_id, SCRIPT)
+        if script is not None:
+            body = self._body(script)
         else:
             record = self.client.get_item(
                 TableName=self.table_name,
@@ -360,14 +365,10 @@ class TaskStore:
         return specs
 
     def get_tool_specs(self, task_id: str) -> list[ToolSpec] | None:
-        item = self.client.get_item(
-            TableName=self.table_name,
-            Key=to_item({"pk": task_pk(task_id), "sk": TOOLS}),
-            ConsistentRead=True,
-        ).get("Item")
-        if item is None:
+        values = self._read(task_id, TOOLS)
+        if values is None:
             return None
-        return [ToolSpec.model_validate(spec) for spec in json.loads(self._body(from_item(item)))]
+        return [ToolSpec.model_validate(spec) for spec in json.loads(self._body(values))]
 
     # --- timeline
 
@@ -404,13 +405,8 @@ class TaskStore:
         return True
 
     def get_message(self, task_id: str, turn: int, seq: int) -> Message | None:
-        response = self.client.get_item(
-            TableName=self.table_name,
-            Key=to_item({"pk": task_pk(task_id), "sk": message_sk(turn, seq)}),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        return None if item is None else self._message(from_item(item))
+        values = self._read(task_id, message_sk(turn, seq))
+        return None if values is None else self._message(values)
 
     def list_messages(self, task_id: str, turn: int | None = None) -> list[Message]:
         """The conversation in order; one turn's messages when `turn` is given."""
@@ -477,12 +473,8 @@ class TaskStore:
         raise ConflictError(f"task '{task_id}': usage kept changing; could not store a summary")
 
     def get_summary(self, task_id: str, through_turn: int) -> str | None:
-        item = self.client.get_item(
-            TableName=self.table_name,
-            Key=to_item({"pk": task_pk(task_id), "sk": summary_sk(through_turn)}),
-            ConsistentRead=True,
-        ).get("Item")
-        return None if item is None else self._body(from_item(item))
+        values = self._read(task_id, summary_sk(through_turn))
+        return None if values is None else self._body(values)
 
     def list_summaries(self, task_id: str) -> list[str]:
         """The task's summaries (JSON bodies), oldest (fewest turns) first."""
@@ -609,14 +601,9 @@ class TaskStore:
         raise ConflictError(f"task '{task_id}' kept changing; the follow-up was not stored")
 
     def get_follow_up(self, task_id: str, number: int) -> FollowUpRecord | None:
-        item = self.client.get_item(
-            TableName=self.table_name,
-            Key=to_item({"pk": task_pk(task_id), "sk": follow_up_sk(number)}),
-            ConsistentRead=True,
-        ).get("Item")
-        if item is None:
+        values = self._read(task_id, follow_up_sk(number))
+        if values is None:
             return None
-        values = from_item(item)
         return FollowUpRecord.model_validate(
             {key: values[key] for key in FollowUpRecord.model_fields if key in values}
         )
