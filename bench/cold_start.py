@@ -91,6 +91,8 @@ LAMBDA_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "Opspawn",
     # TracingEnabled=false (the handlers' @traced then loads no X-Ray SDK); --tracing: on.
     "POWERTOOLS_TRACE_DISABLED": "true",
+    # template.yaml's Globals: no pydantic plugins, so no entry-point scan at the first model.
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
     "LANG": "C.UTF-8",
 }
 

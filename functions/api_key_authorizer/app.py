@@ -7,6 +7,10 @@ carries ``tenant_id`` to the handlers. The key itself is never logged.
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -47,3 +51,6 @@ def lambda_handler(
         },
     )
     return decision.response
+
+
+startup.ready()

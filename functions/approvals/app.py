@@ -3,6 +3,10 @@ a call that waits."""
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -31,3 +35,6 @@ app = create_resolver(
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+startup.ready()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 import functools
 from typing import Any
 
@@ -9,7 +13,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentkit.config import CallModelSettings, load
+from agentkit.config import load
+from agentkit.config.model_calls import CallModelSettings
 from agentkit.event_parser import event_parser
 from agentkit.llm import BaseLLMClient, ModelError, get_client, parse_model
 from agentkit.llm.router import ModelRouter
@@ -20,8 +25,9 @@ from agentkit.models.payloads import TurnRef
 from agentkit.models.scripted import ScriptedTurn
 from agentkit.observability.tracing import traced
 from agentkit.security import SecurityManager
-from agentkit.store import ProviderStateStore, TaskStore
+from agentkit.store import TaskStore
 from agentkit.store.approvals import ApprovalStore
+from agentkit.store.provider_state import ProviderStateStore
 
 logger = Logger()
 metrics = Metrics()
@@ -95,3 +101,6 @@ def lambda_handler(event: TurnRef, context: LambdaContext) -> dict[str, Any]:
     )
     metrics.add_metric(name="ModelTurns", unit=MetricUnit.Count, value=1)
     return output.model_dump()
+
+
+startup.ready()

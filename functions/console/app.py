@@ -4,6 +4,10 @@ the user gives it."""
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +32,6 @@ app = create_resolver(
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+startup.ready()

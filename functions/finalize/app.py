@@ -5,6 +5,10 @@ router and the embedding model are made at the first such task, not at cold star
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agentkit import aws
 from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import load
-from agentkit.config.memory import FinalizeSettings
+from agentkit.config.model_calls import FinalizeSettings
 from agentkit.event_parser import event_parser
 from agentkit.loop.children import report_to_parent, sfn_resumer
 from agentkit.loop.finalize import end_task
@@ -71,7 +75,7 @@ def _extractor() -> Callable[[str, float], object]:
     from agentkit.llm.windows import context_window
     from agentkit.memory.extraction import extract_for_finalize
     from agentkit.memory.long_term import memory_provider
-    from agentkit.store import ProviderStateStore
+    from agentkit.store.provider_state import ProviderStateStore
 
     router = ModelRouter(
         state=ProviderStateStore(_store.client, _config.table_name),
@@ -157,3 +161,6 @@ def lambda_handler(event: FinalizeEvent, context: LambdaContext) -> dict[str, An
     if started:
         logger.info("queued task started in the freed slot", extra={"started_task_id": started})
     return {"task_id": task.task_id, "status": task.status.value}
+
+
+startup.ready()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -35,3 +39,6 @@ def lambda_handler(event: TaskRef, context: LambdaContext) -> dict[str, Any]:
     # A follow-up run continues the conversation; the first run plans (plan_task).
     return plan_or_continue(event, store=_store, registry=_registry, memory=_memory,
                             recall_min_score=_config.recall_min_score).model_dump()
+
+
+startup.ready()

@@ -11,6 +11,10 @@ and every stream event class, about 110 ms of CPU on each cold start of this fun
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -82,3 +86,6 @@ def lambda_handler(event: SQSEvent, context: LambdaContext) -> dict[str, list[di
             })
             failures.append({"itemIdentifier": record.message_id})
     return {"batchItemFailures": failures}
+
+
+startup.ready()

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -53,3 +57,6 @@ def lambda_handler(event: ScheduleFired, context: LambdaContext) -> dict[str, An
     logger.info("scheduled task submitted",
                 extra={"task_id": task.task_id, "queued": task.execution_arn is None})
     return {"task_id": task.task_id, "status": task.status.value}
+
+
+startup.ready()

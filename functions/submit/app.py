@@ -3,6 +3,10 @@ its agent loop. With an `Idempotency-Key` header the submit runs once per (tenan
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -75,3 +79,6 @@ app = create_resolver(
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return resolve(app, event, context)
+
+
+startup.ready()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -38,3 +42,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     view = request_approval(request, store=_store, security=_security, sfn=_sfn)
     logger.info("approval requested", extra={"approval_id": view and view.approval_id})
     return {"approval_id": view.approval_id if view else None}
+
+
+startup.ready()

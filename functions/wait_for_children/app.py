@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+from agentkit import startup
+
+startup.begin()  # no garbage collection while the modules below load (agentkit.startup)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -53,3 +57,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     logger.info("sub-tasks started", extra={"children": list(record.children) if record else []})
     return {"children": list(record.children) if record else []}
+
+
+startup.ready()

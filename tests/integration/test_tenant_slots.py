@@ -20,7 +20,8 @@ from agentkit.config import Settings, TenantLimit
 from agentkit.loop.finalize import end_task
 from agentkit.models.api import SubmitTaskRequest
 from agentkit.models.domain import Task, TaskStatus
-from agentkit.store import TaskStore, TenantSlots
+from agentkit.store import TaskStore
+from agentkit.store.tenant_slots import TenantSlots
 from agentkit.tools import ToolRegistry
 from tests.conftest import TABLE
 from tests.support.api_events import call_handler, keyed, submit_event, task_event

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from agentkit import config
-from agentkit.config import CallModelSettings, ConfigError, WaitForApprovalSettings
+from agentkit.config import ConfigError, WaitForApprovalSettings
 from agentkit.config import memory as memory_config
+from agentkit.config import model_calls as model_call_config
 from agentkit.config import tools as tool_config
+from agentkit.config.model_calls import CallModelSettings
 from agentkit.config.tools import RunToolsSettings, SchedulesSettings, SubmitSettings
 from agentkit.security.policy import PolicyError
 from agentkit.tools.mcp import McpConfigError
@@ -71,10 +73,10 @@ def _camel(name: str) -> str:
 def test_each_function_loads_its_own_settings_model(function: str) -> None:
     """functions/<name>/app.py reads `<Name>Settings` once, at cold start (module level);
     the functions with tools find theirs in agentkit.config.tools, the memories function in
-    agentkit.config.memory."""
+    agentkit.config.memory, the functions that call models in agentkit.config.model_calls."""
     name = f"{_camel(function)}Settings"
     model = (getattr(config, name, None) or getattr(tool_config, name, None)
-             or getattr(memory_config, name))
+             or getattr(memory_config, name, None) or getattr(model_call_config, name))
     assert issubclass(model, config.StoreSettings)
     tree = ast.parse((ROOT / "functions" / function / "app.py").read_text())
     loads = [node for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)

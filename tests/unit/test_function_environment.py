@@ -19,6 +19,7 @@ import pytest
 
 import agentkit.config
 import agentkit.config.memory
+import agentkit.config.model_calls
 import agentkit.config.tools
 from agentkit.config import SettingsPart
 from tests.support.aws import ROOT, load_template
@@ -31,6 +32,12 @@ POWERTOOLS_VARIABLES = {
     "POWERTOOLS_METRICS_NAMESPACE": ("Metrics(", "task_end("),
     # agentkit.observability.tracing: the handler's decorator decides whether to trace
     "POWERTOOLS_TRACE_DISABLED": ("@traced",),
+}
+
+#: Read by a library every function imports, not by anything in app.py.
+LIBRARY_VARIABLES = {
+    # pydantic: no plugins, so the first model built scans no package's entry points
+    "PYDANTIC_DISABLE_PLUGINS",
 }
 
 
@@ -106,7 +113,8 @@ def _settings_model(folder: str) -> type[SettingsPart]:
     """`<Name>Settings` for functions/<name>, checked to be what its app.py loads."""
     name = "".join(part.title() for part in folder.split("_")) + "Settings"
     model = next((getattr(module, name) for module in
-                  (agentkit.config, agentkit.config.tools, agentkit.config.memory)
+                  (agentkit.config, agentkit.config.tools, agentkit.config.memory,
+                   agentkit.config.model_calls)
                   if hasattr(module, name)), None)
     assert model is not None, f"functions/{folder}: no agentkit.config model named {name}"
     app = (ROOT / "functions" / folder / "app.py").read_text()
@@ -126,7 +134,7 @@ def _mismatches(folder: str, environment: Mapping[str, str]) -> tuple[set[str], 
     app = (ROOT / "functions" / folder / "app.py").read_text()
     powertools = {name for name, readers in POWERTOOLS_VARIABLES.items()
                   if any(reader in app for reader in readers)}
-    return set(environment) - recorded.read - powertools, error
+    return set(environment) - recorded.read - powertools - LIBRARY_VARIABLES, error
 
 
 def test_every_function_of_the_template_is_checked() -> None:
@@ -145,6 +153,7 @@ def test_the_template_sets_what_the_settings_read(logical_id: str) -> None:
     needed = {name for name, readers in POWERTOOLS_VARIABLES.items()
               if any(reader in app for reader in readers)}
     assert needed <= set(environment), f"{logical_id} lacks {sorted(needed - set(environment))}"
+    assert set(environment) >= LIBRARY_VARIABLES, f"{logical_id} lacks a library's variable"
 
 
 def test_a_mismatch_is_found() -> None:

@@ -14,11 +14,12 @@ from agentkit.api.api_keys import authorize
 from agentkit.api.schedules import get_schedule
 from agentkit.llm.breaker import SharedCircuitBreaker
 from agentkit.models.domain import ApprovalStatus, TaskStatus, ToolCall
-from agentkit.store import ProviderStateStore, TaskStore, TenantSlots
+from agentkit.store import TaskStore
 from agentkit.store.api_keys import ApiKeyStore
 from agentkit.store.approvals import ApprovalStore
+from agentkit.store.provider_state import ProviderStateStore
 from agentkit.store.schedules import ScheduleStore
-from agentkit.store.tenant_slots import QueuedTask
+from agentkit.store.tenant_slots import QueuedTask, TenantSlots
 from tests.conftest import TABLE
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "store"

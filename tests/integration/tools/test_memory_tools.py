@@ -8,7 +8,7 @@ import json
 from agentkit.memory.long_term import LongTermMemory
 from agentkit.models.domain import ToolCall
 from agentkit.tools import ToolRegistry
-from agentkit.tools.memory import MEMORY_TOOL_SPECS, memory_tools
+from agentkit.tools.memory import memory_tool_specs, memory_tools
 
 
 def registry(memory: LongTermMemory, tenant: str, scope: str | None = None) -> ToolRegistry:
@@ -21,10 +21,11 @@ def run(reg: ToolRegistry, name: str, **arguments: object) -> tuple[bool, object
 
 
 def test_specs_are_what_the_bound_tools_show() -> None:
-    assert [s.name for s in MEMORY_TOOL_SPECS] == ["remember", "recall"]
-    recall = MEMORY_TOOL_SPECS[1].parameters
+    specs = memory_tool_specs()
+    assert [s.name for s in specs] == ["remember", "recall"]
+    recall = specs[1].parameters
     assert recall["required"] == ["query"]
-    assert "tenant" not in json.dumps([s.model_dump() for s in MEMORY_TOOL_SPECS])
+    assert "tenant" not in json.dumps([s.model_dump() for s in specs])
 
 
 def test_remember_then_recall_in_the_next_call(memory: LongTermMemory) -> None:

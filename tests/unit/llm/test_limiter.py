@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentkit.config import Settings
+from agentkit.config.model_calls import ProviderLimitSettings
 from agentkit.llm.base import LLMRequest
 from agentkit.llm.limiter import (
     DEFAULT_OUTPUT_TOKENS,
@@ -55,12 +55,12 @@ def test_a_bad_value_raises_naming_the_field(raw: str, named: str) -> None:
 def test_settings_read_the_limits_and_refuse_a_bad_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TABLE_NAME", "t")
     monkeypatch.setenv("PROVIDER_LIMITS", EXAMPLE)
-    assert Settings.from_env().provider_limits == ProviderLimits.parse(EXAMPLE)
+    assert ProviderLimitSettings.from_env().provider_limits == ProviderLimits.parse(EXAMPLE)
     monkeypatch.setenv("PROVIDER_LIMITS", '{"openai": {"rpm": 0}}')
     with pytest.raises(RuntimeError, match=r"openai\.rpm"):
-        Settings.from_env()
+        ProviderLimitSettings.from_env()
     monkeypatch.delenv("PROVIDER_LIMITS")
-    assert Settings.from_env().provider_limits.for_model("openai:x") == []
+    assert ProviderLimitSettings.from_env().provider_limits.for_model("openai:x") == []
 
 
 def test_estimate_counts_messages_tools_and_the_output_allowance() -> None:

@@ -30,7 +30,7 @@ class CreateMemoryRequest(BaseModel):
 
     text: str = Field(min_length=1, max_length=MAX_MEMORY_CHARS,
                       description="The fact to remember, in a sentence or a few.")
-    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS,
+    tags: list[str] = Field(default=[], max_length=MAX_TAGS,
                             description=f"Up to {MAX_TAGS} tags of 1-{MAX_TAG_CHARS} characters "
                             "(a search may ask for tags).")
     scope: MemoryScope | None = Field(

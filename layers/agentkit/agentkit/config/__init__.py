@@ -5,7 +5,9 @@ Each function has one settings model (`SubmitSettings`, `CallModelSettings`, ...
 of shared parts (the store, the state machine, task defaults, tenant limits, provider
 limits, the security policy, provider endpoints, the tool surface). The tool surface and
 the models of the functions that have tools are in `agentkit.config.tools`, so the other
-functions never import the tools. `load(Model)` reads and validates a model once per cold
+functions never import the tools; likewise the provider limits and the models of the
+functions that call models (`agentkit.config.model_calls`: the rate limiter), and long-term
+memory's (`agentkit.config.memory`). `load(Model)` reads and validates a model once per cold
 start (cached); a bad value stops the function with an error naming the variable and the
 field. The handler builds its dependencies from the model and passes values down: logic
 never reads the environment.
@@ -26,7 +28,6 @@ from typing import Annotated, Any, ClassVar, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentkit.config import environment
-from agentkit.llm.limiter import ProviderLimits
 from agentkit.models.domain import PlanMode
 from agentkit.security.policy import SecurityConfig
 
@@ -187,7 +188,7 @@ class TaskDefaultSettings(SettingsPart):
     # BUDGET_CEILINGS: {"default": {...}, "tenants": {"<tenant>": {...}}}; a tenant's own
     # entry replaces the default one.
     default_ceiling: BudgetCeiling = Field(default_factory=BudgetCeiling)
-    tenant_ceilings: dict[str, BudgetCeiling] = Field(default_factory=dict)
+    tenant_ceilings: dict[str, BudgetCeiling] = Field(default={})
 
     def ceiling_for(self, tenant_id: str) -> BudgetCeiling:
         return self.tenant_ceilings.get(tenant_id, self.default_ceiling)
@@ -246,7 +247,7 @@ class _TenantLimitsDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     default: TenantLimit = Field(default_factory=TenantLimit)
-    tenants: dict[str, TenantLimit] = Field(default_factory=dict)
+    tenants: dict[str, TenantLimit] = Field(default={})
 
 
 class TenantLimitSettings(SettingsPart):
@@ -259,7 +260,7 @@ class TenantLimitSettings(SettingsPart):
     }
 
     default_tenant_limit: TenantLimit = Field(default_factory=TenantLimit)
-    tenant_limits: dict[str, TenantLimit] = Field(default_factory=dict)
+    tenant_limits: dict[str, TenantLimit] = Field(default={})
 
     def max_running_for(self, tenant_id: str) -> int:
         return self.tenant_limits.get(tenant_id, self.default_tenant_limit).max_running
@@ -288,23 +289,6 @@ class TenantLimitSettings(SettingsPart):
         return {"default_tenant_limit": document.default, "tenant_limits": document.tenants}
 
 
-class ProviderLimitSettings(SettingsPart):
-    """PROVIDER_LIMITS: requests/tokens per minute per provider or provider:model (JSON, see
-    agentkit.llm.limiter); empty: no limits."""
-
-    VARIABLES: ClassVar[dict[str, str]] = {"provider_limits": "PROVIDER_LIMITS"}
-
-    provider_limits: ProviderLimits = Field(default_factory=ProviderLimits)
-
-    @classmethod
-    def _read(cls, env: Environ) -> dict[str, Any]:
-        try:
-            return {"provider_limits": ProviderLimits.parse(env.get("PROVIDER_LIMITS"))}
-        except ValueError as error:
-            # A broken limit must stop the function, never silently lift every limit.
-            raise ConfigError(str(error)) from None
-
-
 class ContextWindowSettings(SettingsPart):
     """CONTEXT_WINDOWS: context windows (tokens) per `provider:model` or `prefix*`, JSON,
     over the table of agentkit/llm/context_windows.json (models it lacks, a smaller limit
@@ -313,7 +297,7 @@ class ContextWindowSettings(SettingsPart):
     VARIABLES: ClassVar[dict[str, str]] = {"context_windows": "CONTEXT_WINDOWS"}
 
     context_windows: dict[str, Annotated[int, Field(ge=1024, le=100_000_000)]] = Field(
-        default_factory=dict
+        default={}
     )
 
     @classmethod
@@ -431,11 +415,9 @@ class Settings(
     StateMachineSettings,
     TaskDefaultSettings,
     TenantLimitSettings,
-    ProviderLimitSettings,
 ):
     """What the task operations need (agentkit.api: checking and submitting a request,
-    admission): the store, the state machine, task defaults and ceilings, tenant limits,
-    provider limits."""
+    admission): the store, the state machine, task defaults and ceilings, tenant limits."""
 
 
 # --- one model per function (functions/<name>/app.py)
@@ -446,18 +428,6 @@ class ApiKeyAuthorizerSettings(StoreSettings):
 
 
 class ApprovalsSettings(StoreSettings):
-    pass
-
-
-class CallModelSettings(
-    StoreSettings,
-    TaskDefaultSettings,
-    TenantLimitSettings,
-    ProviderLimitSettings,
-    ContextWindowSettings,
-    SecuritySettings,
-    ProviderSettings,
-):
     pass
 
 

@@ -21,15 +21,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from agentkit.config import (
-    ContextWindowSettings,
     Environ,
-    ProviderLimitSettings,
     ProviderSettings,
     SettingsPart,
-    StateMachineSettings,
     StoreSettings,
-    TaskDefaultSettings,
-    TenantLimitSettings,
     _number,
     _text,
 )
@@ -97,17 +92,3 @@ class MemorySettings(MemorySwitch, ProviderSettings):
 
 class MemoriesSettings(StoreSettings, MemorySettings):
     """The memories function (the /memories API)."""
-
-
-class FinalizeSettings(
-    StoreSettings,
-    StateMachineSettings,
-    TenantLimitSettings,
-    TaskDefaultSettings,
-    ProviderLimitSettings,
-    ContextWindowSettings,
-    MemorySettings,
-):
-    """Finalize, MarkFailed and ReleaseSlot: the terminal write and the tenant slot; for a
-    task with memory "auto", the extraction of its durable facts (agentkit.memory.extraction:
-    the task's model, routed and paced as CallModel routes it, and the embedding model)."""

@@ -41,7 +41,7 @@ class ToolSettings(SecuritySettings, MemorySwitch):
         "secret_sources": "PROVIDER_KEYS_SECRET_ARN",
     }
 
-    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    mcp_servers: list[McpServerConfig] = Field(default=[])
     secret_sources: SecretSources = Field(default_factory=SecretSources)
 
     @classmethod

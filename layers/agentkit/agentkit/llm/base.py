@@ -132,7 +132,7 @@ class ResponseFormat(BaseModel):
 class LLMRequest(BaseModel):
     model: str = Field(description="The provider's model name (without the `provider:` prefix).")
     messages: list[Message]
-    tools: list[ToolSpec] = Field(default_factory=list)
+    tools: list[ToolSpec] = Field(default=[])
     temperature: float | None = None
     max_tokens: int | None = None
     # Not sent to providers: what the call is for. "summary": the loop compacting the

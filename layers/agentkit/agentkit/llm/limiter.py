@@ -62,7 +62,7 @@ class Limit(BaseModel):
 class ProviderLimits(RootModel[dict[str, Limit]]):
     """`provider` or `provider:model` → its limit."""
 
-    root: dict[str, Limit] = Field(default_factory=dict)
+    root: dict[str, Limit] = Field(default={})
 
     @field_validator("root")
     @classmethod

@@ -38,11 +38,11 @@ DELEGATE = "delegate"
 class GatedTurn(BaseModel):
     #: Calls RunTools runs: the allowed ones and those that need approval (RunTools asks
     #: `decide_call` again, so an unapproved one is refused there, never run).
-    tool_calls: list[ToolCallRef] = Field(default_factory=list)
+    tool_calls: list[ToolCallRef] = Field(default=[])
     #: Calls that wait for a human first (AwaitApprovals).
-    approvals: list[ToolCallRef] = Field(default_factory=list)
+    approvals: list[ToolCallRef] = Field(default=[])
     #: `delegate` calls (WaitForChildren starts their sub-tasks).
-    delegations: list[ToolCallRef] = Field(default_factory=list)
+    delegations: list[ToolCallRef] = Field(default=[])
     denied: int = 0
 
     @property

@@ -82,7 +82,7 @@ class ExtractionError(ModelRequestError):
 
 
 class ExtractedFacts(BaseModel):
-    facts: list[str] = Field(default_factory=list)
+    facts: list[str] = Field(default=[])
 
     @field_validator("facts", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ one.)
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.ids import new_task_id
 
@@ -30,10 +30,13 @@ def new_memory_id() -> str:
 
 
 class Memory(BaseModel):
+    # defer_build: built when long-term memory is first used (not at cold start).
+    model_config = ConfigDict(defer_build=True)
+
     memory_id: str
     scope: str | None = Field(default=None, description="The memory's scope; null: the tenant's.")
     text: str
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default=[])
     created_at: str
     embedding_model: str = Field(description="The EmbeddingModel its vector was made with.")
     source: str | None = Field(
@@ -42,5 +45,7 @@ class Memory(BaseModel):
 
 
 class RecalledMemory(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     memory: Memory
     score: float = Field(description="Cosine similarity to the query (1.0: the same meaning).")

@@ -218,14 +218,14 @@ class TaskView(TaskSummary):
     max_wait_seconds: int | None = None
     waited_seconds: int = Field(default=0, description="Seconds waited for providers so far.")
     messages: list[Message]
-    approvals: list[ApprovalView] = Field(default_factory=list)
+    approvals: list[ApprovalView] = Field(default=[])
     children: list[TaskSummary] = Field(
-        default_factory=list,
+        default=[],
         description="The sub-tasks its `delegate` calls started, oldest first (their usage "
         "is part of this task's `usage`).",
     )
     runs: list[TaskRun] = Field(
-        default_factory=list,
+        default=[],
         description="Every run of the task, oldest first; the last is the current one. Its "
         "budgets (max_turns, max_tokens, max_cost_usd) apply to each run; `usage` is the sum.",
     )

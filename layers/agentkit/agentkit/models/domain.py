@@ -93,7 +93,7 @@ class ToolCall(BaseModel):
 
     id: str = Field(min_length=1, max_length=128)
     name: str = Field(min_length=1, max_length=128)
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments: dict[str, Any] = Field(default={})
 
 
 class ToolResult(BaseModel):
@@ -121,7 +121,7 @@ class Message(BaseModel):
 
     role: Role
     content: str | None = None
-    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default=[])
     # Set on role="tool": which call this answers, and the tool's name. `name` is also
     # "output_schema" on the user message that asks for a repaired answer (loop.call_model).
     tool_call_id: str | None = None
@@ -249,8 +249,8 @@ class Task(BaseModel):
     goal: str
     status: TaskStatus = TaskStatus.QUEUED
     model: str
-    fallback_models: list[str] = Field(default_factory=list)
-    tools: list[str] = Field(default_factory=list)
+    fallback_models: list[str] = Field(default=[])
+    tools: list[str] = Field(default=[])
     # Defaults: a task stored before long-term memory existed loads as unscoped, `recall`.
     memory_scope: MemoryScope | None = None
     memory: MemoryMode = "recall"
@@ -385,7 +385,7 @@ class TaskEvent(BaseModel):
     duration_ms: int = 0
     usage: Usage | None = None
     error: str | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)
+    detail: dict[str, Any] = Field(default={})
     started_at: str | None = Field(
         default=None,
         description=(

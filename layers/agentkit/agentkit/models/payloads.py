@@ -45,13 +45,13 @@ class ModelStepOutput(BaseModel):
     run_turn: int = 0
     #: action "tool_calls": the calls RunTools runs (the gate stored the denied ones'
     #: results), those of them that wait for approval first, and where the loop goes next.
-    tool_calls: list[ToolCallRef] = Field(default_factory=list)
-    approvals: list[ToolCallRef] = Field(default_factory=list)
+    tool_calls: list[ToolCallRef] = Field(default=[])
+    approvals: list[ToolCallRef] = Field(default=[])
     route: Literal["run_tools", "await_approvals", "call_model", "delegate",
                    "await_approvals_then_delegate"] | None = None
     #: The `delegate` calls among `tool_calls`: WaitForChildren starts their sub-tasks and
     #: waits for them before RunTools (route "delegate").
-    delegations: list[ToolCallRef] = Field(default_factory=list)
+    delegations: list[ToolCallRef] = Field(default=[])
     #: action "wait": seconds the state machine waits (a Wait state) before calling again
     wait_seconds: int | None = None
 

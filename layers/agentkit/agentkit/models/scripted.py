@@ -13,10 +13,11 @@ from agentkit.models.domain import MAX_PLAN_STEP_CHARS, MAX_PLAN_STEPS, ModelTex
 
 
 class ScriptedToolCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: built only where the scripted model runs (tests, demos), not at cold start.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str = Field(min_length=1, max_length=128)
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments: dict[str, Any] = Field(default={})
     #: A `delegate` call only: the replies each of its sub-tasks plays, in the order of
     #: its `tasks` (a child without one has no script, and fails as the scripted model
     #: does when it runs out of turns).
@@ -44,7 +45,7 @@ class ScriptedToolCall(BaseModel):
 class ScriptedError(BaseModel):
     """A provider failure the scripted model plays instead of a reply."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     kind: Literal["rate_limited", "overloaded", "outage", "fatal", "retryable"] = Field(
         default="fatal",
@@ -76,10 +77,10 @@ class ScriptedTurn(BaseModel):
     """One model reply played by the scripted client (tests and the offline demo). A script
     may open with a `plan` turn: it answers the planning call, and the loop's turns follow."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     content: ModelText | None = None
-    tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
+    tool_calls: list[ScriptedToolCall] = Field(default=[])
     plan: list[PlanTitle] | None = Field(
         default=None,
         max_length=MAX_PLAN_STEPS,

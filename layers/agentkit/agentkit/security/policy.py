@@ -101,8 +101,8 @@ class Policy(BaseModel):
     allowed_tools: list[str] | None = Field(
         default=None, description="Tool names / 'prefix*' patterns; unset: every registered tool."
     )
-    approval_required: list[str] = Field(default_factory=list)
-    constraints: dict[str, ToolConstraints] = Field(default_factory=dict)
+    approval_required: list[str] = Field(default=[])
+    constraints: dict[str, ToolConstraints] = Field(default={})
 
     @field_validator("allowed_tools", "approval_required")
     @classmethod
@@ -148,7 +148,7 @@ class Policy(BaseModel):
 class SecurityConfig(Policy):
     """The deployment's policy plus per-tenant overrides."""
 
-    tenants: dict[str, Policy] = Field(default_factory=dict)
+    tenants: dict[str, Policy] = Field(default={})
 
     def for_tenant(self, tenant_id: str = DEFAULT_TENANT) -> Policy:
         base = Policy.model_validate(self.model_dump(exclude={"tenants"}))

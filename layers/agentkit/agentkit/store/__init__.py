@@ -9,18 +9,17 @@
   api_keys.py        ApiKeyStore: API keys (hashes only)
   provider_state.py  ProviderStateStore: provider holds, breaker, rate-limit windows
   tenant_slots.py    TenantSlots: running slots and the queue per tenant
+
+The package exports the task store (every function uses it) and the errors; the other
+repositories are imported from their modules, so a function loads only those it uses.
 """
 
 from agentkit.store.errors import ConflictError, InvalidCursorError, TaskNotFoundError
-from agentkit.store.provider_state import ProviderStateStore
 from agentkit.store.tasks import TaskStore
-from agentkit.store.tenant_slots import TenantSlots
 
 __all__ = [
     "ConflictError",
     "InvalidCursorError",
-    "ProviderStateStore",
     "TaskNotFoundError",
     "TaskStore",
-    "TenantSlots",
 ]

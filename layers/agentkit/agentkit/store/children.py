@@ -61,7 +61,7 @@ class ChildrenRecord(BaseModel):
     turn: int
     children: dict[str, ChildSlot]
     pending: int
-    outcomes: dict[str, ChildOutcome] = Field(default_factory=dict)
+    outcomes: dict[str, ChildOutcome] = Field(default={})
     task_token: str | None = None
     created_at: str = Field(default_factory=utc_now)
 

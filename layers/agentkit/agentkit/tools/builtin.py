@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentkit.security.policy import SecurityConfig
 from agentkit.tools.files import read_file_tool
@@ -20,6 +20,9 @@ from agentkit.tools.registry import Tool
 
 
 class CalculatorArgs(BaseModel):
+    # defer_build: built when the tool is first run or shown (not at cold start).
+    model_config = ConfigDict(defer_build=True)
+
     expression: str = Field(
         min_length=1,
         max_length=500,
@@ -88,6 +91,8 @@ def calculator(args: CalculatorArgs) -> str:
 
 
 class CurrentTimeArgs(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     timezone: str = Field(
         default="UTC", max_length=64, description="IANA zone, e.g. 'Europe/Paris'."
     )

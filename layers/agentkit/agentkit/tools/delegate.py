@@ -43,7 +43,8 @@ MAX_SUBGOAL_CHARS = 16_000
 
 
 class SubTask(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # defer_build: built when a task first delegates (not at cold start).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     goal: ModelText = Field(
         min_length=1, max_length=MAX_SUBGOAL_CHARS,
@@ -59,7 +60,7 @@ class SubTask(BaseModel):
 
 
 class DelegateArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     tasks: list[SubTask] = Field(
         min_length=1, max_length=50,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.security.policy import SecurityConfig, path_allowed, path_problem
 from agentkit.tools.registry import Tool
@@ -21,6 +21,9 @@ TOOL_NAME = "read_file"
 
 
 class ReadFileArgs(BaseModel):
+    # defer_build: built when the tool is first run or shown (not at cold start).
+    model_config = ConfigDict(defer_build=True)
+
     path: str = Field(min_length=1, max_length=1024, description="Absolute path of the file.")
     max_bytes: int = Field(default=100_000, ge=1, le=1_000_000,
                            description="Read at most this many bytes.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urljoin
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.security.policy import SecurityConfig, url_problem
 from agentkit.tools.registry import Tool
@@ -25,6 +25,9 @@ USER_AGENT = "opspawn-http-fetch/1"
 
 
 class HttpFetchArgs(BaseModel):
+    # defer_build: built when the tool is first run or shown (not at cold start).
+    model_config = ConfigDict(defer_build=True)
+
     url: str = Field(min_length=1, max_length=2048, description="The http(s) URL to GET.")
     max_bytes: int = Field(
         default=DEFAULT_MAX_BYTES,

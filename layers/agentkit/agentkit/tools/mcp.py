@@ -84,7 +84,8 @@ class McpConfigError(ValueError):
 class McpServerConfig(BaseModel):
     """One MCP server of the deployment."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: built when a server list is first parsed: most deployments have none.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(
         pattern=SERVER_NAME_PATTERN,
@@ -94,7 +95,7 @@ class McpServerConfig(BaseModel):
     transport: Literal["streamable_http", "stdio"]
     # streamable_http
     url: str | None = Field(default=None, description="The MCP endpoint, e.g. https://h/mcp.")
-    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    headers: dict[str, str] = Field(default={}, repr=False)
     auth_header: str | None = Field(
         default=None, description="Header that carries the secret, e.g. Authorization."
     )
@@ -108,8 +109,8 @@ class McpServerConfig(BaseModel):
     )
     # stdio
     command: str | None = None
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict, repr=False)
+    args: list[str] = Field(default=[])
+    env: dict[str, str] = Field(default={}, repr=False)
     cwd: str | None = None
     # both
     timeout_s: float = Field(
@@ -148,7 +149,10 @@ class McpServerConfig(BaseModel):
         return self.name + SEPARATOR
 
 
-_CONFIG_LIST = TypeAdapter(list[McpServerConfig])
+@functools.cache
+def _config_list() -> TypeAdapter[list[McpServerConfig]]:
+    # Built when a server list is first parsed: most deployments configure none.
+    return TypeAdapter(list[McpServerConfig])
 
 
 def parse_mcp_config(raw: str | list[Any] | None) -> list[McpServerConfig]:
@@ -163,7 +167,7 @@ def parse_mcp_config(raw: str | list[Any] | None) -> list[McpServerConfig]:
     if not isinstance(raw, list):
         raise McpConfigError(f"{ENV_VAR} must be a JSON list of server objects")
     try:
-        servers = _CONFIG_LIST.validate_python(raw)
+        servers = _config_list().validate_python(raw)
     except ValidationError as error:
         problems = []
         for item in error.errors(include_url=False):

@@ -3,7 +3,7 @@
 They act for one task: its tenant and its memory scope are bound when the tools are made
 (`memory_tools`), never taken from the model's arguments, so a model can neither read nor
 write another tenant's or another scope's memories whatever it sends. The specs the model
-sees (`MEMORY_TOOL_SPECS`) need no task: where the deployment has long-term memory its
+sees (`memory_tool_specs()`) need no task: where the deployment has long-term memory its
 registry holds `unbound_memory_tools()` (listed and checked like the other built-ins, at
 submit and by Plan), and RunTools swaps in the tools bound to the task whose calls it runs
 (`ToolRegistry.with_tools`).
@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentkit.memory.models import MAX_MEMORY_CHARS
 from agentkit.models.domain import ToolSpec, Usage
@@ -34,16 +34,21 @@ MEMORY_TOOLS = (REMEMBER, RECALL)
 
 
 class RememberArgs(BaseModel):
+    # defer_build: built when the tool is first run or shown (not at cold start).
+    model_config = ConfigDict(defer_build=True)
+
     text: str = Field(
         min_length=1, max_length=MAX_MEMORY_CHARS,
         description="A durable fact worth knowing in later tasks, as one self-contained "
         "statement (who or what it is about, in full: 'The customer Acme pays in euros').",
     )
-    tags: list[str] = Field(default_factory=list, max_length=10,
+    tags: list[str] = Field(default=[], max_length=10,
                             description="Optional short labels (e.g. 'billing').")
 
 
 class RecallArgs(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     query: str = Field(min_length=1, max_length=MAX_MEMORY_CHARS,
                        description="What to look for, in words: memories are found by meaning.")
     k: int = Field(default=5, ge=1, le=MAX_TOOL_RECALL,
@@ -58,16 +63,10 @@ _DESCRIPTIONS = {
 }
 
 
-def _specs() -> list[ToolSpec]:
-    return [
-        Tool(name=name, description=_DESCRIPTIONS[name], args_model=model,
-             func=lambda _: None).spec()
-        for name, model in ((REMEMBER, RememberArgs), (RECALL, RecallArgs))
-    ]
-
-
-#: What the model is shown (the same for every task).
-MEMORY_TOOL_SPECS = _specs()
+def memory_tool_specs() -> list[ToolSpec]:
+    """What the model is shown (the same for every task); made when asked, not at import, so
+    a function that only lists or checks tool names never builds the schemas."""
+    return [tool.spec() for tool in unbound_memory_tools()]
 
 
 def unbound_memory_tools(why: str = "long-term memory is not bound to a task here") -> list[Tool]:
