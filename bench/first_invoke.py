@@ -537,18 +537,6 @@ def state_machine_names(events: list[dict[str, Any]]) -> set[str]:
 def start_moto() -> Any:
     """moto's server on 127.0.0.1, a free port, in a thread of this process."""
     os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
-    try:
-        import flask_cors  # noqa: F401
-    except ImportError:
-        # moto[server] imports flask_cors for a CORS header nothing here needs; the project
-        # installs moto without the server extra.
-        stub = types.ModuleType("flask_cors")
-
-        def _cors(*_args: Any, **_kwargs: Any) -> None:
-            raise RuntimeError("bench: CORS is disabled")
-
-        stub.CORS = _cors  # type: ignore[attr-defined]
-        sys.modules["flask_cors"] = stub
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 

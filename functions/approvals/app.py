@@ -16,6 +16,7 @@ from agentkit import aws
 from agentkit.config import ApprovalsSettings, load
 from agentkit.http import approvals
 from agentkit.http.resolver import create_resolver, resolve
+from agentkit.models.api import ApprovalDecisionRequest
 from agentkit.observability.tracing import traced
 from agentkit.store import TaskStore
 
@@ -37,4 +38,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return resolve(app, event, context)
 
 
-startup.ready()
+startup.ready(ApprovalDecisionRequest)

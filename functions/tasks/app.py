@@ -26,7 +26,13 @@ from agentkit.http import tasks
 from agentkit.http.openapi import document_router
 from agentkit.http.resolver import create_resolver, resolve
 from agentkit.loop.runs import step_functions_run_starter
-from agentkit.models.api import FollowUpAccepted, FollowUpRequest
+from agentkit.models.api import (
+    FollowUpAccepted,
+    FollowUpRequest,
+    TaskEventList,
+    TaskPage,
+    TaskView,
+)
 from agentkit.observability.tracing import traced
 from agentkit.store import TaskStore
 
@@ -82,4 +88,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return resolve(app, event, context)
 
 
-startup.ready()
+startup.ready(TaskEventList, TaskPage, TaskView, FollowUpAccepted, FollowUpRequest)

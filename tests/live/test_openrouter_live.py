@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from agentkit.llm.base import parse_model
 from agentkit.llm.openrouter_client import OpenRouterClient
+from agentkit.model_names import parse_model
 from tests.live.roundtrip import tool_call_round_trip
 
 pytestmark = pytest.mark.live

@@ -148,7 +148,7 @@ def _registered_clients() -> dict[str, str]:
     clients = dict(KNOWN_CLIENTS)
     from agentkit.llm import providers
 
-    for target in getattr(providers, "_PROVIDERS", {}).values():
+    for target in getattr(providers, "PROVIDER_CLIENTS", {}).values():
         module, _, cls = target.partition(":")
         clients[module.rpartition(".")[2]] = cls
     return clients

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import ast
 import gc
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +34,7 @@ def test_a_function_pauses_the_collector_before_its_imports_and_freezes_at_the_e
 ) -> None:
     statements = _statements(app)
     assert statements[:2] == ["from agentkit import startup", "startup.begin()"]
-    assert statements[-1] == "startup.ready()"
+    assert statements[-1].startswith("startup.ready(")
 
 
 @pytest.fixture
@@ -51,3 +55,31 @@ def test_begin_pauses_and_ready_freezes_and_resumes() -> None:
     startup.ready()
     assert gc.isenabled()
     assert gc.get_freeze_count() >= len(made)
+
+
+@pytest.mark.parametrize("function", ["tasks", "approvals", "submit", "schedules"])
+def test_the_api_models_a_function_serves_are_built_at_its_cold_start(function: str) -> None:
+    """A deferred model (agentkit.models.api) that a function's routes use is built by its
+    cold start: the first request never pays for it."""
+    http = (ROOT / "layers/agentkit/agentkit/http" / f"{function}.py").read_text()
+    tree = ast.parse(http)
+    served = sorted({alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                     and node.module == "agentkit.models.api" for alias in node.names})
+    assert served, f"agentkit/http/{function}.py imports no API model"
+    path = [str(ROOT / "functions" / function), str(ROOT / "layers" / "agentkit")]
+    probe = (
+        "import importlib, json, sys\n"
+        f"sys.path[0:0] = {path!r}\n"
+        "importlib.import_module('app')\n"
+        "from agentkit.models import api\n"
+        f"print(json.dumps({{n: getattr(api, n).__pydantic_complete__ for n in {served!r}}}))\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "TABLE_NAME": "t", "AWS_DEFAULT_REGION": "us-east-1",
+           "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:x",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "t"}
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    built = json.loads(result.stdout.strip().splitlines()[-1])
+    assert built == dict.fromkeys(served, True)

@@ -10,12 +10,17 @@ collection during a request walks only what requests made (one full collection o
 unfrozen heap costs a function 65-80 ms here).
 
 Every `functions/<name>/app.py` calls `begin()` before its first other import and
-`ready()` once its module-level set-up is done (tests/unit/test_startup.py checks both).
+`ready()` once its module-level set-up is done (tests/unit/test_startup.py checks both);
+`ready` also builds the deferred models the function's requests use.
 """
 
 from __future__ import annotations
 
 import gc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 def begin() -> None:
@@ -23,7 +28,11 @@ def begin() -> None:
     gc.disable()
 
 
-def ready() -> None:
-    """The cold start is over: freeze what it built and collect as usual from here on."""
+def ready(*models: type[BaseModel]) -> None:
+    """The cold start is over: build `models` (ones defined with `defer_build` that this
+    function's requests use, so that no request pays for them), freeze what the cold start
+    built and collect as usual from here on."""
+    for model in models:
+        model.model_rebuild()
     gc.freeze()
     gc.enable()

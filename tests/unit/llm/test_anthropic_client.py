@@ -843,7 +843,7 @@ def test_bad_numbers_in_the_environment_are_config_errors(monkeypatch, name, val
 
 
 def test_registered_as_the_anthropic_provider():
-    module_name, _, class_name = providers._PROVIDERS["anthropic"].partition(":")
+    module_name, _, class_name = providers.PROVIDER_CLIENTS["anthropic"].partition(":")
     module = __import__(module_name, fromlist=[class_name])
 
     assert getattr(module, class_name) is AnthropicClient

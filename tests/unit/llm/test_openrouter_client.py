@@ -389,7 +389,7 @@ def test_bad_timeout_names_the_openrouter_variable(monkeypatch):
 
 
 def test_registered_as_the_openrouter_provider():
-    module_name, _, class_name = providers._PROVIDERS["openrouter"].partition(":")
+    module_name, _, class_name = providers.PROVIDER_CLIENTS["openrouter"].partition(":")
     module = __import__(module_name, fromlist=[class_name])
 
     assert getattr(module, class_name) is OpenRouterClient

@@ -9,8 +9,7 @@ from typing import Any
 from agentkit.config import Settings
 from agentkit.errors import InputError
 from agentkit.ids import new_task_id
-from agentkit.llm.base import parse_model
-from agentkit.llm.providers import known_providers
+from agentkit.model_names import known_providers, parse_model
 from agentkit.models.api import SubmitTaskRequest
 from agentkit.models.domain import Task
 from agentkit.output_schema import check_output_schema

@@ -8,9 +8,9 @@ from agentkit.llm.base import (
     ModelError,
     ModelRequestError,
     RetryableModelError,
-    parse_model,
 )
 from agentkit.llm.providers import get_client
+from agentkit.model_names import parse_model
 
 __all__ = [
     "BaseLLMClient",

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+# parse_model lives in agentkit.model_names (the API checks names without this module)
+from agentkit.model_names import parse_model as parse_model
 from agentkit.models.domain import FinishReason, Message, ToolSpec, Usage
 
 
@@ -164,12 +166,3 @@ class BaseLLMClient(ABC):
         """One model call. Raises RetryableModelError or ModelRequestError."""
 
 
-def parse_model(model: str) -> tuple[str, str]:
-    """`openai:gpt-4o-mini` → (`openai`, `gpt-4o-mini`); `scripted` → (`scripted`, `scripted`)."""
-    provider, sep, name = model.partition(":")
-    if not sep:
-        return provider, provider
-    return provider, name
-
-
-# provider → "module:Class"; modules are imported only when a task uses them.

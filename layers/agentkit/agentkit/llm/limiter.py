@@ -37,7 +37,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
-from agentkit.llm.base import LLMRequest, parse_model
+from agentkit.llm.base import LLMRequest
+from agentkit.model_names import parse_model
 from agentkit.models.domain import Usage
 from agentkit.store.provider_state import (
     ProviderStateStore,

@@ -6,20 +6,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from agentkit.llm.base import BaseLLMClient, ModelRequestError, parse_model
+from agentkit.llm.base import BaseLLMClient, ModelRequestError
 from agentkit.llm.scripted import ScriptedClient
+from agentkit.model_names import PROVIDER_CLIENTS, known_providers, parse_model
 
 if TYPE_CHECKING:
     from agentkit.config import ProviderConfig
     from agentkit.models.scripted import ScriptedTurn
-
-_PROVIDERS = {
-    "openai": "agentkit.llm.openai_client:OpenAIClient",
-    "anthropic": "agentkit.llm.anthropic_client:AnthropicClient",
-    "openrouter": "agentkit.llm.openrouter_client:OpenRouterClient",
-    "google": "agentkit.llm.google_client:GoogleClient",
-}
-
 
 _client_cache: dict[str, BaseLLMClient] = {}
 
@@ -43,9 +36,9 @@ def get_client(
     cached = _client_cache.get(provider)
     if cached is not None:
         return cached
-    target = _PROVIDERS.get(provider)
+    target = PROVIDER_CLIENTS.get(provider)
     if target is None:
-        known = ", ".join(sorted([*_PROVIDERS, "scripted"]))
+        known = ", ".join(known_providers())
         raise ModelRequestError(f"unknown model provider '{provider}' (known: {known})")
     module_name, _, class_name = target.partition(":")
     client_class = getattr(importlib.import_module(module_name), class_name)
@@ -63,5 +56,3 @@ def clear_client_cache() -> None:
     _client_cache.clear()
 
 
-def known_providers() -> list[str]:
-    return sorted([*_PROVIDERS, "scripted"])

@@ -1,6 +1,11 @@
 """Bodies of the HTTP API: the requests it accepts (checked strictly, naming the field) and
 the views it answers. Only the API functions and the user-side client need these; the
 state-machine functions never import this module (building these models costs cold start).
+
+The models that only one function serves (the task views and follow-ups: Tasks; an approval
+decision: Approvals) are `defer_build`: the others that import this module (Submit,
+Schedules) never build them, and the function that serves them builds them at its cold start
+(`startup.ready(...)` in its app.py), not at its first request.
 """
 
 from __future__ import annotations
@@ -187,7 +192,7 @@ class TaskSummary(BaseModel):
 class ApprovalDecisionRequest(BaseModel):
     """Body of POST /tasks/{task_id}/approvals/{approval_id}."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     decision: Literal["approve", "deny"]
     # A denial's reason reaches the model in the tool result.
@@ -201,6 +206,8 @@ class ApprovalDecisionRequest(BaseModel):
 
 class TaskView(TaskSummary):
     """GET /tasks/{id}: the task with its conversation."""
+
+    model_config = ConfigDict(defer_build=True)
 
     tools: list[str]
     memory_scope: str | None = None
@@ -240,7 +247,7 @@ OnBusy = Literal["reject", "enqueue"]
 class FollowUpRequest(BaseModel):
     """Body of POST /tasks/{task_id}/messages: continue an ended task."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     content: ModelText = Field(
         min_length=1, max_length=MAX_GOAL_CHARS,
@@ -256,6 +263,8 @@ class FollowUpRequest(BaseModel):
 class FollowUpAccepted(BaseModel):
     """What POST /tasks/{task_id}/messages answers."""
 
+    model_config = ConfigDict(defer_build=True)
+
     task_id: str
     follow_up: int = Field(description="The message's number among the task's follow-ups.")
     state: FollowUpState = Field(
@@ -269,6 +278,8 @@ class FollowUpAccepted(BaseModel):
 class TaskPage(BaseModel):
     """GET /tasks: one page of the tenant's tasks, newest first."""
 
+    model_config = ConfigDict(defer_build=True)
+
     items: list[TaskSummary]
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` for the next page; null on the last one."
@@ -277,5 +288,7 @@ class TaskPage(BaseModel):
 
 class TaskEventList(BaseModel):
     """GET /tasks/{id}/events: the task's timeline, oldest first."""
+
+    model_config = ConfigDict(defer_build=True)
 
     items: list[TaskEvent]
