@@ -21,8 +21,8 @@ from agentkit.admission import ExecutionStarter, step_functions_starter
 from agentkit.config import load
 from agentkit.config.model_calls import FinalizeSettings
 from agentkit.event_parser import event_parser
-from agentkit.loop.children import report_to_parent, sfn_resumer
 from agentkit.loop.finalize import end_task
+from agentkit.loop.parent_report import report_to_parent, sfn_resumer
 from agentkit.loop.runs import RunStarter, step_functions_run_starter
 from agentkit.models.domain import Task
 from agentkit.models.payloads import FinalizeEvent

@@ -164,7 +164,8 @@ def _cancel_sub_tasks(task: Task, *, store: TaskStore, stop_execution: Callable[
     the last report of a turn resumes (`resume_wait`, SendTaskSuccess)."""
     # Imported here: the delegation machinery (tools, the gate) is for a cancel only, and
     # the task routes' GETs (nearly every request) never load it at cold start.
-    from agentkit.loop.children import cancel_children, report_to_parent
+    from agentkit.loop.children import cancel_children
+    from agentkit.loop.parent_report import report_to_parent
 
     cancel_children(task.task_id, store=store, stop_execution=stop_execution,
                     resume=resume_wait, release_wait=release_wait)

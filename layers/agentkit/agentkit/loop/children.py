@@ -7,10 +7,7 @@ run as sub-tasks (their own executions, in parallel) while the task waits with n
   (agentkit.store.children), start each, then park the task: store the wait's token. If
   every sub-task ended before the token was stored, resume the task at once.
 * `report_to_parent` (a sub-task's Finalize / MarkFailed / ReleaseSlot, and a cancel):
-  record its outcome and add its usage to the parent's, once; the last sub-task to report
-  writes each `delegate` call's result (the answers, or the errors) and resumes the parent
-  with its token. A sub-task that fails is an error result for the parent's model, never
-  the parent's failure.
+  agentkit.loop.parent_report.
 * `settle_children` (ChildrenNotFinished: the wait timed out or failed): cancel the
   sub-tasks still running and write the results with what there is.
 * `cancel_children`: a cancelled task's sub-tasks are cancelled with it, all the way down.
@@ -19,24 +16,26 @@ run as sub-tasks (their own executions, in parallel) while the task waits with n
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from agentkit.admission import ExecutionStarter
 from agentkit.loop.gate_tools import call_of, decide_call, record_unexecuted
+from agentkit.loop.parent_report import (
+    Resume,
+    report_to_parent,
+    sfn_resumer,
+    write_results,
+)
 from agentkit.loop.task_tokens import StepFunctionsCallbacks, answer
 from agentkit.models.domain import (
     ApprovalStatus,
     Task,
     TaskEvent,
     TaskStatus,
-    ToolResult,
-    utc_now,
 )
 from agentkit.models.payloads import ChildrenSettle, ChildrenWait
 from agentkit.models.scripted import ScriptedTurn
@@ -47,18 +46,6 @@ from agentkit.store.children import ChildrenRecord, ChildrenStore, ChildSlot
 from agentkit.tools.delegate import ChildPlan, DelegationLimits, plan_children
 
 logger = logging.getLogger(__name__)
-
-#: A token answer: SendTaskSuccess with the wait's token (agentkit.loop.task_tokens.answer).
-Resume = Callable[[str], None]
-MAX_ANSWER_CHARS = 50_000
-
-
-def sfn_resumer(sfn: StepFunctionsCallbacks) -> Resume:
-    def resume(task_token: str) -> None:
-        answer(sfn.send_task_success, taskToken=task_token, output=json.dumps({"resumed": True}))
-
-    return resume
-
 
 def sfn_releaser(sfn: StepFunctionsCallbacks) -> Callable[[str], None]:
     """Answers an approval wait of a cancelled sub-task (already over: nothing to do)."""
@@ -201,77 +188,6 @@ def _make_and_start(
     store.update_task(current.task_id, changes={"execution_arn": arn})
 
 
-def report_to_parent(child: Task, *, store: TaskStore, resume: Resume | None) -> bool:
-    """A sub-task that ended tells its parent (see the module doc); False when it is no
-    sub-task, has not ended, or reported already."""
-    if child.parent_id is None or not child.status.is_terminal:
-        return False
-    children = ChildrenStore(store)
-    turn = children.find_turn(child.parent_id, child.task_id)
-    if turn is None:
-        return False
-    record = children.report(child.parent_id, turn, child.task_id, child.status.value,
-                             child.usage)
-    if record is None:
-        return False
-    store.add_event(child.parent_id, TaskEvent(
-        kind="delegation", turn=turn, name=child.status.value, usage=child.usage,
-        error=child.error if child.status != TaskStatus.SUCCEEDED else None,
-        detail={"child_id": child.task_id, "pending": max(record.pending, 0)}))
-    if record.done:
-        write_results(store, record)
-        if record.task_token and resume is not None:
-            resume(record.task_token)
-    return True
-
-
-def write_results(store: TaskStore, record: ChildrenRecord) -> None:
-    """Each `delegate` call's result, once: its sub-tasks in order, with their answers (or
-    why not). An error result when any of them did not succeed."""
-    calls = dict.fromkeys(slot.call_id for slot in record.children.values())
-    for call_id in calls:
-        ids = record.of_call(call_id)
-        index = record.children[ids[0]].index
-        if store.get_message(record.parent_id, record.turn, index + 1) is not None:
-            continue
-        results: list[dict[str, object]] = []
-        for child_id in ids:
-            child = store.get_task(child_id)
-            if child is None:
-                results.append({"task_id": child_id, "status": "NOT_STARTED"})
-                continue
-            entry: dict[str, object] = {"task_id": child_id, "goal": child.goal,
-                                        "status": child.status.value}
-            if child.status == TaskStatus.SUCCEEDED:
-                entry["answer"] = (child.answer or "")[:MAX_ANSWER_CHARS]
-            else:
-                entry["error"] = child.error or f"the sub-task ended {child.status.value}"
-            results.append(entry)
-        failed = [r for r in results if r["status"] != TaskStatus.SUCCEEDED.value]
-        content = json.dumps({"results": results}, ensure_ascii=False)
-        if failed:
-            content = (f"error: {len(failed)} of {len(results)} sub-task(s) did not "
-                       f"succeed\n{content}")
-        result = ToolResult(call_id=call_id, name="delegate", content=content,
-                            is_error=bool(failed))
-        if store.put_message(record.parent_id, record.turn, index + 1, result.to_message()):
-            store.add_event(record.parent_id, TaskEvent(
-                kind="tool_call", turn=record.turn, name="delegate", call_id=call_id,
-                duration_ms=_ms_between(record.created_at, utc_now()),
-                error=content[:500] if failed else None,
-                detail={"children": ids}))
-
-
-def _ms_between(start: str, end: str) -> int:
-    """The call's duration on the timeline: from its sub-tasks' record to its result."""
-    try:
-        began = datetime.fromisoformat(start.replace("Z", "+00:00"))
-        ended = datetime.fromisoformat(end.replace("Z", "+00:00"))
-    except ValueError:
-        return 0
-    return max(0, int((ended - began).total_seconds() * 1000))
-
-
 def settle_children(
     event: ChildrenSettle,
     *,
@@ -345,3 +261,15 @@ def cancel_task_tree(task: Task, *, store: TaskStore, stop_execution: Callable[[
     report_to_parent(store.require_task(task.task_id), store=store, resume=resume)
     return cancelled
 
+
+__all__ = [
+    "cancel_children",
+    "cancel_task_tree",
+    "report_to_parent",
+    "settle_children",
+    "sfn_releaser",
+    "sfn_resumer",
+    "sfn_stopper",
+    "start_children",
+    "write_results",
+]
