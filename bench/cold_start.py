@@ -102,7 +102,10 @@ LAMBDA_ENV = {
 #   module: the module to time; then: a module imported next, in the same clock
 #   construct: a class in the last module imported to build with a dummy key
 #   dist: distribution whose version to report (untimed)
-PROBE = r"""
+# The start of every probe (this one and bench/first_invoke.py's): argv[1] is a JSON spec
+# whose `path` replaces sys.path[0] and whose `block` lists the top-level modules made
+# unimportable (absent from the Lambda runtime).
+PROBE_PREAMBLE = r"""
 import importlib, json, sys, time
 spec = json.loads(sys.argv[1])
 sys.path[0:1] = spec["path"]
@@ -118,6 +121,9 @@ class NotInLambdaRuntime:
 
 if blocked:
     sys.meta_path.insert(0, NotInLambdaRuntime())
+"""
+
+PROBE = PROBE_PREAMBLE + r"""
 for name in spec.get("pre", []):
     importlib.import_module(name)
 before = set(sys.modules)

@@ -268,22 +268,7 @@ print(MARK + json.dumps(out), flush=True)
 #   path: entries replacing sys.path[0]; block: top-level modules made unimportable
 #   handler: "app.lambda_handler"; event: the event, or null to time the import alone
 #   timeout_s: the function's Timeout (the context's remaining time counts down from it)
-PROBE = r"""
-import importlib, json, sys, time
-spec = json.loads(sys.argv[1])
-sys.path[0:1] = spec["path"]
-blocked = frozenset(spec.get("block", ()))
-
-
-class NotInLambdaRuntime:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in blocked:
-            raise ModuleNotFoundError(f"No module named {name!r} (bench: not in Lambda)", name=name)
-        return None
-
-
-if blocked:
-    sys.meta_path.insert(0, NotInLambdaRuntime())
+PROBE = cold_start.PROBE_PREAMBLE + r"""
 
 
 class LambdaContext:
