@@ -342,6 +342,18 @@ def ensure_framework_venv(name: str, requirements: tuple[str, ...], import_name:
 # --- output -----------------------------------------------------------------
 
 
+def machine_info() -> dict[str, Any]:
+    """The machine a bench ran on, as every bench's JSON records it."""
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "platform": platform.platform(), "nproc": os.cpu_count()}
+
+
+def machine_line() -> str:
+    """The machine a bench ran on, as every bench prints it first."""
+    return (f"Python {platform.python_version()} ({platform.python_implementation()}), "
+            f"{platform.machine()}, nproc={os.cpu_count()}, {platform.platform()}")
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -505,10 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     reference = max(fn_medians) if fn_medians else None
 
-    print(
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.machine()}, nproc={os.cpu_count()}, {platform.platform()}"
-    )
+    print(machine_line())
     print(
         f"runs per row: {args.runs} fresh interpreters (median, min-max); "
         f".pyc: {'none (compiled from source every time)' if args.no_pyc else 'warm'}"
@@ -537,10 +546,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         payload = {
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "platform": platform.platform(),
-            "nproc": os.cpu_count(),
+            **machine_info(),
             "runs": args.runs,
             "no_pyc": args.no_pyc,
             "blocked": list(block),

@@ -55,7 +55,6 @@ import importlib.util
 import json
 import logging
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -1011,8 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
 
     with_base = args.base is not None
-    print(f"Python {platform.python_version()} ({platform.python_implementation()}), "
-          f"{platform.machine()}, nproc={os.cpu_count()}, {platform.platform()}")
+    print(cold_start.machine_line())
     print("trees: " + ", ".join(f"{t.side} {t.rev} ({t.root})" for t in trees))
     print(f"runs per row: {args.runs} fresh interpreters (medians; .pyc warm); AWS: moto on "
           f"{endpoint}, its state reset to the function's scenario before each sample")
@@ -1046,10 +1044,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         payload = {
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "platform": platform.platform(),
-            "nproc": os.cpu_count(),
+            **cold_start.machine_info(),
             "runs": args.runs,
             "trees": [{"side": t.side, "rev": t.rev, "root": str(t.root)} for t in trees],
             "base": args.base,
