@@ -48,6 +48,7 @@ def collector() -> Iterator[None]:
 
 @pytest.mark.usefixtures("collector")
 def test_begin_pauses_and_ready_freezes_and_resumes() -> None:
+    gc.unfreeze()  # a function imported earlier in this process froze its own objects
     gc.enable()
     startup.begin()
     assert not gc.isenabled()
